@@ -1,0 +1,193 @@
+//! `/auth`: register, login, refresh (rotating, with reuse detection) and logout.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use secrecy::SecretString;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::auth::{hash_password, hash_refresh_token, new_refresh_token, verify_password};
+use crate::domain::{Email, FieldErrors, Password, PersonName, Role, UserId};
+use crate::error::{ApiError, ErrorBody};
+use crate::store::{NewRefreshToken, NewUser, Outcome, RefreshOutcome, now_ms};
+
+use super::extract::{ApiJson, ClientIp};
+use super::views::{TokenPair, UserView};
+use super::AppState;
+
+#[derive(Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    #[serde(default)]
+    email: String,
+    /// At least 10 characters.
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// Create a candidate account.
+#[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created", body = UserView),
+        (status = 400, description = "Invalid fields", body = ErrorBody),
+        (status = 409, description = "Email already registered", body = ErrorBody),
+    ))]
+pub async fn register(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> Result<(StatusCode, Json<UserView>), ApiError> {
+    let mut errors = FieldErrors::default();
+    let email = errors.check(Email::parse(&body.email));
+    let password = errors.check(Password::parse(SecretString::from(body.password)));
+    let name = errors.check(PersonName::parse(&body.name));
+    errors.finish().map_err(ApiError::validation)?;
+    let (Some(email), Some(password), Some(name)) = (email, password, name) else {
+        unreachable!("finish() returned Ok, so every field parsed")
+    };
+    let password_hash = hash_password(password.expose().to_string()).await.map_err(|e| {
+        tracing::error!(error = %e, "password hashing failed");
+        ApiError::internal()
+    })?;
+    let user = state
+        .store
+        .insert_user(NewUser { email: &email, password_hash: &password_hash, name: &name, role: Role::Candidate })
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Conflict(_) => {
+                ApiError::conflict("email_taken", "an account with this email already exists")
+            }
+            other => other.into(),
+        })?;
+    let user_id = user.id.to_string();
+    state.store.audit(Some(&user_id), "auth.register", Some(&user_id), Some(&ip.to_text()), Outcome::Success, None).await?;
+    Ok((StatusCode::CREATED, Json(user.into())))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+/// Exchange email and password for a token pair.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = TokenPair),
+        (status = 401, description = "Wrong email or password", body = ErrorBody),
+    ))]
+pub async fn login(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<Json<TokenPair>, ApiError> {
+    let user = match Email::parse(&body.email) {
+        Ok(email) => state.store.user_by_email(&email).await?,
+        Err(_) => None,
+    };
+    let verified = verify_password(body.password, user.as_ref().map(|u| u.password_hash.clone())).await;
+    let ip_text = ip.to_text();
+    let Some(user) = user.filter(|_| verified) else {
+        state.metrics.auth_failures.with_label_values(&["bad_credentials"]).inc();
+        let attempted = body.email.chars().take(254).collect::<String>();
+        state.store.audit(None, "auth.login", Some(&attempted), Some(&ip_text), Outcome::Failure, None).await?;
+        return Err(ApiError::unauthorized("invalid_credentials", "wrong email or password"));
+    };
+    let user_id = user.id.to_string();
+    let pair = issue_pair(&state, user.id, user.role, None).await?;
+    state.store.audit(Some(&user_id), "auth.login", Some(&user_id), Some(&ip_text), Outcome::Success, None).await?;
+    Ok(Json(pair))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// Spend a refresh token for a new pair. Presenting a spent token again revokes every token of its login.
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New token pair", body = TokenPair),
+        (status = 401, description = "Unknown, expired, revoked or reused refresh token", body = ErrorBody),
+    ))]
+pub async fn refresh(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> Result<Json<TokenPair>, ApiError> {
+    let (new_token, new_hash) = new_refresh_token();
+    let expires_at = now_ms() + ttl_ms(state.tokens.refresh_ttl_secs);
+    let outcome = state.store.rotate_refresh_token(&hash_refresh_token(&body.refresh_token), &new_hash, expires_at).await?;
+    let ip_text = ip.to_text();
+    let (reason, actor) = match outcome {
+        RefreshOutcome::Rotated { user_id } => match state.store.user(user_id).await? {
+            Some(user) => {
+                let pair = issue_pair(&state, user.id, user.role, Some(new_token)).await?;
+                let user = user.id.to_string();
+                state.store.audit(Some(&user), "auth.refresh", Some(&user), Some(&ip_text), Outcome::Success, None).await?;
+                return Ok(Json(pair));
+            }
+            None => ("user_deleted", Some(user_id)),
+        },
+        RefreshOutcome::Unknown => ("unknown", None),
+        RefreshOutcome::Expired { user_id } => ("expired", Some(user_id)),
+        RefreshOutcome::Revoked { user_id } => ("revoked", Some(user_id)),
+        RefreshOutcome::Reused { user_id } => ("reused", Some(user_id)),
+    };
+    state.metrics.auth_failures.with_label_values(&[reason]).inc();
+    let actor = actor.map(|id| id.to_string());
+    state.store.audit(actor.as_deref(), "auth.refresh", None, Some(&ip_text), Outcome::Failure, Some(reason)).await?;
+    Err(if reason == "reused" {
+        ApiError::unauthorized(
+            "refresh_token_reused",
+            "this refresh token was already used; every session of this login has been signed out",
+        )
+    } else {
+        ApiError::unauthorized("invalid_refresh_token", "the refresh token is unknown, expired or revoked")
+    })
+}
+
+/// Sign out: revoke the refresh token and every token of its login.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body = RefreshRequest,
+    responses((status = 204, description = "Signed out (also for an unknown token)")))]
+pub async fn logout(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> Result<StatusCode, ApiError> {
+    if let Some(user) = state.store.revoke_refresh_family(&hash_refresh_token(&body.refresh_token)).await? {
+        let user = user.to_string();
+        state.store.audit(Some(&user), "auth.logout", Some(&user), Some(&ip.to_text()), Outcome::Success, None).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new access token, plus a refresh token: `rotated` when refreshing (already stored), else a new family.
+async fn issue_pair(state: &AppState, user: UserId, role: Role, rotated: Option<String>) -> Result<TokenPair, ApiError> {
+    let refresh_token = match rotated {
+        Some(token) => token,
+        None => {
+            let (token, hash) = new_refresh_token();
+            let family = uuid::Uuid::new_v4().to_string();
+            let expires_at = now_ms() + ttl_ms(state.tokens.refresh_ttl_secs);
+            state
+                .store
+                .insert_refresh_token(NewRefreshToken { user_id: user, family_id: &family, token_hash: &hash, expires_at })
+                .await?;
+            token
+        }
+    };
+    let now_secs = u64::try_from(now_ms() / 1000).unwrap_or_default();
+    Ok(TokenPair {
+        access_token: state.tokens.issue_access(user, role, now_secs),
+        refresh_token,
+        token_type: "Bearer",
+        expires_in: state.tokens.access_ttl_secs,
+    })
+}
+
+fn ttl_ms(secs: u64) -> i64 {
+    i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,243 @@
+//! `/interviews`: create, history, one interview with everything recorded, abandon, and round suggestions.
+//! Every access is scoped to the caller and audited; another user's interview answers 404.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::domain::{ExperienceLevel, FieldError, FieldErrors, InterviewId, InterviewType, JobDescription, JobRole};
+use crate::error::{ApiError, ErrorBody};
+use crate::plan::{RoleFamily, RoundSuggestion, role_family, suggest_rounds};
+use crate::store::{NewInterview, NewRound, Outcome};
+
+use super::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
+use super::views::{InterviewDetail, InterviewPageView, InterviewView, RoundView, TurnView};
+use super::AppState;
+
+/// Questions per interview: enough for a real loop, few enough to finish in about an hour.
+const MAX_QUESTIONS: u32 = 20;
+const DEFAULT_QUESTIONS: u32 = 5;
+const MAX_PAGE: u32 = 100;
+const DEFAULT_PAGE: u32 = 20;
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreateInterview {
+    /// The job practised for, e.g. "Backend engineer".
+    #[serde(default)]
+    role: String,
+    interview_type: InterviewType,
+    experience_level: ExperienceLevel,
+    /// 1-20, default 5.
+    #[serde(default)]
+    question_count: Option<u32>,
+    /// Optional job posting (at most 20,000 characters) that steers the questions.
+    #[serde(default)]
+    job_description: Option<String>,
+}
+
+/// Plan a new interview.
+#[utoipa::path(post, path = "/interviews", tag = "interviews", security(("bearer" = [])), request_body = CreateInterview,
+    responses(
+        (status = 201, description = "Created, with its planned rounds", body = InterviewDetail),
+        (status = 400, description = "Invalid fields", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Interview quota used up (`quota_exceeded`)", body = ErrorBody),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(body): ApiJson<CreateInterview>,
+) -> Result<(StatusCode, Json<InterviewDetail>), ApiError> {
+    let mut errors = FieldErrors::default();
+    let role = errors.check(JobRole::parse(&body.role));
+    let job_description = body.job_description.as_deref().and_then(|text| errors.check(JobDescription::parse(text)));
+    let question_count = body.question_count.unwrap_or(DEFAULT_QUESTIONS);
+    if !(1..=MAX_QUESTIONS).contains(&question_count) {
+        errors.push(FieldError::new("question_count", format!("must be between 1 and {MAX_QUESTIONS}")));
+    }
+    errors.finish().map_err(ApiError::validation)?;
+    let Some(role) = role else { unreachable!("finish() returned Ok, so the role parsed") };
+
+    let caller = user.id.to_string();
+    let ip = user.ip.to_text();
+    let account = state.store.user(user.id).await?.ok_or_else(|| ApiError::unauthorized("invalid_token", "the account no longer exists"))?;
+    let quota = account.interview_quota.or(state.config.interview_quota.map(i64::from));
+    if let Some(quota) = quota
+        && state.store.count_interviews(user.id).await? >= quota
+    {
+        state.store.audit(Some(&caller), "interview.create", None, Some(&ip), Outcome::Denied, Some("quota_exceeded")).await?;
+        return Err(ApiError::forbidden("quota_exceeded", format!("your quota of {quota} interviews is used up")));
+    }
+
+    let rounds: Vec<NewRound> = suggest_rounds(role.as_ref(), body.interview_type, body.experience_level)
+        .into_iter()
+        .map(|r| NewRound { kind: r.kind.to_string(), title: r.title.to_string() })
+        .collect();
+    let interview = state
+        .store
+        .insert_interview(NewInterview {
+            user_id: user.id,
+            role: &role,
+            interview_type: body.interview_type,
+            experience_level: body.experience_level,
+            question_count,
+            job_description: job_description.as_ref(),
+            rounds: &rounds,
+        })
+        .await?;
+    let id = interview.id;
+    state.store.audit(Some(&caller), "interview.create", Some(&id.to_string()), Some(&ip), Outcome::Success, None).await?;
+    Ok((StatusCode::CREATED, Json(detail(&state, interview).await?)))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct PageQuery {
+    /// 1-100, default 20.
+    limit: Option<u32>,
+    /// Items to skip, default 0.
+    offset: Option<u64>,
+}
+
+/// The caller's interviews, newest first.
+#[utoipa::path(get, path = "/interviews", tag = "interviews", security(("bearer" = [])), params(PageQuery),
+    responses(
+        (status = 200, description = "One page of history", body = InterviewPageView),
+        (status = 400, description = "Invalid paging", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<InterviewPageView>, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::validation(vec![FieldError::new("limit", format!("must be between 1 and {MAX_PAGE}"))]));
+    }
+    let offset = query.offset.unwrap_or(0);
+    let page = state.store.list_interviews(user.id, limit, offset).await?;
+    let caller = user.id.to_string();
+    state.store.audit(Some(&caller), "interview.list", None, Some(&user.ip.to_text()), Outcome::Success, None).await?;
+    let next = offset + page.items.len() as u64;
+    Ok(Json(InterviewPageView {
+        next_offset: (next < u64::try_from(page.total).unwrap_or_default()).then_some(next),
+        items: page.items.into_iter().map(InterviewView::from).collect(),
+        total: page.total,
+        limit,
+        offset,
+    }))
+}
+
+/// One interview with its rounds, questions and turns as recorded so far.
+#[utoipa::path(get, path = "/interviews/{id}", tag = "interviews", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Interview id")),
+    responses(
+        (status = 200, description = "The interview", body = InterviewDetail),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such interview of the caller", body = ErrorBody),
+    ))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<InterviewDetail>, ApiError> {
+    let interview = match id.parse::<InterviewId>() {
+        Ok(id) => state.store.interview_of(user.id, id).await?,
+        Err(_) => None,
+    };
+    let caller = user.id.to_string();
+    let ip = user.ip.to_text();
+    let Some(interview) = interview else {
+        state.store.audit(Some(&caller), "interview.read", Some(&id), Some(&ip), Outcome::Denied, Some("not_found")).await?;
+        return Err(ApiError::not_found("interview"));
+    };
+    state.store.audit(Some(&caller), "interview.read", Some(&id), Some(&ip), Outcome::Success, None).await?;
+    Ok(Json(detail(&state, interview).await?))
+}
+
+/// End an interview without a report.
+#[utoipa::path(post, path = "/interviews/{id}/abandon", tag = "interviews", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Interview id")),
+    responses(
+        (status = 200, description = "Abandoned", body = InterviewView),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such interview of the caller", body = ErrorBody),
+        (status = 409, description = "Already completed or abandoned (`interview_ended`)", body = ErrorBody),
+    ))]
+pub async fn abandon(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<InterviewView>, ApiError> {
+    let result = match id.parse::<InterviewId>() {
+        Ok(id) => state.store.abandon_interview(user.id, id).await?,
+        Err(_) => None,
+    };
+    let caller = user.id.to_string();
+    let ip = user.ip.to_text();
+    let audit = |outcome, detail| state.store.audit(Some(&caller), "interview.abandon", Some(&id), Some(&ip), outcome, detail);
+    match result {
+        None => {
+            audit(Outcome::Denied, Some("not_found")).await?;
+            Err(ApiError::not_found("interview"))
+        }
+        Some(Err(status)) => {
+            audit(Outcome::Failure, Some("already_ended")).await?;
+            Err(ApiError::conflict("interview_ended", format!("the interview is already {status}")))
+        }
+        Some(Ok(interview)) => {
+            audit(Outcome::Success, None).await?;
+            Ok(Json(interview.into()))
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct SuggestionQuery {
+    /// The job role, e.g. "Data analyst".
+    role: String,
+    /// Default `mixed`.
+    interview_type: Option<InterviewType>,
+    /// Default `mid`.
+    experience_level: Option<ExperienceLevel>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RoundSuggestions {
+    role_family: RoleFamily,
+    rounds: Vec<RoundSuggestion>,
+}
+
+/// Suggested rounds for a role, as a new interview would plan them.
+#[utoipa::path(get, path = "/interviews/suggestions", tag = "interviews", security(("bearer" = [])),
+    params(SuggestionQuery),
+    responses(
+        (status = 200, description = "Suggested rounds", body = RoundSuggestions),
+        (status = 400, description = "Missing or invalid role", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+    ))]
+pub async fn suggestions(
+    _user: AuthUser,
+    ApiQuery(query): ApiQuery<SuggestionQuery>,
+) -> Result<Json<RoundSuggestions>, ApiError> {
+    let role = JobRole::parse(&query.role).map_err(|e| ApiError::validation(vec![e]))?;
+    let rounds = suggest_rounds(
+        role.as_ref(),
+        query.interview_type.unwrap_or(InterviewType::Mixed),
+        query.experience_level.unwrap_or(ExperienceLevel::Mid),
+    );
+    Ok(Json(RoundSuggestions { role_family: role_family(role.as_ref()), rounds }))
+}
+
+async fn detail(state: &AppState, interview: crate::store::InterviewRecord) -> Result<InterviewDetail, ApiError> {
+    let rounds = state.store.rounds(interview.id).await?;
+    let questions = state.store.questions(interview.id).await?;
+    let turns = state.store.turns(interview.id).await?;
+    Ok(InterviewDetail {
+        rounds: rounds.into_iter().map(|r| RoundView::new(r, &questions)).collect(),
+        turns: turns.into_iter().map(TurnView::from).collect(),
+        interview: interview.into(),
+    })
+}

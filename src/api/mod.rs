@@ -1,0 +1,102 @@
+//! The HTTP API: REST under `/api/v1`, operational routes at the root. This module owns the router, the shared
+//! state, the extractors that parse and authenticate requests, and the OpenAPI document, which is generated
+//! from the same route declarations that build the router, so the two cannot drift apart.
+
+mod auth;
+mod extract;
+mod interviews;
+mod me;
+mod ops;
+mod views;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Tokens;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiter;
+use crate::store::Store;
+
+pub use extract::{AuthUser, ClientIp};
+
+/// Everything a request handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub tokens: Arc<Tokens>,
+    pub metrics: Arc<Metrics>,
+    pub limiter: Arc<RateLimiter>,
+    /// Present when `redis_url` is set; `/readyz` checks it.
+    pub redis: Option<redis::aio::ConnectionManager>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Candor API", description = "Self-hostable AI mock interviews. Protocol v1."),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Accounts and tokens"),
+        (name = "profile", description = "The signed-in user"),
+        (name = "interviews", description = "Interviews and their history"),
+        (name = "operations", description = "Health, readiness, metrics and this document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// The routes of `/api/v1` and of the root, with their OpenAPI description.
+fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
+    let api = OpenApiRouter::new()
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        .routes(routes!(auth::logout))
+        .routes(routes!(me::get_profile, me::update_profile))
+        .routes(routes!(interviews::create, interviews::list))
+        .routes(routes!(interviews::suggestions))
+        .routes(routes!(interviews::get_one))
+        .routes(routes!(interviews::abandon))
+        .routes(routes!(ops::openapi_document))
+        .layer(from_fn_with_state(state.clone(), crate::rate_limit::limit_requests));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", api)
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+}
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    let (router, openapi) = documented_routes(&state).split_for_parts();
+    let document = Arc::new(openapi.to_json().expect("the OpenAPI document serialises"));
+    router
+        .layer(axum::Extension(ops::OpenApiJson(document)))
+        .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, "route_not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed here")
+        })
+        .layer(from_fn_with_state(state.clone(), crate::metrics::track_http))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .with_state(state)
+}

@@ -1,0 +1,69 @@
+//! Operational routes: liveness, readiness (database and, when configured, Redis), Prometheus metrics, and the
+//! OpenAPI document.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::{Extension, Json};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::AppState;
+
+/// The serialised OpenAPI document, made once when the router is built.
+#[derive(Clone)]
+pub struct OpenApiJson(pub Arc<String>);
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, `ready` or `unavailable`.
+    status: &'static str,
+    /// Each dependency: `ok` or what is wrong with it.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    checks: BTreeMap<&'static str, String>,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok", checks: BTreeMap::new() })
+}
+
+/// Readiness: the database (and Redis, when configured) answer.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Ready", body = Health), (status = 503, description = "Not ready", body = Health)))]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    let mut checks = BTreeMap::new();
+    let database = match state.store.ping().await {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("unreachable: {e}"),
+    };
+    checks.insert("database", database);
+    if let Some(redis) = &state.redis {
+        let pong: Result<String, _> = redis::cmd("PING").query_async(&mut redis.clone()).await;
+        checks.insert("redis", pong.map(|_| "ok".to_string()).unwrap_or_else(|e| format!("unreachable: {e}")));
+    }
+    let ready = checks.values().all(|v| v == "ok");
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(Health { status: if ready { "ready" } else { "unavailable" }, checks }))
+}
+
+/// Prometheus text exposition.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let (open, idle) = state.store.pool_usage();
+    state.metrics.db_connections.set(i64::from(open));
+    state.metrics.db_connections_idle.set(i64::try_from(idle).unwrap_or(i64::MAX));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+}
+
+/// This OpenAPI 3 document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json", body = Object)))]
+pub async fn openapi_document(Extension(OpenApiJson(document)): Extension<OpenApiJson>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], document.as_str().to_owned())
+}

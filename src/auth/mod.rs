@@ -1,0 +1,8 @@
+//! Authentication primitives: Argon2id password hashes, signed access tokens (JWT, HS256) and opaque refresh
+//! tokens. No HTTP and no storage here; `api` combines these with the store.
+
+mod password;
+mod tokens;
+
+pub use password::{hash_password, verify_password};
+pub use tokens::{AccessClaims, Tokens, TokenError, hash_refresh_token, new_refresh_token, random_secret};

@@ -1,0 +1,142 @@
+//! Access tokens (JWT, HS256, short-lived, carry user id and role) and refresh tokens (256 random bits, opaque,
+//! stored only as SHA-256).
+
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::domain::{Role, UserId};
+
+/// What an access token asserts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// The user id.
+    pub sub: String,
+    pub role: Role,
+    pub iat: u64,
+    pub exp: u64,
+}
+
+impl AccessClaims {
+    pub fn user_id(&self) -> Result<UserId, TokenError> {
+        self.sub.parse().map_err(|_| TokenError::Invalid)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the access token has expired")]
+    Expired,
+    #[error("the access token is invalid")]
+    Invalid,
+}
+
+/// Signs and checks access tokens; knows the token lifetimes.
+#[derive(Clone)]
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    pub access_ttl_secs: u64,
+    pub refresh_ttl_secs: u64,
+}
+
+impl Tokens {
+    pub fn new(secret: &SecretString, access_ttl_secs: u64, refresh_ttl_secs: u64) -> Self {
+        let key = secret.expose_secret().as_bytes();
+        let mut validation = Validation::new(Algorithm::HS256);
+        // Clocks of several nodes may drift by a few seconds, not a minute (the crate default).
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Self {
+            encoding: EncodingKey::from_secret(key),
+            decoding: DecodingKey::from_secret(key),
+            validation,
+            access_ttl_secs,
+            refresh_ttl_secs,
+        }
+    }
+
+    /// A signed access token for the user, valid for `access_ttl_secs` from `now_secs`.
+    pub fn issue_access(&self, user: UserId, role: Role, now_secs: u64) -> String {
+        let claims = AccessClaims { sub: user.to_string(), role, iat: now_secs, exp: now_secs + self.access_ttl_secs };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing of plain claims cannot fail")
+    }
+
+    pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })
+    }
+}
+
+/// `(token, sha256 hex of token)`: the token goes to the client, the hash to the database.
+pub fn new_refresh_token() -> (String, String) {
+    let token = format!("rt_{}", random_secret(32));
+    let hash = hash_refresh_token(&token);
+    (token, hash)
+}
+
+pub fn hash_refresh_token(token: &str) -> String {
+    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `bytes` random bytes from the OS, base64url without padding.
+pub fn random_secret(bytes: usize) -> String {
+    let mut buf = vec![0_u8; bytes];
+    OsRng.fill_bytes(&mut buf);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(secret: &str) -> Tokens {
+        Tokens::new(&SecretString::from(secret), 900, 3600)
+    }
+
+    #[test]
+    fn an_issued_token_verifies_with_its_claims() {
+        let t = tokens("s1");
+        let user = UserId::new();
+        let claims = t.verify_access(&t.issue_access(user, Role::Coach, now())).unwrap();
+        assert_eq!(claims.user_id().unwrap(), user);
+        assert_eq!(claims.role, Role::Coach);
+    }
+
+    #[test]
+    fn a_token_signed_with_another_key_is_invalid() {
+        let forged = tokens("attacker").issue_access(UserId::new(), Role::Admin, now());
+        assert_eq!(tokens("s1").verify_access(&forged).unwrap_err(), TokenError::Invalid);
+    }
+
+    #[test]
+    fn a_token_past_its_expiry_is_expired() {
+        let t = tokens("s1");
+        let old = t.issue_access(UserId::new(), Role::Candidate, now() - 3600);
+        assert_eq!(t.verify_access(&old).unwrap_err(), TokenError::Expired);
+    }
+
+    #[test]
+    fn refresh_tokens_are_unique_and_hashed() {
+        let (a, hash_a) = new_refresh_token();
+        let (b, _) = new_refresh_token();
+        assert_ne!(a, b);
+        assert_eq!(hash_a, hash_refresh_token(&a));
+        assert_eq!(hash_a.len(), 64);
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    }
+}

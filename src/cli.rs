@@ -1,0 +1,95 @@
+//! The `candor` command: `serve`, `migrate`, and `user add` for the first admin.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use secrecy::SecretString;
+
+use crate::auth::hash_password;
+use crate::config::Config;
+use crate::domain::{Email, Password, PersonName, Role};
+use crate::startup::{Application, shutdown_signal};
+use crate::store::{NewUser, Store, StoreError};
+
+#[derive(Parser)]
+#[command(name = "candor", version, about = "Self-hostable AI mock-interview server")]
+pub struct Cli {
+    /// Configuration file (default: ./candor.toml when present, or $CANDOR_CONFIG).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account. The password is read from $CANDOR_USER_PASSWORD, else from the first line of stdin.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// Make the account an admin (same as --role admin).
+        #[arg(long)]
+        admin: bool,
+        #[arg(long, default_value = "candidate", value_parser = ["candidate", "coach", "admin"])]
+        role: String,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    crate::telemetry::init(config.log_format);
+    match cli.command {
+        Command::Serve => {
+            let app = Application::build(config).await?;
+            tracing::info!(addr = %app.local_addr(), "candor is listening");
+            app.run_until_stopped(shutdown_signal()).await?;
+        }
+        Command::Migrate => {
+            let store = Store::connect(&config.database_url(), 1).await?;
+            store.migrate().await?;
+            println!("migrations applied");
+        }
+        Command::User { command: UserCommand::Add { email, name, admin, role } } => {
+            let role: Role = if admin { Role::Admin } else { role.parse()? };
+            let email = Email::parse(&email).map_err(|e| anyhow::anyhow!("email {}", e.message))?;
+            let name = PersonName::parse(&name).map_err(|e| anyhow::anyhow!("name {}", e.message))?;
+            let password = Password::parse(read_password()?).map_err(|e| anyhow::anyhow!("password {}", e.message))?;
+            let store = Store::connect(&config.database_url(), 1).await?;
+            store.migrate().await?;
+            let password_hash = hash_password(password.expose().to_string()).await?;
+            let user = match store.insert_user(NewUser { email: &email, password_hash: &password_hash, name: &name, role }).await {
+                Err(StoreError::Conflict(_)) => bail!("an account with email {} already exists", email.as_ref()),
+                other => other?,
+            };
+            println!("created {} {} ({})", user.role, user.email, user.id);
+        }
+    }
+    Ok(())
+}
+
+fn read_password() -> anyhow::Result<SecretString> {
+    if let Ok(password) = std::env::var("CANDOR_USER_PASSWORD") {
+        return Ok(SecretString::from(password));
+    }
+    eprintln!("password (one line on stdin):");
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
+    Ok(SecretString::from(line.trim_end_matches(['\r', '\n']).to_string()))
+}

@@ -1,0 +1,161 @@
+//! Configuration: one typed struct, layered from built-in defaults, an optional TOML file (`candor.toml`, or the
+//! path in `CANDOR_CONFIG`) and `CANDOR_*` environment variables, in rising precedence. Nothing else reads the
+//! environment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub bind: SocketAddr,
+    /// Holds the SQLite file, the generated JWT secret and, later, recordings.
+    pub data_dir: PathBuf,
+    /// `sqlite://...` or `postgres://...`; unset means SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// Connections per node; SQLite serialises writers anyway, PostgreSQL benefits from a handful per core.
+    pub database_max_connections: u32,
+    /// When set, rate-limit counters live in Redis so every node shares them.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key this node writes, so several deployments can share one Redis.
+    pub redis_prefix: String,
+    /// Where fetched model files live.
+    pub models_dir: PathBuf,
+    pub log_format: LogFormat,
+    /// HMAC key for access tokens. Unset: a random key is generated once and kept in `data_dir/jwt_secret`.
+    #[serde(skip_serializing)]
+    pub jwt_secret: Option<SecretString>,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    /// Requests per client IP per window; 0 turns rate limiting off.
+    pub rate_limit_requests: u32,
+    pub rate_limit_window_secs: u64,
+    /// Take the client IP from the first `X-Forwarded-For` entry. Only safe behind a proxy that sets it.
+    pub trust_forwarded_for: bool,
+    /// Largest accepted request body. Job descriptions are the largest legitimate bodies (20,000 characters).
+    pub max_body_bytes: usize,
+    /// Interviews a candidate may create; unset means unlimited. A user's own quota, when set, wins.
+    pub interview_quota: Option<u32>,
+    #[serde(skip_serializing)]
+    pub llm_url: Option<String>,
+    #[serde(skip_serializing)]
+    pub llm_api_key: Option<SecretString>,
+    #[serde(skip_serializing)]
+    pub llm_model: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            database_max_connections: 10,
+            redis_url: None,
+            redis_prefix: "candor".into(),
+            models_dir: PathBuf::from("models/cache"),
+            log_format: LogFormat::Text,
+            jwt_secret: None,
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 7 * 24 * 3600,
+            rate_limit_requests: 100,
+            rate_limit_window_secs: 60,
+            trust_forwarded_for: false,
+            max_body_bytes: 256 * 1024,
+            interview_quota: None,
+            llm_url: None,
+            llm_api_key: None,
+            llm_model: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    #[error("invalid configuration: {0}")]
+    Rule(String),
+}
+
+impl Config {
+    /// Defaults, then the TOML file (`explicit_file`, else `CANDOR_CONFIG`, else `./candor.toml` if present), then
+    /// the environment.
+    pub fn load(explicit_file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env_file = std::env::var_os("CANDOR_CONFIG").map(PathBuf::from);
+        let file = explicit_file.map(Path::to_path_buf).or(env_file);
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) if !path.exists() => return Err(ConfigError::MissingFile(path)),
+            Some(path) => figment = figment.merge(Toml::file(path)),
+            None => figment = figment.merge(Toml::file("candor.toml")),
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("CANDOR_").ignore(&["config"]))
+            .extract()
+            .map_err(Box::new)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.access_token_ttl_secs == 0 || self.refresh_token_ttl_secs == 0 {
+            return Err(ConfigError::Rule("token lifetimes must be positive".into()));
+        }
+        if self.rate_limit_window_secs == 0 {
+            return Err(ConfigError::Rule("rate_limit_window_secs must be positive".into()));
+        }
+        if self.database_max_connections == 0 {
+            return Err(ConfigError::Rule("database_max_connections must be positive".into()));
+        }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Rule("database_url must start with sqlite:, postgres:// or postgresql://".into()));
+        }
+        Ok(())
+    }
+
+    /// The database to use: `database_url`, or a SQLite file in `data_dir`.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("candor.db").display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_the_embedded_laptop_set_up() {
+        let config = Config::default();
+        assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.database_url(), "sqlite://data/candor.db?mode=rwc");
+        assert_eq!(config.access_token_ttl_secs, 900);
+        assert!(config.check().is_ok());
+    }
+
+    #[test]
+    fn a_foreign_database_scheme_is_refused() {
+        let config = Config { database_url: Some("mysql://x".into()), ..Config::default() };
+        assert!(matches!(config.check(), Err(ConfigError::Rule(_))));
+    }
+}

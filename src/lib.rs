@@ -1,0 +1,26 @@
+//! Candor: a self-hostable AI mock-interview server.
+//!
+//! # Layout
+//! - `config`: the one typed configuration, from `candor.toml` and `CANDOR_*` variables.
+//! - `domain`: parsed values (emails, ids, roles, interview kinds) that the rest of the code passes around.
+//! - `auth`: password hashing, access and refresh tokens.
+//! - `store`: SQLite or PostgreSQL behind one `Store`; all SQL lives there.
+//! - `plan`: which rounds an interview of a given role and type has.
+//! - `api`: the HTTP API, its extractors and its OpenAPI document; `error`: the one error shape.
+//! - `rate_limit`, `metrics`, `telemetry`: per-IP limits, Prometheus metrics, logs.
+//! - `startup`: builds the application and serves it; `cli`: the `candor` command.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod metrics;
+pub mod plan;
+pub mod rate_limit;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+
+pub use startup::Application;

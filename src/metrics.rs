@@ -1,0 +1,95 @@
+//! Prometheus metrics (prefix `candor_`), one registry per application so tests in one process stay apart. The
+//! HTTP middleware labels requests by route template, never by raw path, to keep label cardinality bounded.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+
+use crate::api::AppState;
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub db_connections: IntGauge,
+    pub db_connections_idle: IntGauge,
+    pub auth_failures: IntCounterVec,
+    pub rate_limited: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("candor".into()), None).expect("a static prefix is valid");
+        let http_requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route template, method and status"),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by route template and method")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            &["route", "method"],
+        )
+        .expect("valid metric");
+        let db_connections = IntGauge::new("db_pool_connections", "Open database connections").expect("valid metric");
+        let db_connections_idle =
+            IntGauge::new("db_pool_idle_connections", "Idle database connections").expect("valid metric");
+        let auth_failures = IntCounterVec::new(
+            Opts::new("auth_failures_total", "Rejected authentication attempts by reason"),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let rate_limited = IntCounterVec::new(
+            Opts::new("rate_limit_total", "Rate limiter decisions: rejected, or allowed because the store failed"),
+            &["decision"],
+        )
+        .expect("valid metric");
+        let build_info = IntGaugeVec::new(Opts::new("build_info", "Build of the running server"), &["version"])
+            .expect("valid metric");
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        for collector in [
+            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_duration.clone()),
+            Box::new(db_connections.clone()),
+            Box::new(db_connections_idle.clone()),
+            Box::new(auth_failures.clone()),
+            Box::new(rate_limited.clone()),
+            Box::new(build_info),
+        ] {
+            registry.register(collector).expect("metric names are unique");
+        }
+        Self { registry, http_requests, http_duration, db_connections, db_connections_idle, auth_failures, rate_limited }
+    }
+
+    /// Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("writing to a Vec cannot fail");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Counts and times every request.
+pub async fn track_http(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let metrics = &state.metrics;
+    metrics.http_duration.with_label_values(&[&route, &method]).observe(started.elapsed().as_secs_f64());
+    metrics.http_requests.with_label_values(&[&route, &method, response.status().as_str()]).inc();
+    response
+}

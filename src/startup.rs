@@ -1,0 +1,134 @@
+//! Building and running the application: connect and migrate the database, load or create the signing key,
+//! connect Redis when configured, bind the listener, and serve until a shutdown signal. Tests use the same path
+//! with port 0.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+
+use crate::api::{AppState, router};
+use crate::auth::{Tokens, random_secret};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiter;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot read or create the JWT secret at {path}: {source}")]
+    Secret { path: String, source: std::io::Error },
+    #[error("cannot connect to Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let store = Store::connect(&config.database_url(), config.database_max_connections).await?;
+        store.migrate().await?;
+        let secret = match &config.jwt_secret {
+            Some(secret) => secret.clone(),
+            None => load_or_create_secret(&config.data_dir.join("jwt_secret"))?,
+        };
+        let tokens = Tokens::new(&secret, config.access_token_ttl_secs, config.refresh_token_ttl_secs);
+        let redis = match &config.redis_url {
+            Some(url) => Some(redis::aio::ConnectionManager::new(redis::Client::open(url.as_str())?).await?),
+            None => None,
+        };
+        let limiter = match &redis {
+            Some(conn) => RateLimiter::redis(
+                config.rate_limit_requests,
+                config.rate_limit_window_secs,
+                conn.clone(),
+                &config.redis_prefix,
+            ),
+            None => RateLimiter::in_memory(config.rate_limit_requests, config.rate_limit_window_secs),
+        };
+        let listener =
+            TcpListener::bind(config.bind).await.map_err(|source| StartupError::Bind { addr: config.bind, source })?;
+        let state = AppState {
+            config: Arc::new(config),
+            store,
+            tokens: Arc::new(tokens),
+            metrics: Arc::new(Metrics::new()),
+            limiter: Arc::new(limiter),
+            redis,
+        };
+        Ok(Self { router: router(state.clone()), listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await?;
+        self.state.store.close().await;
+        Ok(())
+    }
+}
+
+/// Reads the signing key, or creates a random 512-bit one readable only by this user.
+fn load_or_create_secret(path: &Path) -> Result<SecretString, StartupError> {
+    let fail = |source| StartupError::Secret { path: path.display().to_string(), source };
+    match std::fs::read_to_string(path) {
+        Ok(secret) if !secret.trim().is_empty() => return Ok(SecretString::from(secret.trim().to_string())),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e)),
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    let secret = random_secret(64);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(path).map_err(fail)?, secret.as_bytes()).map_err(fail)?;
+    tracing::info!(path = %path.display(), "generated a new JWT signing key");
+    Ok(SecretString::from(secret))
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,248 @@
+//! Interviews and what hangs off them: rounds, questions and turns. Every read is scoped to the owner, so another
+//! user's interview is indistinguishable from a missing one.
+
+use crate::domain::{ExperienceLevel, InterviewId, InterviewStatus, InterviewType, JobDescription, JobRole, UserId};
+
+use super::{Store, StoreError, StoreResult, now_ms, parse_stored};
+
+pub struct NewInterview<'a> {
+    pub user_id: UserId,
+    pub role: &'a JobRole,
+    pub interview_type: InterviewType,
+    pub experience_level: ExperienceLevel,
+    pub question_count: u32,
+    pub job_description: Option<&'a JobDescription>,
+    pub rounds: &'a [NewRound],
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRound {
+    pub kind: String,
+    pub title: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct InterviewRecord {
+    pub id: InterviewId,
+    pub user_id: UserId,
+    pub role: String,
+    pub interview_type: InterviewType,
+    pub experience_level: ExperienceLevel,
+    pub status: InterviewStatus,
+    pub question_count: i64,
+    pub job_description: Option<String>,
+    pub overall_score: Option<f64>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub ended_at: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct InterviewRow {
+    id: String,
+    user_id: String,
+    role: String,
+    interview_type: String,
+    experience_level: String,
+    status: String,
+    question_count: i64,
+    job_description: Option<String>,
+    overall_score: Option<f64>,
+    created_at: i64,
+    started_at: Option<i64>,
+    ended_at: Option<i64>,
+}
+
+impl TryFrom<InterviewRow> for InterviewRecord {
+    type Error = StoreError;
+    fn try_from(row: InterviewRow) -> StoreResult<Self> {
+        Ok(Self {
+            id: parse_stored("interviews.id", &row.id)?,
+            user_id: parse_stored("interviews.user_id", &row.user_id)?,
+            interview_type: parse_stored("interviews.interview_type", &row.interview_type)?,
+            experience_level: parse_stored("interviews.experience_level", &row.experience_level)?,
+            status: parse_stored("interviews.status", &row.status)?,
+            role: row.role,
+            question_count: row.question_count,
+            job_description: row.job_description,
+            overall_score: row.overall_score,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            ended_at: row.ended_at,
+        })
+    }
+}
+
+/// `SELECT` list of `InterviewRow`, as a macro so queries stay `&'static str` (sqlx refuses formatted SQL).
+macro_rules! select_interview {
+    ($($rest:literal)+) => {
+        concat!(
+            "SELECT id, user_id, role, interview_type, experience_level, status, question_count, job_description, \
+             overall_score, created_at, started_at, ended_at FROM interviews ",
+            $($rest),+
+        )
+    };
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RoundRecord {
+    pub id: String,
+    pub position: i64,
+    pub kind: String,
+    pub title: String,
+    pub started_at: Option<i64>,
+    pub ended_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct QuestionRecord {
+    pub id: String,
+    pub round_id: String,
+    pub position: i64,
+    pub text: String,
+    pub source: String,
+    pub parent_id: Option<String>,
+    pub asked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TurnRecord {
+    pub id: String,
+    pub question_id: Option<String>,
+    pub speaker: String,
+    pub text: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub interrupted: i64,
+    /// JSON array of `{w, start_ms, end_ms}`.
+    pub words: Option<String>,
+}
+
+/// One page of a user's history, newest first.
+pub struct InterviewPage {
+    pub items: Vec<InterviewRecord>,
+    pub total: i64,
+}
+
+impl Store {
+    /// Creates the interview and its planned rounds in one transaction.
+    pub async fn insert_interview(&self, new: NewInterview<'_>) -> StoreResult<InterviewRecord> {
+        let id = InterviewId::new();
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO interviews (id, user_id, role, interview_type, experience_level, status, question_count,
+                                     job_description, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(id.to_string())
+        .bind(new.user_id.to_string())
+        .bind(new.role.as_ref())
+        .bind(new.interview_type.as_str())
+        .bind(new.experience_level.as_str())
+        .bind(InterviewStatus::Scheduled.as_str())
+        .bind(i64::from(new.question_count))
+        .bind(new.job_description.map(AsRef::as_ref))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        for (position, round) in (1_i64..).zip(new.rounds) {
+            sqlx::query("INSERT INTO rounds (id, interview_id, position, kind, title) VALUES ($1, $2, $3, $4, $5)")
+                .bind(uuid::Uuid::new_v4().to_string())
+                .bind(id.to_string())
+                .bind(position)
+                .bind(&round.kind)
+                .bind(&round.title)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.interview_of(new.user_id, id).await?.ok_or(StoreError::Corrupt("inserted interview vanished".into()))
+    }
+
+    /// The interview if it exists and belongs to `owner`.
+    pub async fn interview_of(&self, owner: UserId, id: InterviewId) -> StoreResult<Option<InterviewRecord>> {
+        let row: Option<InterviewRow> =
+            sqlx::query_as(select_interview!("WHERE id = $1 AND user_id = $2"))
+                .bind(id.to_string())
+                .bind(owner.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(InterviewRecord::try_from).transpose()
+    }
+
+    pub async fn count_interviews(&self, owner: UserId) -> StoreResult<i64> {
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM interviews WHERE user_id = $1")
+            .bind(owner.to_string())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(count)
+    }
+
+    pub async fn list_interviews(&self, owner: UserId, limit: u32, offset: u64) -> StoreResult<InterviewPage> {
+        let rows: Vec<InterviewRow> = sqlx::query_as(select_interview!(
+            "WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+        ))
+        .bind(owner.to_string())
+        .bind(i64::from(limit))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows.into_iter().map(InterviewRecord::try_from).collect::<StoreResult<_>>()?;
+        Ok(InterviewPage { items, total: self.count_interviews(owner).await? })
+    }
+
+    /// Marks a scheduled or running interview abandoned. `Ok(None)`: no such interview of this owner;
+    /// `Err(status)` inside: it had already ended with that status.
+    pub async fn abandon_interview(
+        &self,
+        owner: UserId,
+        id: InterviewId,
+    ) -> StoreResult<Option<Result<InterviewRecord, InterviewStatus>>> {
+        let changed = sqlx::query(
+            "UPDATE interviews SET status = $1, ended_at = $2
+             WHERE id = $3 AND user_id = $4 AND status IN ($5, $6)",
+        )
+        .bind(InterviewStatus::Abandoned.as_str())
+        .bind(now_ms())
+        .bind(id.to_string())
+        .bind(owner.to_string())
+        .bind(InterviewStatus::Scheduled.as_str())
+        .bind(InterviewStatus::InProgress.as_str())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let Some(interview) = self.interview_of(owner, id).await? else { return Ok(None) };
+        Ok(Some(if changed == 1 { Ok(interview) } else { Err(interview.status) }))
+    }
+
+    pub async fn rounds(&self, interview: InterviewId) -> StoreResult<Vec<RoundRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT id, position, kind, title, started_at, ended_at FROM rounds
+             WHERE interview_id = $1 ORDER BY position",
+        )
+        .bind(interview.to_string())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn questions(&self, interview: InterviewId) -> StoreResult<Vec<QuestionRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT id, round_id, position, text, source, parent_id, asked_at FROM questions
+             WHERE interview_id = $1 ORDER BY position",
+        )
+        .bind(interview.to_string())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn turns(&self, interview: InterviewId) -> StoreResult<Vec<TurnRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT id, question_id, speaker, text, start_ms, end_ms, interrupted, words FROM turns
+             WHERE interview_id = $1 ORDER BY start_ms, created_at",
+        )
+        .bind(interview.to_string())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

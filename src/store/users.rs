@@ -1,0 +1,163 @@
+//! User accounts and profiles.
+
+use crate::domain::{Email, ExperienceLevel, JobRole, PersonName, Role, UserId};
+
+use super::{Store, StoreError, StoreResult, conflict_on_unique, now_ms, parse_stored};
+
+pub struct NewUser<'a> {
+    pub email: &'a Email,
+    pub password_hash: &'a str,
+    pub name: &'a PersonName,
+    pub role: Role,
+}
+
+/// A profile update; `None` leaves a field as it is, `Some(None)` clears it.
+#[derive(Default)]
+pub struct ProfileChange {
+    pub name: Option<PersonName>,
+    pub target_role: Option<Option<JobRole>>,
+    pub experience_level: Option<Option<ExperienceLevel>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub email: String,
+    pub password_hash: String,
+    pub name: String,
+    pub role: Role,
+    pub target_role: Option<String>,
+    pub experience_level: Option<ExperienceLevel>,
+    pub interview_quota: Option<i64>,
+    pub created_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: String,
+    email: String,
+    password_hash: String,
+    name: String,
+    role: String,
+    target_role: Option<String>,
+    experience_level: Option<String>,
+    interview_quota: Option<i64>,
+    created_at: i64,
+}
+
+impl TryFrom<UserRow> for UserRecord {
+    type Error = StoreError;
+    fn try_from(row: UserRow) -> StoreResult<Self> {
+        Ok(Self {
+            id: parse_stored("users.id", &row.id)?,
+            role: parse_stored("users.role", &row.role)?,
+            experience_level: row
+                .experience_level
+                .as_deref()
+                .map(|level| parse_stored("users.experience_level", level))
+                .transpose()?,
+            email: row.email,
+            password_hash: row.password_hash,
+            name: row.name,
+            target_role: row.target_role,
+            interview_quota: row.interview_quota,
+            created_at: row.created_at,
+        })
+    }
+}
+
+/// `SELECT` list of `UserRow`, as a macro so queries stay `&'static str` (sqlx refuses formatted SQL).
+macro_rules! select_user {
+    ($($rest:literal)+) => {
+        concat!(
+            "SELECT id, email, password_hash, name, role, target_role, experience_level, interview_quota, created_at \
+             FROM users ",
+            $($rest),+
+        )
+    };
+}
+
+impl Store {
+    /// Creates a user; `Conflict("email")` when the address is taken.
+    pub async fn insert_user(&self, user: NewUser<'_>) -> StoreResult<UserRecord> {
+        let id = UserId::new();
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO users (id, email, password_hash, name, role, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        )
+        .bind(id.to_string())
+        .bind(user.email.as_ref())
+        .bind(user.password_hash)
+        .bind(user.name.as_ref())
+        .bind(user.role.as_str())
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(conflict_on_unique("email"))?;
+        self.user(id).await?.ok_or(StoreError::Corrupt("inserted user vanished".into()))
+    }
+
+    pub async fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
+        let row: Option<UserRow> = sqlx::query_as(select_user!("WHERE id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(UserRecord::try_from).transpose()
+    }
+
+    pub async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserRecord>> {
+        let row: Option<UserRow> = sqlx::query_as(select_user!("WHERE email = $1"))
+            .bind(email.as_ref())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(UserRecord::try_from).transpose()
+    }
+
+    /// Applies a profile change and returns the updated user, or `None` if the user is gone.
+    pub async fn update_profile(&self, id: UserId, change: ProfileChange) -> StoreResult<Option<UserRecord>> {
+        let Some(current) = self.user(id).await? else { return Ok(None) };
+        let name = change.name.as_ref().map(AsRef::as_ref).unwrap_or(&current.name).to_string();
+        let target_role = match change.target_role {
+            Some(value) => value.map(|r| r.as_ref().to_string()),
+            None => current.target_role,
+        };
+        let level = match change.experience_level {
+            Some(value) => value,
+            None => current.experience_level,
+        };
+        sqlx::query(
+            "UPDATE users SET name = $1, target_role = $2, experience_level = $3, updated_at = $4 WHERE id = $5",
+        )
+        .bind(name)
+        .bind(target_role)
+        .bind(level.map(ExperienceLevel::as_str))
+        .bind(now_ms())
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        self.user(id).await
+    }
+
+    /// Sets a user's role (used by the CLI to promote an existing account).
+    pub async fn set_role(&self, id: UserId, role: Role) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET role = $1, updated_at = $2 WHERE id = $3")
+            .bind(role.as_str())
+            .bind(now_ms())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets or clears one user's interview quota (overrides the configured default).
+    pub async fn set_interview_quota(&self, id: UserId, quota: Option<u32>) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET interview_quota = $1, updated_at = $2 WHERE id = $3")
+            .bind(quota.map(i64::from))
+            .bind(now_ms())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
