@@ -74,7 +74,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = Store::connect(&config.database_url(), 1).await?;
             store.migrate().await?;
             let password_hash = hash_password(password.expose().to_string()).await?;
-            let user = match store.insert_user(NewUser { email: &email, password_hash: &password_hash, name: &name, role }).await {
+            let user = match store
+                .insert_user(NewUser { email: &email, password_hash: &password_hash, name: &name, role })
+                .await
+            {
                 Err(StoreError::Conflict(_)) => bail!("an account with email {} already exists", email.as_ref()),
                 other => other?,
             };

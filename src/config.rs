@@ -87,8 +87,10 @@ impl Default for Config {
 pub enum ConfigError {
     #[error("configuration file {0} does not exist")]
     MissingFile(PathBuf),
+    /// Figment's message already names the key and where it came from; it is not kept as a `source` so the
+    /// one-line error does not repeat it.
     #[error("invalid configuration: {0}")]
-    Invalid(#[from] Box<figment::Error>),
+    Invalid(Box<figment::Error>),
     #[error("invalid configuration: {0}")]
     Rule(String),
 }
@@ -108,7 +110,7 @@ impl Config {
         let config: Config = figment
             .merge(Env::prefixed("CANDOR_").ignore(&["config"]))
             .extract()
-            .map_err(Box::new)?;
+            .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
         config.check()?;
         Ok(config)
     }

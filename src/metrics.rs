@@ -6,7 +6,9 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 use crate::api::AppState;
 
@@ -61,7 +63,15 @@ impl Metrics {
         ] {
             registry.register(collector).expect("metric names are unique");
         }
-        Self { registry, http_requests, http_duration, db_connections, db_connections_idle, auth_failures, rate_limited }
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            db_connections,
+            db_connections_idle,
+            auth_failures,
+            rate_limited,
+        }
     }
 
     /// Prometheus text exposition of every metric.
@@ -80,11 +90,8 @@ impl Default for Metrics {
 
 /// Counts and times every request.
 pub async fn track_http(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    let route =
+        request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let method = request.method().to_string();
     let started = Instant::now();
     let response = next.run(request).await;

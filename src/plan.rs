@@ -36,7 +36,8 @@ const fn round(kind: &'static str, title: &'static str, focus: &'static str, min
 
 const BEHAVIORAL: RoundSuggestion =
     round("behavioral", "Behavioral", "past situations told with context, actions and measurable results", 30);
-const HR: RoundSuggestion = round("hr", "Motivation and fit", "motivation, expectations, working style and logistics", 20);
+const HR: RoundSuggestion =
+    round("hr", "Motivation and fit", "motivation, expectations, working style and logistics", 20);
 const SYSTEM_DESIGN: RoundSuggestion =
     round("system_design", "System design", "architecture, trade-offs, scaling and failure handling", 45);
 
@@ -48,10 +49,25 @@ const FAMILY_KEYWORDS: &[(RoleFamily, &[&str])] = &[
     (RoleFamily::Product, &["product manager", "product owner", "product lead", "pm"]),
     (RoleFamily::Design, &["design", "ux", "ui", "user research"]),
     (RoleFamily::Management, &["manager", "director", "head of", "vp", "chief"]),
-    (RoleFamily::Software, &[
-        "engineer", "developer", "programmer", "sre", "devops", "backend", "frontend", "full stack",
-        "fullstack", "mobile", "software", "architect", "security", "tech lead",
-    ]),
+    (
+        RoleFamily::Software,
+        &[
+            "engineer",
+            "developer",
+            "programmer",
+            "sre",
+            "devops",
+            "backend",
+            "frontend",
+            "full stack",
+            "fullstack",
+            "mobile",
+            "software",
+            "architect",
+            "security",
+            "tech lead",
+        ],
+    ),
     (RoleFamily::Commercial, &["sales", "account", "customer", "marketing", "support", "business development"]),
 ];
 
@@ -84,7 +100,12 @@ fn technical_rounds(family: RoleFamily, level: ExperienceLevel) -> Vec<RoundSugg
             rounds
         }
         RoleFamily::Data => vec![
-            round("technical", "Statistics and modelling", "statistics, experiment design, model choice and evaluation", 40),
+            round(
+                "technical",
+                "Statistics and modelling",
+                "statistics, experiment design, model choice and evaluation",
+                40,
+            ),
             round("case", "Data case study", "framing a business question as analysis and reading the result", 40),
         ],
         RoleFamily::Product => vec![
@@ -144,7 +165,10 @@ mod tests {
     #[test]
     fn senior_software_technical_interviews_include_system_design() {
         let kinds = |level| {
-            suggest_rounds("Backend engineer", InterviewType::Technical, level).iter().map(|r| r.kind).collect::<Vec<_>>()
+            suggest_rounds("Backend engineer", InterviewType::Technical, level)
+                .iter()
+                .map(|r| r.kind)
+                .collect::<Vec<_>>()
         };
         assert!(kinds(ExperienceLevel::Senior).contains(&"system_design"));
         assert!(!kinds(ExperienceLevel::Junior).contains(&"system_design"));

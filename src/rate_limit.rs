@@ -22,7 +22,9 @@ const MEMORY_SWEEP_THRESHOLD: usize = 10_000;
 pub enum Decision {
     Allow,
     /// Rejected; the window resets in this many seconds.
-    Reject { retry_after: u64 },
+    Reject {
+        retry_after: u64,
+    },
 }
 
 enum Counters {

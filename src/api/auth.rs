@@ -12,9 +12,9 @@ use crate::domain::{Email, FieldErrors, Password, PersonName, Role, UserId};
 use crate::error::{ApiError, ErrorBody};
 use crate::store::{NewRefreshToken, NewUser, Outcome, RefreshOutcome, now_ms};
 
+use super::AppState;
 use super::extract::{ApiJson, ClientIp};
 use super::views::{TokenPair, UserView};
-use super::AppState;
 
 #[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
@@ -62,7 +62,10 @@ pub async fn register(
             other => other.into(),
         })?;
     let user_id = user.id.to_string();
-    state.store.audit(Some(&user_id), "auth.register", Some(&user_id), Some(&ip.to_text()), Outcome::Success, None).await?;
+    state
+        .store
+        .audit(Some(&user_id), "auth.register", Some(&user_id), Some(&ip.to_text()), Outcome::Success, None)
+        .await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
@@ -119,14 +122,18 @@ pub async fn refresh(
 ) -> Result<Json<TokenPair>, ApiError> {
     let (new_token, new_hash) = new_refresh_token();
     let expires_at = now_ms() + ttl_ms(state.tokens.refresh_ttl_secs);
-    let outcome = state.store.rotate_refresh_token(&hash_refresh_token(&body.refresh_token), &new_hash, expires_at).await?;
+    let outcome =
+        state.store.rotate_refresh_token(&hash_refresh_token(&body.refresh_token), &new_hash, expires_at).await?;
     let ip_text = ip.to_text();
     let (reason, actor) = match outcome {
         RefreshOutcome::Rotated { user_id } => match state.store.user(user_id).await? {
             Some(user) => {
                 let pair = issue_pair(&state, user.id, user.role, Some(new_token)).await?;
                 let user = user.id.to_string();
-                state.store.audit(Some(&user), "auth.refresh", Some(&user), Some(&ip_text), Outcome::Success, None).await?;
+                state
+                    .store
+                    .audit(Some(&user), "auth.refresh", Some(&user), Some(&ip_text), Outcome::Success, None)
+                    .await?;
                 return Ok(Json(pair));
             }
             None => ("user_deleted", Some(user_id)),
@@ -165,7 +172,12 @@ pub async fn logout(
 }
 
 /// A new access token, plus a refresh token: `rotated` when refreshing (already stored), else a new family.
-async fn issue_pair(state: &AppState, user: UserId, role: Role, rotated: Option<String>) -> Result<TokenPair, ApiError> {
+async fn issue_pair(
+    state: &AppState,
+    user: UserId,
+    role: Role,
+    rotated: Option<String>,
+) -> Result<TokenPair, ApiError> {
     let refresh_token = match rotated {
         Some(token) => token,
         None => {
@@ -174,7 +186,12 @@ async fn issue_pair(state: &AppState, user: UserId, role: Role, rotated: Option<
             let expires_at = now_ms() + ttl_ms(state.tokens.refresh_ttl_secs);
             state
                 .store
-                .insert_refresh_token(NewRefreshToken { user_id: user, family_id: &family, token_hash: &hash, expires_at })
+                .insert_refresh_token(NewRefreshToken {
+                    user_id: user,
+                    family_id: &family,
+                    token_hash: &hash,
+                    expires_at,
+                })
                 .await?;
             token
         }

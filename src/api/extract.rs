@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OriginalUri};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
@@ -76,21 +76,36 @@ impl FromRequestParts<AppState> for AuthUser {
             .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")));
         let verified = match token {
             None => Err(("missing", ApiError::unauthorized("unauthenticated", "an access token is required"))),
-            Some(token) => state.tokens.verify_access(token.trim()).and_then(|claims| Ok((claims.user_id()?, claims.role))).map_err(
-                |e| match e {
-                    TokenError::Expired => ("expired", ApiError::unauthorized("token_expired", "the access token has expired")),
-                    TokenError::Invalid => ("invalid", ApiError::unauthorized("invalid_token", "the access token is invalid")),
-                },
-            ),
+            Some(token) => state
+                .tokens
+                .verify_access(token.trim())
+                .and_then(|claims| Ok((claims.user_id()?, claims.role)))
+                .map_err(|e| match e {
+                    TokenError::Expired => {
+                        ("expired", ApiError::unauthorized("token_expired", "the access token has expired"))
+                    }
+                    TokenError::Invalid => {
+                        ("invalid", ApiError::unauthorized("invalid_token", "the access token is invalid"))
+                    }
+                }),
         };
         match verified {
             Ok((id, role)) => Ok(Self { id, role, ip }),
             Err((reason, error)) => {
                 state.metrics.auth_failures.with_label_values(&[reason]).inc();
-                let target = parts.uri.path().to_string();
+                // Nested routers see a stripped path; the audit wants the one the client sent.
+                let target =
+                    parts.extensions.get::<OriginalUri>().map_or(parts.uri.path(), |uri| uri.path()).to_string();
                 state
                     .store
-                    .audit(None, "auth.access_token", Some(&target), Some(&ip.to_text()), Outcome::Failure, Some(reason))
+                    .audit(
+                        None,
+                        "auth.access_token",
+                        Some(&target),
+                        Some(&ip.to_text()),
+                        Outcome::Failure,
+                        Some(reason),
+                    )
                     .await?;
                 Err(error)
             }

@@ -12,9 +12,9 @@ use crate::error::{ApiError, ErrorBody};
 use crate::plan::{RoleFamily, RoundSuggestion, role_family, suggest_rounds};
 use crate::store::{NewInterview, NewRound, Outcome};
 
+use super::AppState;
 use super::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
 use super::views::{InterviewDetail, InterviewPageView, InterviewView, RoundView, TurnView};
-use super::AppState;
 
 /// Questions per interview: enough for a real loop, few enough to finish in about an hour.
 const MAX_QUESTIONS: u32 = 20;
@@ -62,12 +62,19 @@ pub async fn create(
 
     let caller = user.id.to_string();
     let ip = user.ip.to_text();
-    let account = state.store.user(user.id).await?.ok_or_else(|| ApiError::unauthorized("invalid_token", "the account no longer exists"))?;
+    let account = state
+        .store
+        .user(user.id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("invalid_token", "the account no longer exists"))?;
     let quota = account.interview_quota.or(state.config.interview_quota.map(i64::from));
     if let Some(quota) = quota
         && state.store.count_interviews(user.id).await? >= quota
     {
-        state.store.audit(Some(&caller), "interview.create", None, Some(&ip), Outcome::Denied, Some("quota_exceeded")).await?;
+        state
+            .store
+            .audit(Some(&caller), "interview.create", None, Some(&ip), Outcome::Denied, Some("quota_exceeded"))
+            .await?;
         return Err(ApiError::forbidden("quota_exceeded", format!("your quota of {quota} interviews is used up")));
     }
 
@@ -88,7 +95,10 @@ pub async fn create(
         })
         .await?;
     let id = interview.id;
-    state.store.audit(Some(&caller), "interview.create", Some(&id.to_string()), Some(&ip), Outcome::Success, None).await?;
+    state
+        .store
+        .audit(Some(&caller), "interview.create", Some(&id.to_string()), Some(&ip), Outcome::Success, None)
+        .await?;
     Ok((StatusCode::CREATED, Json(detail(&state, interview).await?)))
 }
 
@@ -150,7 +160,10 @@ pub async fn get_one(
     let caller = user.id.to_string();
     let ip = user.ip.to_text();
     let Some(interview) = interview else {
-        state.store.audit(Some(&caller), "interview.read", Some(&id), Some(&ip), Outcome::Denied, Some("not_found")).await?;
+        state
+            .store
+            .audit(Some(&caller), "interview.read", Some(&id), Some(&ip), Outcome::Denied, Some("not_found"))
+            .await?;
         return Err(ApiError::not_found("interview"));
     };
     state.store.audit(Some(&caller), "interview.read", Some(&id), Some(&ip), Outcome::Success, None).await?;
@@ -177,7 +190,8 @@ pub async fn abandon(
     };
     let caller = user.id.to_string();
     let ip = user.ip.to_text();
-    let audit = |outcome, detail| state.store.audit(Some(&caller), "interview.abandon", Some(&id), Some(&ip), outcome, detail);
+    let audit =
+        |outcome, detail| state.store.audit(Some(&caller), "interview.abandon", Some(&id), Some(&ip), outcome, detail);
     match result {
         None => {
             audit(Outcome::Denied, Some("not_found")).await?;

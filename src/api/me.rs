@@ -9,9 +9,9 @@ use crate::domain::{ExperienceLevel, FieldErrors, JobRole, PersonName};
 use crate::error::{ApiError, ErrorBody};
 use crate::store::ProfileChange;
 
+use super::AppState;
 use super::extract::{ApiJson, AuthUser};
 use super::views::UserView;
-use super::AppState;
 
 /// Read the profile.
 #[utoipa::path(get, path = "/me", tag = "profile", security(("bearer" = [])),

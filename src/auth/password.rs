@@ -1,9 +1,9 @@
 //! Argon2id password hashing (OWASP's recommended parameters, the crate defaults: 19 MiB, 2 passes). Hashing
 //! costs tens of milliseconds of CPU, so it runs on the blocking pool, never on the async runtime.
 
+use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use std::sync::LazyLock;
 
 #[derive(Debug, thiserror::Error)]

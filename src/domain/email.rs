@@ -50,9 +50,18 @@ mod tests {
 
     #[test]
     fn malformed_addresses_are_rejected() {
-        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a da@example.com", "ada@@example.com",
-            "ada@-example.com", "ada@example..com", ".ada@example.com"]
-        {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a da@example.com",
+            "ada@@example.com",
+            "ada@-example.com",
+            "ada@example..com",
+            ".ada@example.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} was accepted");
         }
     }

@@ -9,7 +9,10 @@ fn bounded(field: &'static str, raw: &str, min: usize, max: usize) -> Result<Str
     let text = raw.trim();
     let len = text.chars().count();
     if len < min {
-        Err(FieldError::new(field, if min == 1 { "must not be empty".to_string() } else { format!("must be at least {min} characters") }))
+        Err(FieldError::new(
+            field,
+            if min == 1 { "must not be empty".to_string() } else { format!("must be at least {min} characters") },
+        ))
     } else if len > max {
         Err(FieldError::new(field, format!("must be at most {max} characters")))
     } else {

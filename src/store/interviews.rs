@@ -162,12 +162,11 @@ impl Store {
 
     /// The interview if it exists and belongs to `owner`.
     pub async fn interview_of(&self, owner: UserId, id: InterviewId) -> StoreResult<Option<InterviewRecord>> {
-        let row: Option<InterviewRow> =
-            sqlx::query_as(select_interview!("WHERE id = $1 AND user_id = $2"))
-                .bind(id.to_string())
-                .bind(owner.to_string())
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<InterviewRow> = sqlx::query_as(select_interview!("WHERE id = $1 AND user_id = $2"))
+            .bind(id.to_string())
+            .bind(owner.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(InterviewRecord::try_from).transpose()
     }
 

@@ -11,9 +11,9 @@ mod users;
 use std::path::Path;
 use std::time::Duration;
 
+use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
-use sqlx::AnyPool;
 
 pub use audit::{AuditEntry, Outcome};
 pub use interviews::{InterviewPage, InterviewRecord, NewInterview, NewRound, QuestionRecord, RoundRecord, TurnRecord};

@@ -16,14 +16,22 @@ pub struct NewRefreshToken<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshOutcome {
     /// The token was valid; it is now spent and the replacement is stored.
-    Rotated { user_id: UserId },
+    Rotated {
+        user_id: UserId,
+    },
     /// No such token.
     Unknown,
-    Expired { user_id: UserId },
+    Expired {
+        user_id: UserId,
+    },
     /// The family was revoked earlier (logout or detected reuse).
-    Revoked { user_id: UserId },
+    Revoked {
+        user_id: UserId,
+    },
     /// The token had already been spent: someone replayed it. The whole family is now revoked.
-    Reused { user_id: UserId },
+    Reused {
+        user_id: UserId,
+    },
 }
 
 #[derive(sqlx::FromRow)]

@@ -99,18 +99,14 @@ impl Store {
     }
 
     pub async fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
-        let row: Option<UserRow> = sqlx::query_as(select_user!("WHERE id = $1"))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<UserRow> =
+            sqlx::query_as(select_user!("WHERE id = $1")).bind(id.to_string()).fetch_optional(&self.pool).await?;
         row.map(UserRecord::try_from).transpose()
     }
 
     pub async fn user_by_email(&self, email: &Email) -> StoreResult<Option<UserRecord>> {
-        let row: Option<UserRow> = sqlx::query_as(select_user!("WHERE email = $1"))
-            .bind(email.as_ref())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<UserRow> =
+            sqlx::query_as(select_user!("WHERE email = $1")).bind(email.as_ref()).fetch_optional(&self.pool).await?;
         row.map(UserRecord::try_from).transpose()
     }
 

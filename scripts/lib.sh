@@ -1,0 +1,33 @@
+# Shared by the set-up scripts: install missing Debian packages, find the Rust toolchain.
+# Sourced, not run.
+
+# Installs whichever of the named Debian packages are missing; does nothing when all are present.
+ensure_packages() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    echo "==> installing Debian packages: ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
+}
+
+# Cargo must already be there: the Rust toolchain comes from rustup, not from Debian's packages.
+ensure_rust() {
+    [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+    if ! command -v cargo >/dev/null; then
+        echo "cargo not found: install the Rust toolchain with rustup (stable, 1.94 or newer), then run this again" >&2
+        exit 1
+    fi
+}
+
+# Packages the build needs: a C toolchain for the bundled SQLite and friends.
+BUILD_PACKAGES=(build-essential pkg-config)
+
+# A TCP port on loopback that nothing listens on right now.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs the Candor server on embedded defaults (SQLite in ./data, 127.0.0.1:8080), installing what the build needs
+# first. Extra arguments go to `candor serve`; configuration comes from ./candor.toml and CANDOR_* variables.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+ensure_packages "${BUILD_PACKAGES[@]}"
+ensure_rust
+exec cargo run --release --locked --bin candor -- serve "$@"

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every test against SQLite and against real PostgreSQL and Redis servers. Without CANDOR_TEST_DATABASE_URL
+# or CANDOR_TEST_REDIS_URL it starts throwaway servers on free loopback ports and stops them afterwards.
+# Installs the Debian packages it needs on first use. Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+ensure_packages "${BUILD_PACKAGES[@]}" postgresql redis-server
+ensure_rust
+
+scratch=$(mktemp -d /tmp/candor-test.XXXXXX)
+chmod 755 "$scratch"
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+as_pg=()
+[ "$(id -u)" -eq 0 ] && as_pg=(runuser -u postgres --)   # PostgreSQL refuses to run as root
+
+cleanup() {
+    if [ -f "$scratch/pg/postmaster.pid" ]; then "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$scratch/pg" -m immediate stop >/dev/null 2>&1 || true; fi
+    if [ -f "$scratch/redis.pid" ]; then kill "$(cat "$scratch/redis.pid")" 2>/dev/null || true; fi
+    rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+if [ -z "${CANDOR_TEST_DATABASE_URL:-}" ]; then
+    port=$(free_port)
+    mkdir "$scratch/pg"
+    [ "$(id -u)" -eq 0 ] && chown postgres "$scratch/pg"
+    "${as_pg[@]}" "$pg_bin/initdb" -D "$scratch/pg" -U candor -A trust --no-sync >/dev/null
+    "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$scratch/pg" -l "$scratch/pg/server.log" -w -o \
+        "-p $port -k $scratch/pg -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null
+    export CANDOR_TEST_DATABASE_URL="postgres://candor@127.0.0.1:$port/postgres"
+    echo "==> throwaway PostgreSQL on port $port"
+fi
+if [ -z "${CANDOR_TEST_REDIS_URL:-}" ]; then
+    port=$(free_port)
+    redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no --daemonize yes \
+        --pidfile "$scratch/redis.pid" --dir "$scratch" --logfile "$scratch/redis.log"
+    for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    export CANDOR_TEST_REDIS_URL="redis://127.0.0.1:$port"
+    echo "==> throwaway Redis on port $port"
+fi
+# Tests that need PostgreSQL or Redis fail, rather than skip, when these are missing.
+export CANDOR_TEST_REQUIRE_SERVICES=1
+
+cargo test --workspace --locked "$@"

@@ -1,0 +1,179 @@
+//! Registration, login, tokens and the profile.
+
+use candor::auth::Tokens;
+use candor::domain::{Role, UserId};
+use reqwest::{Method, StatusCode};
+use secrecy::SecretString;
+use serde_json::json;
+
+use crate::helpers::{Backend, JWT_SECRET, PASSWORD, spawn_app};
+use crate::on_both_databases;
+
+on_both_databases!(
+    registration_rejects_a_bad_email_and_a_short_password_with_field_errors,
+    a_second_account_with_the_same_email_is_409,
+    a_wrong_password_is_401_and_leaves_an_audit_row,
+    expired_forged_and_missing_access_tokens_are_401,
+    refresh_rotates_and_a_replayed_token_revokes_the_whole_family,
+    logout_revokes_the_refresh_token,
+    the_profile_can_be_read_and_partly_updated,
+);
+
+async fn registration_rejects_a_bad_email_and_a_short_password_with_field_errors(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let reply = app
+        .post("/api/v1/auth/register", None, json!({"email": "not-an-email", "password": "short", "name": "Ada"}))
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.code(), "validation_failed");
+    let fields = reply.body["error"]["fields"].as_object().expect("field errors");
+    assert!(fields.contains_key("email") && fields.contains_key("password"), "{fields:?}");
+    assert!(!fields.contains_key("name"));
+
+    let reply = app.post("/api/v1/auth/register", None, json!({})).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.body["error"]["fields"].as_object().unwrap().len(), 3);
+
+    let reply = app.register("Ada@Example.com").await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(reply.body["email"], "ada@example.com");
+    assert_eq!(reply.body["role"], "candidate");
+    assert!(reply.body.get("password_hash").is_none());
+}
+
+async fn a_second_account_with_the_same_email_is_409(backend: Backend) {
+    let app = spawn_app(backend).await;
+    assert_eq!(app.register("ada@example.com").await.status, StatusCode::CREATED);
+    let reply = app.register("  ADA@example.com ").await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    assert_eq!(reply.code(), "email_taken");
+}
+
+async fn a_wrong_password_is_401_and_leaves_an_audit_row(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.register("ada@example.com").await;
+    let reply =
+        app.post("/api/v1/auth/login", None, json!({"email": "ada@example.com", "password": "wrong password!"})).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.code(), "invalid_credentials");
+    // An unknown account answers exactly the same.
+    let unknown =
+        app.post("/api/v1/auth/login", None, json!({"email": "nobody@example.com", "password": PASSWORD})).await;
+    assert_eq!((unknown.status, unknown.code()), (StatusCode::UNAUTHORIZED, "invalid_credentials"));
+
+    assert_eq!(app.login("ada@example.com").await.status, StatusCode::OK);
+    let rows = app.state.store.audit_entries("auth.login").await.unwrap();
+    let outcomes: Vec<_> = rows.iter().map(|r| (r.outcome.as_str(), r.target.as_deref())).collect();
+    assert_eq!(outcomes[..2], [("failure", Some("ada@example.com")), ("failure", Some("nobody@example.com"))]);
+    assert_eq!(outcomes[2].0, "success");
+    assert!(rows.iter().all(|r| r.ip.as_deref() == Some("127.0.0.1")));
+}
+
+async fn expired_forged_and_missing_access_tokens_are_401(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    assert_eq!(app.get("/api/v1/me", Some(&token)).await.status, StatusCode::OK);
+
+    let claims = app.state.tokens.verify_access(&token).unwrap();
+    let user: UserId = claims.user_id().unwrap();
+    let an_hour_ago = claims.iat - 3600;
+    let expired =
+        Tokens::new(&SecretString::from(JWT_SECRET), 900, 3600).issue_access(user, Role::Candidate, an_hour_ago);
+    let forged =
+        Tokens::new(&SecretString::from("not the server key"), 900, 3600).issue_access(user, Role::Admin, claims.iat);
+    // An unsigned token claiming to be admin ("alg":"none").
+    let header = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0";
+    let payload = token.split('.').nth(1).unwrap();
+    let unsigned = format!("{header}.{payload}.");
+
+    for (token, code) in [
+        (Some(expired.as_str()), "token_expired"),
+        (Some(forged.as_str()), "invalid_token"),
+        (Some(unsigned.as_str()), "invalid_token"),
+        (Some("garbage"), "invalid_token"),
+        (None, "unauthenticated"),
+    ] {
+        let reply = app.get("/api/v1/me", token).await;
+        assert_eq!((reply.status, reply.code()), (StatusCode::UNAUTHORIZED, code), "{token:?}");
+    }
+    let failures = app.state.store.audit_entries("auth.access_token").await.unwrap();
+    assert_eq!(failures.len(), 5);
+    assert!(failures.iter().all(|r| r.outcome == "failure" && r.target.as_deref() == Some("/api/v1/me")));
+}
+
+async fn refresh_rotates_and_a_replayed_token_revokes_the_whole_family(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, first) = app.signed_in_user("ada@example.com").await;
+
+    let rotated = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": first})).await;
+    assert_eq!(rotated.status, StatusCode::OK);
+    let second = rotated.body["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(second, first);
+    assert_eq!(rotated.body["token_type"], "Bearer");
+    let access = rotated.body["access_token"].as_str().unwrap();
+    assert_eq!(app.get("/api/v1/me", Some(access)).await.status, StatusCode::OK);
+
+    // Replaying the spent token is theft or a bug: it fails and takes the live descendant down with it.
+    let replay = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": first})).await;
+    assert_eq!((replay.status, replay.code()), (StatusCode::UNAUTHORIZED, "refresh_token_reused"));
+    let descendant = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": second})).await;
+    assert_eq!((descendant.status, descendant.code()), (StatusCode::UNAUTHORIZED, "invalid_refresh_token"));
+
+    // Another login is another family and still works.
+    let other = app.login("ada@example.com").await.body["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(app.post("/api/v1/auth/refresh", None, json!({"refresh_token": other})).await.status, StatusCode::OK);
+
+    let unknown = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": "rt_made_up"})).await;
+    assert_eq!(unknown.code(), "invalid_refresh_token");
+
+    let rows = app.state.store.audit_entries("auth.refresh").await.unwrap();
+    let details: Vec<_> = rows.iter().map(|r| (r.outcome.as_str(), r.detail.as_deref())).collect();
+    assert_eq!(
+        details,
+        [
+            ("success", None),
+            ("failure", Some("reused")),
+            ("failure", Some("revoked")),
+            ("success", None),
+            ("failure", Some("unknown")),
+        ]
+    );
+}
+
+async fn logout_revokes_the_refresh_token(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, refresh) = app.signed_in_user("ada@example.com").await;
+    let reply = app.post("/api/v1/auth/logout", None, json!({"refresh_token": refresh})).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    let reply = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": refresh})).await;
+    assert_eq!((reply.status, reply.code()), (StatusCode::UNAUTHORIZED, "invalid_refresh_token"));
+    // Logging out twice, or with a token nobody knows, is not an error.
+    let again = app.post("/api/v1/auth/logout", None, json!({"refresh_token": refresh})).await;
+    assert_eq!(again.status, StatusCode::NO_CONTENT);
+}
+
+async fn the_profile_can_be_read_and_partly_updated(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let patch = |body| app.request(Method::PATCH, "/api/v1/me", Some(&token), Some(body));
+
+    let reply = patch(json!({"target_role": "Staff engineer", "experience_level": "senior"})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["target_role"], "Staff engineer");
+    assert_eq!(reply.body["experience_level"], "senior");
+    assert_eq!(reply.body["name"], "Test User");
+
+    let reply = patch(json!({"name": "Ada Lovelace", "target_role": null})).await;
+    assert_eq!(reply.body["name"], "Ada Lovelace");
+    assert!(reply.body["target_role"].is_null());
+    assert_eq!(reply.body["experience_level"], "senior", "an absent field is left alone");
+
+    let reply = patch(json!({"name": "  "})).await;
+    assert_eq!((reply.status, reply.code()), (StatusCode::BAD_REQUEST, "validation_failed"));
+    let reply = patch(json!({"experience_level": "wizard"})).await;
+    assert_eq!((reply.status, reply.code()), (StatusCode::BAD_REQUEST, "invalid_body"));
+
+    let me = app.get("/api/v1/me", Some(&token)).await;
+    assert_eq!(me.body["name"], "Ada Lovelace");
+    assert_eq!(me.body["email"], "ada@example.com");
+}

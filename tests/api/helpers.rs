@@ -1,0 +1,190 @@
+//! Test harness: each test gets its own Candor on port 0 with a fresh SQLite file or a fresh PostgreSQL database
+//! (created in the server named by CANDOR_TEST_DATABASE_URL), plus request helpers. Logs only with TEST_LOG set.
+
+use std::net::SocketAddr;
+
+use candor::Application;
+use candor::api::AppState;
+use candor::config::Config;
+use reqwest::{Method, StatusCode};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+/// The signing key every test app uses, so tests can mint their own (expired) tokens.
+pub const JWT_SECRET: &str = "test-signing-key-0123456789";
+pub const PASSWORD: &str = "correct horse battery";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates, for each named `async fn(Backend)`, a module with one test per database.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            use $crate::helpers::{Backend, service_available};
+
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(Backend::Sqlite).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                if service_available("CANDOR_TEST_DATABASE_URL") {
+                    super::$name(Backend::Postgres).await;
+                }
+            }
+        }
+    )+};
+}
+
+/// Whether the service in `var` is configured. When CANDOR_TEST_REQUIRE_SERVICES is set (the README test
+/// command), a missing one fails the test instead of skipping it.
+pub fn service_available(var: &str) -> bool {
+    if std::env::var(var).is_ok() {
+        return true;
+    }
+    assert!(std::env::var("CANDOR_TEST_REQUIRE_SERVICES").is_err(), "{var} must be set");
+    eprintln!("skipped: {var} is not set");
+    false
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    _data_dir: tempfile::TempDir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// A test app with the default test configuration.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// A test app whose configuration `adjust` may change first.
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    if std::env::var("TEST_LOG").is_ok() {
+        candor::telemetry::init(candor::config::LogFormat::Text);
+    }
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.path().to_path_buf(),
+        database_url: match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(fresh_postgres_database().await),
+        },
+        database_max_connections: 4,
+        jwt_secret: Some(SecretString::from(JWT_SECRET)),
+        // High enough that only the rate-limit tests ever meet it.
+        rate_limit_requests: 10_000,
+        redis_prefix: format!("candor-test-{}", uuid::Uuid::new_v4().simple()),
+        ..Config::default()
+    };
+    adjust(&mut config);
+    let app = Application::build(config).await.expect("the app starts");
+    let addr = app.local_addr();
+    let state = app.state().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestApp { addr, client: reqwest::Client::new(), state, _data_dir: data_dir, _stop: stop }
+}
+
+/// Creates an empty database with a random name next to the one in CANDOR_TEST_DATABASE_URL.
+async fn fresh_postgres_database() -> String {
+    let admin_url = std::env::var("CANDOR_TEST_DATABASE_URL").expect("CANDOR_TEST_DATABASE_URL");
+    let name = format!("candor_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("connect to the test PostgreSQL");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    let (base, _) = admin_url.rsplit_once('/').expect("a database URL has a path");
+    format!("{base}/{name}")
+}
+
+/// A response: status, headers and the body parsed as JSON (`Value::Null` when empty or not JSON).
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The `error.code` of an error response.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends `body` as JSON (if any) with an optional bearer token.
+    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("a body");
+        Reply { status, headers, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    /// Registers `email` with the test password.
+    pub async fn register(&self, email: &str) -> Reply {
+        self.post("/api/v1/auth/register", None, json!({"email": email, "password": PASSWORD, "name": "Test User"}))
+            .await
+    }
+
+    pub async fn login(&self, email: &str) -> Reply {
+        self.post("/api/v1/auth/login", None, json!({"email": email, "password": PASSWORD})).await
+    }
+
+    /// Registers and logs in a new user; returns `(access token, refresh token)`.
+    pub async fn signed_in_user(&self, email: &str) -> (String, String) {
+        assert_eq!(self.register(email).await.status, StatusCode::CREATED);
+        let reply = self.login(email).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        (
+            reply.body["access_token"].as_str().unwrap().to_string(),
+            reply.body["refresh_token"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// Creates a behavioral interview; returns its id.
+    pub async fn create_interview(&self, token: &str) -> String {
+        let reply = self
+            .post(
+                "/api/v1/interviews",
+                Some(token),
+                json!({"role": "Backend engineer", "interview_type": "behavioral", "experience_level": "mid"}),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body["id"].as_str().unwrap().to_string()
+    }
+}

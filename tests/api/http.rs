@@ -1,0 +1,232 @@
+//! Cross-cutting HTTP behaviour: the error shape for bad input, body limits, rate limits, metrics, health and the
+//! OpenAPI document.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, service_available, spawn_app, spawn_app_with};
+use crate::on_both_databases;
+
+on_both_databases!(
+    malformed_json_is_400_in_the_error_shape,
+    a_body_over_the_limit_is_413,
+    metrics_count_requests_by_route_and_status,
+    health_and_readiness_answer,
+);
+
+async fn malformed_json_is_400_in_the_error_shape(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let send = |body: &'static str, content_type: &'static str| {
+        app.client.post(app.url("/api/v1/auth/register")).header("content-type", content_type).body(body).send()
+    };
+    let reply = send("{\"email\": ", "application/json").await.unwrap();
+    assert_eq!(reply.status(), StatusCode::BAD_REQUEST);
+    let body: Value = reply.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "malformed_json");
+    assert!(body["error"]["message"].as_str().unwrap().contains("line 1"));
+
+    let reply = send("[1, 2]", "application/json").await.unwrap();
+    assert_eq!(reply.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(reply.json::<Value>().await.unwrap()["error"]["code"], "invalid_body");
+
+    let reply = send("{}", "text/plain").await.unwrap();
+    assert_eq!(reply.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(reply.json::<Value>().await.unwrap()["error"]["code"], "unsupported_media_type");
+
+    let unknown = app.get("/api/v1/nothing-here", None).await;
+    assert_eq!((unknown.status, unknown.code()), (StatusCode::NOT_FOUND, "route_not_found"));
+    let wrong_method = app.request(Method::DELETE, "/api/v1/auth/login", None, None).await;
+    assert_eq!((wrong_method.status, wrong_method.code()), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+
+    // The server is still healthy and nothing half-written was left behind.
+    assert_eq!(app.register("ada@example.com").await.status, StatusCode::CREATED);
+}
+
+async fn a_body_over_the_limit_is_413(backend: Backend) {
+    let app = spawn_app_with(backend, |config| config.max_body_bytes = 4096).await;
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let reply = app
+        .post(
+            "/api/v1/interviews",
+            Some(&token),
+            json!({"role": "Backend engineer", "interview_type": "hr", "experience_level": "mid",
+                   "job_description": "x".repeat(10_000)}),
+        )
+        .await;
+    assert_eq!((reply.status, reply.code()), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
+    assert_eq!(app.get("/api/v1/interviews", Some(&token)).await.body["total"], 0);
+}
+
+async fn metrics_count_requests_by_route_and_status(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for _ in 0..3 {
+        app.get("/api/v1/me", None).await;
+    }
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let id = app.create_interview(&token).await;
+    app.get(&format!("/api/v1/interviews/{id}"), Some(&token)).await;
+
+    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let count = |route: &str, method: &str, status: &str| {
+        sample(&text, "candor_http_requests_total", &[("route", route), ("method", method), ("status", status)])
+    };
+    assert_eq!(count("/api/v1/me", "GET", "401"), Some(3.0));
+    assert_eq!(count("/api/v1/interviews/{id}", "GET", "200"), Some(1.0), "labelled by template, not raw path");
+    assert_eq!(count("/api/v1/auth/register", "POST", "201"), Some(1.0));
+    assert!(sample(&text, "candor_http_request_duration_seconds_count", &[("route", "/api/v1/me")]).unwrap() >= 3.0);
+    assert_eq!(sample(&text, "candor_auth_failures_total", &[("reason", "missing")]), Some(3.0));
+    assert_eq!(sample(&text, "candor_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), Some(1.0));
+    assert!(sample(&text, "candor_db_pool_connections", &[]).unwrap() >= 1.0);
+}
+
+/// The value of the first sample of `name` whose labels include all of `labels`.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().filter(|line| !line.starts_with('#')).find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+        let all = labels.iter().all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+        (metric == name && all).then(|| value.parse().ok()).flatten()
+    })
+}
+
+async fn health_and_readiness_answer(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let health = app.get("/healthz", None).await;
+    assert_eq!((health.status, health.body["status"].as_str()), (StatusCode::OK, Some("ok")));
+    let ready = app.get("/readyz", None).await;
+    assert_eq!(ready.status, StatusCode::OK);
+    assert_eq!(ready.body["checks"]["database"], "ok");
+
+    app.state.store.close().await;
+    let down = app.get("/readyz", None).await;
+    assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(down.body["status"], "unavailable");
+    assert!(down.body["checks"]["database"].as_str().unwrap().starts_with("unreachable"));
+}
+
+/// Sends requests until the first 429 (at most `2 * limit + 1`, in case the first ones straddle a window edge).
+async fn exhaust(app: &TestApp, limit: u32) -> crate::helpers::Reply {
+    for _ in 0..=2 * limit {
+        let reply = app.get("/api/v1/me", None).await;
+        if reply.status == StatusCode::TOO_MANY_REQUESTS {
+            return reply;
+        }
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    panic!("no 429 after {} requests with a limit of {limit}", 2 * limit + 1);
+}
+
+#[tokio::test]
+async fn past_the_rate_limit_requests_get_429_with_retry_after_then_recover() {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config.rate_limit_requests = 3;
+        config.rate_limit_window_secs = 2;
+    })
+    .await;
+    let limited = exhaust(&app, 3).await;
+    assert_eq!(limited.code(), "rate_limited");
+    let retry_after: u64 = limited.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry_after));
+    // Operational routes are not limited: a throttled client cannot blind the monitoring.
+    assert_eq!(app.get("/healthz", None).await.status, StatusCode::OK);
+
+    tokio::time::sleep(Duration::from_secs(retry_after) + Duration::from_millis(100)).await;
+    assert_eq!(app.get("/api/v1/me", None).await.status, StatusCode::UNAUTHORIZED, "the window has passed");
+}
+
+#[tokio::test]
+async fn nodes_sharing_redis_share_rate_limit_counters() {
+    if !service_available("CANDOR_TEST_REDIS_URL") {
+        return;
+    }
+    let prefix = format!("candor-test-{}", uuid::Uuid::new_v4().simple());
+    let node = || {
+        let prefix = prefix.clone();
+        spawn_app_with(Backend::Sqlite, move |config| {
+            config.redis_url = std::env::var("CANDOR_TEST_REDIS_URL").ok();
+            config.redis_prefix = prefix;
+            config.rate_limit_requests = 4;
+            config.rate_limit_window_secs = 30;
+        })
+    };
+    let (a, b) = (node().await, node().await);
+    let limited = exhaust(&a, 4).await;
+    assert_eq!(limited.code(), "rate_limited");
+    let on_b = b.get("/api/v1/me", None).await;
+    assert_eq!(on_b.status, StatusCode::TOO_MANY_REQUESTS, "node B sees node A's count");
+    assert_eq!(a.get("/readyz", None).await.body["checks"]["redis"], "ok");
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_valid_and_lists_every_route() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let reply = app.get("/api/v1/openapi.json", None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let document = reply.body;
+    oas3::from_json(document.to_string()).expect("a valid OpenAPI 3.1 document");
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+
+    let mut operations = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            assert!(operation["responses"].as_object().is_some_and(|r| !r.is_empty()), "{method} {path}");
+            operations.insert(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    let expected: BTreeSet<String> = [
+        "POST /api/v1/auth/register",
+        "POST /api/v1/auth/login",
+        "POST /api/v1/auth/refresh",
+        "POST /api/v1/auth/logout",
+        "GET /api/v1/me",
+        "PATCH /api/v1/me",
+        "POST /api/v1/interviews",
+        "GET /api/v1/interviews",
+        "GET /api/v1/interviews/suggestions",
+        "GET /api/v1/interviews/{id}",
+        "POST /api/v1/interviews/{id}/abandon",
+        "GET /api/v1/openapi.json",
+        "GET /healthz",
+        "GET /readyz",
+        "GET /metrics",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(operations, expected);
+
+    // Every documented operation is served (not the router's fallback).
+    for operation in &operations {
+        let (method, path) = operation.split_once(' ').unwrap();
+        let path = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
+        let body = (method != "GET").then(|| json!({}));
+        let reply = app.request(method.parse().unwrap(), &path, None, body).await;
+        assert!(!["route_not_found", "method_not_allowed"].contains(&reply.code()), "{operation} is not served");
+    }
+
+    // Every schema reference resolves.
+    let schemas = document["components"]["schemas"].as_object().unwrap();
+    let mut refs = Vec::new();
+    collect_refs(&document, &mut refs);
+    assert!(!refs.is_empty());
+    for reference in refs {
+        let name = reference.strip_prefix("#/components/schemas/").expect("a schema reference");
+        assert!(schemas.contains_key(name), "dangling reference {reference}");
+    }
+}
+
+fn collect_refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get("$ref") {
+                out.push(r.clone());
+            }
+            map.values().for_each(|v| collect_refs(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
+}

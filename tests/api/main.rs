@@ -1,0 +1,7 @@
+//! API tests: each runs against a real server on port 0, once on SQLite and once on PostgreSQL.
+
+mod helpers;
+
+mod accounts;
+mod http;
+mod interviews;
