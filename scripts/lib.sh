@@ -24,8 +24,10 @@ ensure_rust() {
     fi
 }
 
-# Packages the build needs: a C toolchain for the bundled SQLite and friends.
-BUILD_PACKAGES=(build-essential pkg-config)
+# Packages the build needs: a C toolchain (bundled SQLite), cmake (bundled libopus), clang and FFmpeg's
+# development files (ffmpeg-next's bindings).
+BUILD_PACKAGES=(build-essential pkg-config cmake clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev
+    libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev)
 
 # A TCP port on loopback that nothing listens on right now.
 free_port() {

@@ -1,0 +1,11 @@
+//! Candor's media pipelines: frames in, PCM, images and typed measurements out. Nothing here knows about HTTP,
+//! databases, sessions or sockets, and no stage reads the clock: callers pass timestamps.
+//!
+//! # Layout
+//! - `audio`: Opus decoding, resampling, levels.
+//! - `video`: VP8/H264 decoding to analysis-size RGB frames at a capped rate.
+//! - `voice`: the interviewer's outbound voice: Opus encoding and real-time pacing with immediate stop.
+
+pub mod audio;
+pub mod video;
+pub mod voice;
