@@ -7,6 +7,7 @@ mod extract;
 mod interviews;
 mod me;
 mod ops;
+mod shares;
 mod views;
 
 use std::sync::Arc;
@@ -77,6 +78,8 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(interviews::suggestions))
         .routes(routes!(interviews::get_one))
         .routes(routes!(interviews::abandon))
+        .routes(routes!(shares::create, shares::list))
+        .routes(routes!(shares::delete))
         .routes(routes!(ops::openapi_document))
         .layer(from_fn_with_state(state.clone(), crate::rate_limit::limit_requests));
     OpenApiRouter::with_openapi(ApiDoc::openapi())

@@ -170,6 +170,53 @@ impl Store {
         row.map(InterviewRecord::try_from).transpose()
     }
 
+    /// The interview whoever owns it; for authorisation checks that are not about ownership (observers).
+    pub async fn interview(&self, id: InterviewId) -> StoreResult<Option<InterviewRecord>> {
+        let row: Option<InterviewRow> =
+            sqlx::query_as(select_interview!("WHERE id = $1")).bind(id.to_string()).fetch_optional(&self.pool).await?;
+        row.map(InterviewRecord::try_from).transpose()
+    }
+
+    /// A live session started: a scheduled interview becomes in progress. Returns false for a finished one.
+    pub async fn mark_interview_started(&self, id: InterviewId) -> StoreResult<bool> {
+        let changed = sqlx::query(
+            "UPDATE interviews SET status = $1, started_at = COALESCE(started_at, $2)
+             WHERE id = $3 AND status IN ($4, $1)",
+        )
+        .bind(InterviewStatus::InProgress.as_str())
+        .bind(now_ms())
+        .bind(id.to_string())
+        .bind(InterviewStatus::Scheduled.as_str())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(changed == 1)
+    }
+
+    /// One per-second sample of live measurements, as compact JSON; a repeated (kind, t_ms) replaces the first.
+    pub async fn insert_metric_sample(&self, id: InterviewId, kind: &str, t_ms: i64, data: &str) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO metric_samples (interview_id, kind, t_ms, data) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (interview_id, kind, t_ms) DO UPDATE SET data = excluded.data",
+        )
+        .bind(id.to_string())
+        .bind(kind)
+        .bind(t_ms)
+        .bind(data)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Samples of one kind, in time order, as `(t_ms, json)`.
+    pub async fn metric_samples(&self, id: InterviewId, kind: &str) -> StoreResult<Vec<(i64, String)>> {
+        Ok(sqlx::query_as("SELECT t_ms, data FROM metric_samples WHERE interview_id = $1 AND kind = $2 ORDER BY t_ms")
+            .bind(id.to_string())
+            .bind(kind)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     pub async fn count_interviews(&self, owner: UserId) -> StoreResult<i64> {
         let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM interviews WHERE user_id = $1")
             .bind(owner.to_string())

@@ -5,6 +5,7 @@
 
 mod audit;
 mod interviews;
+mod shares;
 mod tokens;
 mod users;
 
@@ -17,6 +18,7 @@ use sqlx::migrate::Migrator;
 
 pub use audit::{AuditEntry, Outcome};
 pub use interviews::{InterviewPage, InterviewRecord, NewInterview, NewRound, QuestionRecord, RoundRecord, TurnRecord};
+pub use shares::ShareRecord;
 pub use tokens::{NewRefreshToken, RefreshOutcome};
 pub use users::{NewUser, ProfileChange, UserRecord};
 

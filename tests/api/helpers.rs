@@ -175,6 +175,15 @@ impl TestApp {
         )
     }
 
+    /// Creates an account with `role` directly in the store (as `candor user add` does); returns its id.
+    pub async fn add_user(&self, email: &str, role: candor::domain::Role) -> candor::domain::UserId {
+        let hash = candor::auth::hash_password(PASSWORD.into()).await.unwrap();
+        let email = candor::domain::Email::parse(email).unwrap();
+        let name = candor::domain::PersonName::parse("Test Coach").unwrap();
+        let user = candor::store::NewUser { email: &email, password_hash: &hash, name: &name, role };
+        self.state.store.insert_user(user).await.unwrap().id
+    }
+
     /// Creates a behavioral interview; returns its id.
     pub async fn create_interview(&self, token: &str) -> String {
         let reply = self

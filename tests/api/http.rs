@@ -188,6 +188,9 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
         "GET /api/v1/interviews/suggestions",
         "GET /api/v1/interviews/{id}",
         "POST /api/v1/interviews/{id}/abandon",
+        "POST /api/v1/interviews/{id}/shares",
+        "GET /api/v1/interviews/{id}/shares",
+        "DELETE /api/v1/interviews/{id}/shares/{observer_id}",
         "GET /api/v1/openapi.json",
         "GET /healthz",
         "GET /readyz",
@@ -201,7 +204,7 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
     // Every documented operation is served (not the router's fallback).
     for operation in &operations {
         let (method, path) = operation.split_once(' ').unwrap();
-        let path = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
+        let path = path.replace("{id}", &uuid::Uuid::new_v4().to_string()).replace("{observer_id}", "x");
         let body = (method != "GET").then(|| json!({}));
         let reply = app.request(method.parse().unwrap(), &path, None, body).await;
         assert!(!["route_not_found", "method_not_allowed"].contains(&reply.code()), "{operation} is not served");

@@ -14,6 +14,7 @@ on_both_databases!(
     history_is_paginated_newest_first,
     creation_past_the_quota_is_403,
     round_suggestions_follow_the_role,
+    an_interview_is_shared_with_coaches_only_by_its_owner,
 );
 
 async fn a_created_interview_comes_back_with_its_planned_rounds(backend: Backend) {
@@ -172,4 +173,35 @@ async fn round_suggestions_follow_the_role(backend: Backend) {
     let missing = app.get("/api/v1/interviews/suggestions", Some(&token)).await;
     assert_eq!((missing.status, missing.code()), (StatusCode::BAD_REQUEST, "invalid_query"));
     assert_eq!(app.get("/api/v1/interviews/suggestions?role=x", None).await.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn an_interview_is_shared_with_coaches_only_by_its_owner(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (ada, _) = app.signed_in_user("ada@example.com").await;
+    let (bob, _) = app.signed_in_user("bob@example.com").await;
+    let coach = app.add_user("coach@example.com", candor::domain::Role::Coach).await;
+    let id = app.create_interview(&ada).await;
+    let shares = format!("/api/v1/interviews/{id}/shares");
+
+    let shared = app.post(&shares, Some(&ada), json!({"email": "Coach@Example.com"})).await;
+    assert_eq!(shared.status, StatusCode::CREATED, "{}", shared.body);
+    assert_eq!(shared.body[0]["email"], "coach@example.com");
+    let twice = app.post(&shares, Some(&ada), json!({"email": "coach@example.com"})).await;
+    assert_eq!(twice.body.as_array().unwrap().len(), 1, "sharing twice is harmless");
+
+    let not_coach = app.post(&shares, Some(&ada), json!({"email": "bob@example.com"})).await;
+    assert_eq!((not_coach.status, not_coach.code()), (StatusCode::BAD_REQUEST, "not_a_coach"));
+    let nobody = app.post(&shares, Some(&ada), json!({"email": "nobody@example.com"})).await;
+    assert_eq!((nobody.status, nobody.code()), (StatusCode::NOT_FOUND, "user_not_found"));
+    let foreign = app.post(&shares, Some(&bob), json!({"email": "coach@example.com"})).await;
+    assert_eq!((foreign.status, foreign.code()), (StatusCode::NOT_FOUND, "not_found"));
+    assert_eq!(app.get(&shares, Some(&bob)).await.status, StatusCode::NOT_FOUND);
+
+    assert_eq!(app.get(&shares, Some(&ada)).await.body[0]["observer_id"], coach.to_string());
+    let one_share = format!("{shares}/{coach}");
+    let delete = |token| app.request(reqwest::Method::DELETE, &one_share, Some(token), None);
+    assert_eq!(delete(&bob).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(delete(&ada).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(delete(&ada).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&shares, Some(&ada)).await.body, json!([]));
 }
