@@ -2,7 +2,7 @@
 //! path in `CANDOR_CONFIG`) and `CANDOR_*` environment variables, in rising precedence. Nothing else reads the
 //! environment.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
@@ -42,12 +42,60 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Interviews a candidate may create; unset means unlimited. A user's own quota, when set, wins.
     pub interview_quota: Option<u32>,
+    /// Address WebRTC peers bind their UDP sockets to. `0.0.0.0` binds every non-loopback interface.
+    pub rtc_bind_ip: IpAddr,
+    /// The server's public address behind a 1:1 NAT: host candidates sent to clients carry it instead.
+    pub rtc_public_ip: Option<IpAddr>,
+    /// UDP ports for media, `"50000-50999"`; unset means any free port.
+    pub rtc_udp_ports: Option<PortRange>,
+    /// STUN/TURN servers, used by the server and handed to clients (`GET /api/v1/rtc/config`).
+    pub ice_servers: Vec<IceServer>,
+    /// A peer silent this long is disconnected, and this much longer failed; its session then ends.
+    pub ice_disconnected_secs: u64,
+    pub ice_failed_secs: u64,
     #[serde(skip_serializing)]
     pub llm_url: Option<String>,
     #[serde(skip_serializing)]
     pub llm_api_key: Option<SecretString>,
     #[serde(skip_serializing)]
     pub llm_model: Option<String>,
+}
+
+/// One STUN or TURN server, as browsers' `RTCIceServer`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// An inclusive range of UDP ports, written `"low-high"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PortRange {
+    pub low: u16,
+    pub high: u16,
+}
+
+impl TryFrom<String> for PortRange {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let bad = || format!("{text:?} is not a port range like \"50000-50999\"");
+        let (low, high) = text.trim().split_once('-').ok_or_else(bad)?;
+        let (low, high) = (low.trim().parse().map_err(|_| bad())?, high.trim().parse().map_err(|_| bad())?);
+        if low == 0 || low > high {
+            return Err(bad());
+        }
+        Ok(Self { low, high })
+    }
+}
+
+impl From<PortRange> for String {
+    fn from(range: PortRange) -> Self {
+        format!("{}-{}", range.low, range.high)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +124,12 @@ impl Default for Config {
             trust_forwarded_for: false,
             max_body_bytes: 256 * 1024,
             interview_quota: None,
+            rtc_bind_ip: IpAddr::from([127, 0, 0, 1]),
+            rtc_public_ip: None,
+            rtc_udp_ports: None,
+            ice_servers: Vec::new(),
+            ice_disconnected_secs: 5,
+            ice_failed_secs: 10,
             llm_url: None,
             llm_api_key: None,
             llm_model: None,
@@ -125,6 +179,9 @@ impl Config {
         if self.database_max_connections == 0 {
             return Err(ConfigError::Rule("database_max_connections must be positive".into()));
         }
+        if self.ice_disconnected_secs == 0 || self.ice_failed_secs == 0 {
+            return Err(ConfigError::Rule("ICE timeouts must be positive".into()));
+        }
         if let Some(url) = &self.database_url
             && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
@@ -153,6 +210,14 @@ mod tests {
         assert_eq!(config.database_url(), "sqlite://data/candor.db?mode=rwc");
         assert_eq!(config.access_token_ttl_secs, 900);
         assert!(config.check().is_ok());
+    }
+
+    #[test]
+    fn port_ranges_parse_and_bad_ones_are_refused() {
+        assert_eq!(PortRange::try_from("50000-50999".to_string()), Ok(PortRange { low: 50000, high: 50999 }));
+        for bad in ["50000", "9-1", "0-10", "a-b", "1-70000"] {
+            assert!(PortRange::try_from(bad.to_string()).is_err(), "{bad}");
+        }
     }
 
     #[test]

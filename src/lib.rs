@@ -6,6 +6,7 @@
 //! - `auth`: password hashing, access and refresh tokens.
 //! - `store`: SQLite or PostgreSQL behind one `Store`; all SQL lives there.
 //! - `plan`: which rounds an interview of a given role and type has.
+//! - `live`: live sessions: WebRTC peers, media, signaling, observers.
 //! - `api`: the HTTP API, its extractors and its OpenAPI document; `error`: the one error shape.
 //! - `rate_limit`, `metrics`, `telemetry`: per-IP limits, Prometheus metrics, logs.
 //! - `startup`: builds the application and serves it; `cli`: the `candor` command.
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod live;
 pub mod metrics;
 pub mod plan;
 pub mod rate_limit;

@@ -7,7 +7,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::api::AppState;
@@ -20,6 +21,13 @@ pub struct Metrics {
     pub db_connections_idle: IntGauge,
     pub auth_failures: IntCounterVec,
     pub rate_limited: IntCounterVec,
+    pub rtc_peers: IntGaugeVec,
+    pub rtp_packets: IntCounterVec,
+    pub rtp_bytes: IntCounterVec,
+    pub decode_errors: IntCounterVec,
+    pub video_frames_dropped: IntCounter,
+    pub peer_failures: IntCounter,
+    pub session_duration: Histogram,
 }
 
 impl Metrics {
@@ -49,6 +57,33 @@ impl Metrics {
             &["decision"],
         )
         .expect("valid metric");
+        let rtc_peers = IntGaugeVec::new(Opts::new("rtc_peers", "Connected WebRTC peers by role"), &["role"])
+            .expect("valid metric");
+        let rtp_packets = IntCounterVec::new(
+            Opts::new("rtp_packets_total", "RTP packets by media kind and direction"),
+            &["kind", "direction"],
+        )
+        .expect("valid metric");
+        let rtp_bytes = IntCounterVec::new(
+            Opts::new("rtp_bytes_total", "RTP payload bytes by media kind and direction"),
+            &["kind", "direction"],
+        )
+        .expect("valid metric");
+        let decode_errors =
+            IntCounterVec::new(Opts::new("decode_errors_total", "Media that failed to decode, by kind"), &["kind"])
+                .expect("valid metric");
+        let video_frames_dropped = IntCounter::new(
+            "video_frames_dropped_total",
+            "Encoded video frames dropped because the decoder was behind (a keyframe is requested each time)",
+        )
+        .expect("valid metric");
+        let peer_failures =
+            IntCounter::new("peer_failures_total", "Peer connections that failed (ICE or DTLS)").expect("valid metric");
+        let session_duration = Histogram::with_opts(
+            HistogramOpts::new("session_duration_seconds", "Length of live candidate sessions")
+                .buckets(vec![10.0, 30.0, 60.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0]),
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(Opts::new("build_info", "Build of the running server"), &["version"])
             .expect("valid metric");
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
@@ -59,6 +94,13 @@ impl Metrics {
             Box::new(db_connections_idle.clone()),
             Box::new(auth_failures.clone()),
             Box::new(rate_limited.clone()),
+            Box::new(rtc_peers.clone()),
+            Box::new(rtp_packets.clone()),
+            Box::new(rtp_bytes.clone()),
+            Box::new(decode_errors.clone()),
+            Box::new(video_frames_dropped.clone()),
+            Box::new(peer_failures.clone()),
+            Box::new(session_duration.clone()),
             Box::new(build_info),
         ] {
             registry.register(collector).expect("metric names are unique");
@@ -71,7 +113,21 @@ impl Metrics {
             db_connections_idle,
             auth_failures,
             rate_limited,
+            rtc_peers,
+            rtp_packets,
+            rtp_bytes,
+            decode_errors,
+            video_frames_dropped,
+            peer_failures,
+            session_duration,
         }
+    }
+
+    /// Counts one inbound RTP packet.
+    pub fn rtp_in(&self, audio: bool, payload_bytes: usize) {
+        let kind = if audio { "audio" } else { "video" };
+        self.rtp_packets.with_label_values(&[kind, "in"]).inc();
+        self.rtp_bytes.with_label_values(&[kind, "in"]).inc_by(payload_bytes as u64);
     }
 
     /// Prometheus text exposition of every metric.

@@ -60,11 +60,14 @@ impl Application {
         };
         let listener =
             TcpListener::bind(config.bind).await.map_err(|source| StartupError::Bind { addr: config.bind, source })?;
+        let config = Arc::new(config);
+        let metrics = Arc::new(Metrics::new());
         let state = AppState {
-            config: Arc::new(config),
+            live: crate::live::Live::new(config.clone(), store.clone(), metrics.clone()),
+            config,
             store,
             tokens: Arc::new(tokens),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             limiter: Arc::new(limiter),
             redis,
         };

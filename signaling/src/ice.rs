@@ -70,6 +70,29 @@ impl IceCandidate {
     }
 }
 
+/// Replaces the address of a host candidate line (`candidate:...` or `a=candidate:...`) with `address`; other
+/// lines and other candidate types come back unchanged. Used to announce a public IP behind a 1:1 NAT.
+pub fn rewrite_host_address(line: &str, address: &str) -> String {
+    let fields: Vec<&str> = line.split(' ').collect();
+    let is_candidate = fields.first().is_some_and(|f| f.starts_with("candidate:") || f.starts_with("a=candidate:"));
+    if !is_candidate || fields.len() < 8 || fields[6] != "typ" || fields[7] != "host" {
+        return line.to_string();
+    }
+    let mut fields = fields;
+    fields[4] = address;
+    fields.join(" ")
+}
+
+/// `rewrite_host_address` on every line of an SDP, keeping its line endings.
+pub fn rewrite_sdp_host_addresses(sdp: &str, address: &str) -> String {
+    sdp.split_inclusive('\n')
+        .map(|line| {
+            let body = line.trim_end_matches(['\r', '\n']);
+            format!("{}{}", rewrite_host_address(body, address), &line[body.len()..])
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +123,19 @@ mod tests {
         let mdns = candidate("candidate:1 1 udp 2122260223 4f6b7e1d-0c3a-4d35-9a57-0c2d1f9d3a1b.local 53937 typ host");
         assert_eq!(mdns.validate().unwrap(), CandidateUse::Ignore("mDNS host candidate"));
         assert_eq!(candidate("").validate().unwrap(), CandidateUse::EndOfCandidates);
+    }
+
+    #[test]
+    fn host_addresses_are_rewritten_and_nothing_else() {
+        let host = "candidate:1 1 udp 2130706431 10.0.0.5 50000 typ host";
+        assert_eq!(rewrite_host_address(host, "203.0.113.9"), "candidate:1 1 udp 2130706431 203.0.113.9 50000 typ host");
+        let srflx = "candidate:2 1 udp 1694498815 198.51.100.1 50000 typ srflx raddr 10.0.0.5 rport 50000";
+        assert_eq!(rewrite_host_address(srflx, "203.0.113.9"), srflx);
+        let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 10.0.0.5 50000 typ host\r\na=mid:0\r\n";
+        assert_eq!(
+            rewrite_sdp_host_addresses(sdp, "203.0.113.9"),
+            "v=0\r\na=candidate:1 1 udp 2130706431 203.0.113.9 50000 typ host\r\na=mid:0\r\n"
+        );
     }
 
     #[test]

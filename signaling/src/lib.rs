@@ -19,7 +19,7 @@ pub mod sdp;
 pub mod signal;
 
 pub use events::{ClientEvent, ControlAction, Event, EventBody};
-pub use ice::{CandidateUse, IceCandidate};
+pub use ice::{CandidateUse, IceCandidate, rewrite_host_address, rewrite_sdp_host_addresses};
 pub use negotiation::{Action, Negotiation};
 pub use sdp::{OfferSummary, Sdp};
 pub use signal::{ClientMessage, ServerMessage};

@@ -27,7 +27,7 @@ use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::store::Store;
 
-pub use extract::{AuthUser, ClientIp};
+pub use extract::{ApiPath, ApiQuery, AuthUser, ClientIp};
 
 /// Everything a request handler may need; cheap to clone.
 #[derive(Clone)]
@@ -39,6 +39,7 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// Present when `redis_url` is set; `/readyz` checks it.
     pub redis: Option<redis::aio::ConnectionManager>,
+    pub live: Arc<crate::live::Live>,
 }
 
 #[derive(OpenApi)]
@@ -49,6 +50,7 @@ pub struct AppState {
         (name = "auth", description = "Accounts and tokens"),
         (name = "profile", description = "The signed-in user"),
         (name = "interviews", description = "Interviews and their history"),
+        (name = "live", description = "Live sessions: WebSocket signaling (protocol v1), WHIP, ICE servers"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]
@@ -80,6 +82,9 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(interviews::abandon))
         .routes(routes!(shares::create, shares::list))
         .routes(routes!(shares::delete))
+        .routes(routes!(crate::live::signaling::websocket))
+        .routes(routes!(crate::live::signaling::whip_offer, crate::live::signaling::whip_delete))
+        .routes(routes!(ops::rtc_config))
         .routes(routes!(ops::openapi_document))
         .layer(from_fn_with_state(state.clone(), crate::rate_limit::limit_requests));
     OpenApiRouter::with_openapi(ApiDoc::openapi())

@@ -67,3 +67,16 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn openapi_document(Extension(OpenApiJson(document)): Extension<OpenApiJson>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], document.as_str().to_owned())
 }
+
+#[derive(Serialize, ToSchema)]
+pub struct RtcConfig {
+    /// Pass to `new RTCPeerConnection({iceServers})`.
+    ice_servers: Vec<crate::config::IceServer>,
+}
+
+/// STUN/TURN servers for the browser's peer connection.
+#[utoipa::path(get, path = "/rtc/config", tag = "live", security(("bearer" = [])),
+    responses((status = 200, body = RtcConfig), (status = 401, description = "Not signed in", body = crate::error::ErrorBody)))]
+pub async fn rtc_config(State(state): State<AppState>, _user: super::AuthUser) -> Json<RtcConfig> {
+    Json(RtcConfig { ice_servers: state.config.ice_servers.clone() })
+}

@@ -4,3 +4,18 @@
 mod pacer;
 
 pub use pacer::{VoiceError, VoicePacer};
+
+
+/// A short two-note chime (C5 then E5, 0.6 s, soft attack and release) at `rate` Hz: the greeting a session
+/// plays as soon as media flows, until the interviewer has a voice of its own.
+pub fn chime(rate: u32) -> Vec<f32> {
+    let note = |freq: f32, seconds: f32| {
+        let n = (rate as f32 * seconds) as usize;
+        let ramp = (rate as f32 * 0.02) as usize;
+        (0..n).map(move |i| {
+            let envelope = (i.min(n - 1 - i) as f32 / ramp as f32).min(1.0);
+            0.3 * envelope * (i as f32 * freq * std::f32::consts::TAU / rate as f32).sin()
+        })
+    };
+    note(523.25, 0.25).chain(note(659.25, 0.35)).collect()
+}

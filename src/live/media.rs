@@ -1,0 +1,237 @@
+//! Inbound media of a candidate: RTP in, decoded signals and events out.
+//!
+//! - Audio: Opus RTP is decoded (with loss concealment for small gaps), resampled to 16 kHz mono for the speech
+//!   pipelines, and measured: one `speech.metrics` event and one stored sample per second.
+//! - Video: RTP is reassembled into frames and decoded on a dedicated thread. Every frame must be decoded, but
+//!   only about five a second are converted for analysis (latest frame wins). If the decoder falls behind, whole
+//!   frames are dropped and a keyframe is requested, since later frames cannot be decoded without it.
+//!
+//! Every packet is also copied to observers, unchanged.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use candor_pipelines::audio::{LevelMeter, OpusDecoder, PIPELINE_RATE, Resampler, OPUS_RATE};
+use candor_pipelines::video::{VideoCodec, VideoDecoder};
+use candor_signaling::EventBody;
+use rtc::media::io::sample_builder::SampleBuilder;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::codec::h264::H264Packet;
+use rtc::rtp::codec::vp8::Vp8Packet;
+use tokio::sync::broadcast;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+
+use super::SessionContext;
+
+/// Gaps up to this many packets (100 ms of 20 ms frames) are concealed; longer ones restart the timeline.
+const MAX_CONCEALED_PACKETS: u16 = 5;
+/// Encoded frames waiting for the video decoder; about half a second at 15 fps.
+const VIDEO_QUEUE: usize = 8;
+/// Analysis rate cap (frames per second) and frame size (longer side, pixels).
+const ANALYSIS_INTERVAL_MS: u64 = 200;
+const ANALYSIS_MAX_SIDE: u32 = 640;
+
+pub async fn run_audio(ctx: SessionContext, track: Arc<dyn TrackRemote>, copies: broadcast::Sender<rtc::rtp::Packet>) {
+    let Ok(mut decoder) = OpusDecoder::new() else {
+        tracing::error!("cannot create an Opus decoder");
+        return;
+    };
+    let mut resampler = Resampler::new(OPUS_RATE, PIPELINE_RATE);
+    let mut meter = LevelMeter::new(PIPELINE_RATE as usize);
+    let (mut pcm48, mut pcm16) = (Vec::new(), Vec::new());
+    let mut last_seq: Option<u16> = None;
+    let mut seconds: u64 = 0;
+    while let Some(event) = track.poll().await {
+        let packet = match event {
+            TrackRemoteEvent::OnRtpPacket(packet) => packet,
+            TrackRemoteEvent::OnEnded => break,
+            _ => continue,
+        };
+        ctx.metrics.rtp_in(true, packet.payload.len());
+        let seq = packet.header.sequence_number;
+        if let Some(last) = last_seq {
+            let gap = seq.wrapping_sub(last).wrapping_sub(1);
+            if gap > u16::MAX / 2 {
+                continue; // late or duplicate: its slot was concealed already
+            }
+            for _ in 0..gap.min(MAX_CONCEALED_PACKETS) {
+                let _ = decoder.conceal(&mut pcm48);
+            }
+        }
+        last_seq = Some(seq);
+        pcm48.clear();
+        if decoder.decode(&packet.payload, &mut pcm48).is_err() {
+            ctx.metrics.decode_errors.with_label_values(&["audio"]).inc();
+        }
+        let _ = copies.send(packet);
+        pcm16.clear();
+        resampler.process(&pcm48, &mut pcm16);
+        for level in meter.push(&pcm16) {
+            seconds += 1;
+            let body = EventBody::SpeechMetrics {
+                wpm: None,
+                fillers: None,
+                filler_per_min: None,
+                longest_pause_ms: None,
+                pitch_hz: None,
+                pitch_var: None,
+                volume_dbfs: Some((level * 10.0).round() / 10.0),
+            };
+            ctx.record_sample("speech", seconds * 1000, &body).await;
+            ctx.events.send(body).await;
+        }
+    }
+}
+
+enum Reassembler {
+    Vp8(SampleBuilder<Vp8Packet>),
+    H264(SampleBuilder<H264Packet>),
+}
+
+impl Reassembler {
+    fn new(codec: VideoCodec) -> Self {
+        // Up to 128 packets may be held back waiting for a late one (about 10 frames of VGA).
+        match codec {
+            VideoCodec::Vp8 => Self::Vp8(SampleBuilder::new(128, Vp8Packet::default(), 90_000)),
+            VideoCodec::H264 => Self::H264(SampleBuilder::new(128, H264Packet::default(), 90_000)),
+        }
+    }
+
+    fn push(&mut self, packet: rtc::rtp::Packet) -> Vec<rtc::media::Sample> {
+        let now = Instant::now();
+        let mut frames = Vec::new();
+        match self {
+            Self::Vp8(b) => {
+                b.push(now, packet);
+                while let Some(s) = b.pop(now) {
+                    frames.push(s);
+                }
+            }
+            Self::H264(b) => {
+                b.push(now, packet);
+                while let Some(s) = b.pop(now) {
+                    frames.push(s);
+                }
+            }
+        }
+        frames
+    }
+}
+
+pub async fn run_video(ctx: SessionContext, track: Arc<dyn TrackRemote>, copies: broadcast::Sender<rtc::rtp::Packet>) {
+    let ssrc = track.ssrcs().await.first().copied().unwrap_or_default();
+    let mime = track.codec(ssrc).await.map(|c| c.mime_type).unwrap_or_default();
+    *ctx.video_mime.lock().unwrap_or_else(|p| p.into_inner()) = Some(mime.clone());
+    let Some(codec) = VideoCodec::from_mime(&mime) else {
+        tracing::warn!(%mime, "video codec not decodable; forwarding only");
+        forward_only(&ctx, track, copies).await;
+        return;
+    };
+    let request_keyframe = {
+        let track = track.clone();
+        move || {
+            let track = track.clone();
+            async move {
+                let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc };
+                let _ = track.write_rtcp(vec![Box::new(pli)]).await;
+            }
+        }
+    };
+    request_keyframe().await;
+
+    let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, u64)>(VIDEO_QUEUE);
+    let (decoded_tx, mut decoded_rx) = tokio::sync::mpsc::channel::<(u32, u32, u64)>(4);
+    let metrics = ctx.metrics.clone();
+    std::thread::Builder::new()
+        .name("candor-video-decode".into())
+        .spawn(move || decode_video(codec, frames_rx, decoded_tx, metrics))
+        .expect("a thread can be spawned");
+
+    let mut reassembler = Reassembler::new(codec);
+    let started = Instant::now();
+    let mut window = (Instant::now(), 0_u32);
+    let mut last_size = None;
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            event = track.poll() => {
+                let packet = match event {
+                    Some(TrackRemoteEvent::OnRtpPacket(packet)) => packet,
+                    Some(TrackRemoteEvent::OnEnded) | None => break,
+                    Some(_) => continue,
+                };
+                ctx.metrics.rtp_in(false, packet.payload.len());
+                let _ = copies.send(packet.clone());
+                for frame in reassembler.push(packet) {
+                    let t_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    if frames_tx.try_send((frame.data.to_vec(), t_ms)).is_err() {
+                        // The decoder is behind: this frame is lost, so the next ones cannot be decoded either.
+                        ctx.metrics.video_frames_dropped.inc();
+                        request_keyframe().await;
+                    }
+                }
+            }
+            Some((width, height, decoded)) = decoded_rx.recv() => {
+                last_size = Some((width, height));
+                window.1 += u32::try_from(decoded).unwrap_or(u32::MAX);
+            }
+            () = ctx.keyframe.notified() => request_keyframe().await,
+            _ = ticker.tick() => {
+                let Some((width, height)) = last_size else { continue };
+                let elapsed = window.0.elapsed().as_secs_f32().max(0.001);
+                let fps = window.1 as f32 / elapsed;
+                window = (Instant::now(), 0);
+                let body = EventBody::VisionMetrics {
+                    face: None, eye_contact: None, head_yaw: None, head_pitch: None, expression: None,
+                    frame_width: Some(width), frame_height: Some(height), fps: Some((fps * 10.0).round() / 10.0),
+                };
+                ctx.events.send(body).await;
+            }
+        }
+    }
+}
+
+/// The decoder thread: decodes every frame; reports `(width, height, frames decoded since the last report)`
+/// whenever the analysis gate lets a frame through.
+fn decode_video(
+    codec: VideoCodec,
+    frames: std::sync::mpsc::Receiver<(Vec<u8>, u64)>,
+    decoded: tokio::sync::mpsc::Sender<(u32, u32, u64)>,
+    metrics: Arc<crate::metrics::Metrics>,
+) {
+    let mut decoder = match VideoDecoder::new(codec, ANALYSIS_MAX_SIDE, ANALYSIS_INTERVAL_MS) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the video decoder");
+            return;
+        }
+    };
+    let mut reported = 0;
+    while let Ok((data, t_ms)) = frames.recv() {
+        match decoder.decode(&data, t_ms) {
+            Ok(Some(frame)) => {
+                let count = decoder.decoded - reported;
+                reported = decoder.decoded;
+                if decoded.blocking_send((frame.source_width, frame.source_height, count)).is_err() {
+                    return;
+                }
+            }
+            Ok(None) => {}
+            Err(_) => metrics.decode_errors.with_label_values(&["video"]).inc(),
+        }
+    }
+}
+
+async fn forward_only(ctx: &SessionContext, track: Arc<dyn TrackRemote>, copies: broadcast::Sender<rtc::rtp::Packet>) {
+    while let Some(event) = track.poll().await {
+        match event {
+            TrackRemoteEvent::OnRtpPacket(packet) => {
+                ctx.metrics.rtp_in(false, packet.payload.len());
+                let _ = copies.send(packet);
+            }
+            TrackRemoteEvent::OnEnded => break,
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Live sessions: one WebRTC peer per participant, the media flowing through it, and who is live.
+//!
+//! # Layout
+//! - `peer`: building peer connections and turning their callbacks into events.
+//! - `session`: a candidate's session: negotiation results, its tasks, its end.
+//! - `media`: inbound audio and video: decode, measure, copy to observers.
+//! - `voice`: the interviewer's outbound voice track.
+//! - `events`: delivering v1 events to the data channel and to observers.
+//! - `observer`: a coach's receive-only peer fed from a session's copies.
+//! - `signaling`: the WebSocket and WHIP endpoints that drive all of the above.
+//!
+//! `Live` is the process-wide part: the peer factory and the registry that enforces one live session per user
+//! and lets observers find the session they may watch.
+
+mod events;
+mod media;
+mod observer;
+mod peer;
+pub mod signaling;
+mod session;
+mod voice;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::config::Config;
+use crate::domain::{InterviewId, UserId};
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+pub use events::EventSink;
+pub use peer::PeerFactory;
+pub use session::{Session, SessionContext, SessionError};
+
+pub struct Live {
+    pub factory: PeerFactory,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub config: Arc<Config>,
+    registry: Mutex<Registry>,
+}
+
+#[derive(Default)]
+struct Registry {
+    /// The interview each user is live in (claimed before negotiation starts).
+    by_user: HashMap<UserId, InterviewId>,
+    sessions: HashMap<InterviewId, Arc<Session>>,
+}
+
+/// A user's claim to be live in an interview; released when dropped unless a session took it over.
+pub struct Claim {
+    live: Arc<Live>,
+    pub user: UserId,
+    pub interview: InterviewId,
+    taken: bool,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if !self.taken {
+            self.live.release(self.user, self.interview);
+        }
+    }
+}
+
+impl Live {
+    pub fn new(config: Arc<Config>, store: Store, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Self { factory: PeerFactory::new(&config), store, metrics, config, registry: Mutex::default() })
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Claims the one live session a user may have. `None` if the user is live already (in any interview) or
+    /// the interview has a live candidate.
+    pub fn claim(self: &Arc<Self>, user: UserId, interview: InterviewId) -> Option<Claim> {
+        let mut registry = self.registry();
+        if registry.by_user.contains_key(&user) || registry.sessions.contains_key(&interview) {
+            return None;
+        }
+        registry.by_user.insert(user, interview);
+        Some(Claim { live: self.clone(), user, interview, taken: false })
+    }
+
+    /// The session now holds the claim; it releases it when it ends.
+    fn register(&self, mut claim: Claim, session: Arc<Session>) {
+        claim.taken = true;
+        self.registry().sessions.insert(claim.interview, session);
+    }
+
+    fn release(&self, user: UserId, interview: InterviewId) {
+        let mut registry = self.registry();
+        if registry.by_user.get(&user) == Some(&interview) {
+            registry.by_user.remove(&user);
+        }
+        registry.sessions.remove(&interview);
+    }
+
+    /// The live candidate session of an interview, for observers.
+    pub fn session(&self, interview: InterviewId) -> Option<Arc<Session>> {
+        self.registry().sessions.get(&interview).cloned()
+    }
+
+    /// Number of live candidate sessions.
+    pub fn live_sessions(&self) -> usize {
+        self.registry().sessions.len()
+    }
+}

@@ -1,0 +1,338 @@
+//! A candidate's live session: apply the offer and answer, then run until the client ends it, the connection
+//! fails, or the server shuts it down. The session's driver task consumes the peer's events: it trickles local
+//! candidates to signaling, greets the candidate once media flows, starts a task per inbound track and one for
+//! the `events` data channel.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use candor_pipelines::voice::chime;
+use candor_signaling::events::SessionPhase;
+use candor_signaling::{ClientEvent, EventBody, IceCandidate, ProtocolError, Sdp, rewrite_host_address};
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use tokio::sync::{Notify, broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
+use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCPeerConnectionState, RTCSessionDescription};
+
+use super::events::EventSink;
+use super::peer::{PeerError, PeerEvent};
+use super::voice::VoiceOut;
+use super::{Claim, Live, media};
+use crate::domain::{InterviewId, UserId};
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// How long a non-trickle answer waits for candidate gathering (host candidates take milliseconds; STUN
+/// answers within a second or two).
+const GATHERING_TIMEOUT: Duration = Duration::from_secs(5);
+/// RTP packets an observer may lag behind before it misses some (about 2 s of video).
+const FORWARD_BACKLOG: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("{0}")]
+    Peer(#[from] PeerError),
+    #[error("the offer was refused: {0}")]
+    Negotiation(String),
+    #[error("voice track: {0}")]
+    Voice(#[from] candor_pipelines::voice::VoiceError),
+}
+
+impl From<webrtc::error::Error> for SessionError {
+    fn from(e: webrtc::error::Error) -> Self {
+        Self::Negotiation(e.to_string())
+    }
+}
+
+/// What media tasks need: where events go, counters, storage.
+#[derive(Clone)]
+pub struct SessionContext {
+    pub interview: InterviewId,
+    pub events: EventSink,
+    pub metrics: Arc<Metrics>,
+    pub store: Store,
+    /// Asks the inbound video task to send a keyframe request (a new observer needs one).
+    pub keyframe: Arc<Notify>,
+    /// The candidate's video codec once its track arrived, e.g. `video/VP8`.
+    pub video_mime: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl SessionContext {
+    /// Stores a per-second sample; a storage failure is logged, never fatal to the live session.
+    pub async fn record_sample(&self, kind: &str, t_ms: u64, body: &EventBody) {
+        let data = serde_json::to_string(body).unwrap_or_default();
+        let t_ms = i64::try_from(t_ms).unwrap_or(i64::MAX);
+        if let Err(e) = self.store.insert_metric_sample(self.interview, kind, t_ms, &data).await {
+            tracing::warn!(error = %e, "metric sample not stored");
+        }
+    }
+}
+
+/// Copies of a session's media for observers: candidate audio and video RTP, interviewer voice frames.
+#[derive(Clone)]
+pub struct Fanout {
+    pub audio: broadcast::Sender<rtc::rtp::Packet>,
+    pub video: broadcast::Sender<rtc::rtp::Packet>,
+    pub voice: broadcast::Sender<Bytes>,
+}
+
+pub struct Session {
+    pub user: UserId,
+    pub context: SessionContext,
+    pub fanout: Fanout,
+    pub voice: VoiceOut,
+    pc: Arc<dyn PeerConnection>,
+    live: Arc<Live>,
+    cancel: CancellationToken,
+    started: Instant,
+    /// Media has flowed (the peer reached `connected` once).
+    connected: AtomicBool,
+    /// The first m-line's mid, put on local candidates (the stack leaves it empty; everything is bundled).
+    first_mid: String,
+}
+
+/// A started session, its answer, and its local candidates to trickle.
+pub struct Started {
+    pub session: Arc<Session>,
+    pub answer: String,
+    pub candidates: mpsc::UnboundedReceiver<IceCandidate>,
+}
+
+impl Session {
+    /// Applies `offer`, answers, and starts the session's tasks. With `complete_answer` the answer waits for
+    /// candidate gathering and carries every candidate (WHIP and non-trickle clients).
+    pub async fn start(claim: Claim, offer: &Sdp, first_mid: Option<String>, complete_answer: bool) -> Result<Started, SessionError> {
+        let live = claim.live.clone();
+        let (pc, peer_events) = live.factory.create().await?;
+        let started = Instant::now();
+        let events = EventSink::new(started);
+        let context = SessionContext {
+            interview: claim.interview,
+            events: events.clone(),
+            metrics: live.metrics.clone(),
+            store: live.store.clone(),
+            keyframe: Arc::new(Notify::new()),
+            video_mime: Arc::default(),
+        };
+        let voice = VoiceOut::new(&claim.interview.to_string())?;
+        let negotiated = async {
+            pc.set_remote_description(RTCSessionDescription::offer(offer.as_str().to_string())?).await?;
+            let sender = pc.add_track(voice.track()).await?;
+            let answer = pc.create_answer(None).await?;
+            pc.set_local_description(answer.clone()).await?;
+            let payload_type = sender
+                .get_parameters()
+                .await?
+                .rtp_parameters
+                .codecs
+                .iter()
+                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_OPUS))
+                .map_or(111, |c| c.payload_type);
+            Ok::<_, SessionError>((answer.sdp, payload_type))
+        };
+        let (mut answer, payload_type) = match negotiated.await {
+            Ok(result) => result,
+            Err(e) => {
+                let _ = pc.close().await;
+                return Err(e);
+            }
+        };
+        let fanout = Fanout {
+            audio: broadcast::channel(FORWARD_BACKLOG).0,
+            video: broadcast::channel(FORWARD_BACKLOG).0,
+            voice: broadcast::channel(FORWARD_BACKLOG).0,
+        };
+        let session = Arc::new(Session {
+            user: claim.user,
+            context,
+            fanout: fanout.clone(),
+            voice: voice.clone(),
+            pc: pc.clone(),
+            live: live.clone(),
+            cancel: CancellationToken::new(),
+            started,
+            connected: AtomicBool::new(false),
+            first_mid: first_mid.unwrap_or_else(|| "0".into()),
+        });
+        live.register(claim, session.clone());
+        live.metrics.rtc_peers.with_label_values(&["candidate"]).inc();
+        tokio::spawn(voice.run(payload_type, fanout.voice.clone(), session.cancel.clone()));
+
+        let (candidates_tx, candidates) = mpsc::unbounded_channel();
+        let (gathered_tx, gathered_rx) = oneshot::channel();
+        tokio::spawn(session.clone().drive(peer_events, candidates_tx, gathered_tx));
+        if complete_answer {
+            let _ = tokio::time::timeout(GATHERING_TIMEOUT, gathered_rx).await;
+            if let Some(description) = pc.local_description().await {
+                answer = description.sdp;
+            }
+        }
+        if let Some(public) = live.config.rtc_public_ip {
+            answer = candor_signaling::rewrite_sdp_host_addresses(&answer, &public.to_string());
+        }
+        Ok(Started { session, answer, candidates })
+    }
+
+    pub fn interview(&self) -> InterviewId {
+        self.context.interview
+    }
+
+    pub fn factory(&self) -> &super::PeerFactory {
+        &self.live.factory
+    }
+
+    /// The candidate's video codec, VP8 until its track has arrived.
+    pub fn video_mime(&self) -> String {
+        let known = self.context.video_mime.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        known.unwrap_or_else(|| rtc::peer_connection::configuration::media_engine::MIME_TYPE_VP8.to_string())
+    }
+
+    pub fn request_keyframe(&self) {
+        self.context.keyframe.notify_one();
+    }
+
+    /// Adds a trickled remote candidate.
+    pub async fn add_remote_candidate(&self, candidate: &IceCandidate) -> Result<(), SessionError> {
+        let init = RTCIceCandidateInit {
+            candidate: candidate.candidate.clone(),
+            sdp_mid: candidate.sdp_mid.clone(),
+            sdp_mline_index: candidate.sdp_m_line_index,
+            username_fragment: candidate.username_fragment.clone(),
+            ..Default::default()
+        };
+        self.pc.add_ice_candidate(init).await.map_err(SessionError::from)
+    }
+
+    /// Completes when the session has ended.
+    pub async fn ended(&self) {
+        self.cancel.cancelled().await;
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Ends the session once: tells the client, closes the peer (freeing its sockets and tasks), releases the
+    /// user's live slot. Later calls do nothing.
+    pub async fn end(&self, reason: &str) {
+        if self.cancel.is_cancelled() {
+            return;
+        }
+        tracing::info!(interview = %self.interview(), reason, "session ended");
+        self.context.events.send(EventBody::SessionState { state: SessionPhase::Ended }).await;
+        self.cancel.cancel();
+        let _ = self.pc.close().await;
+        self.live.release(self.user, self.interview());
+        let metrics = &self.live.metrics;
+        metrics.rtc_peers.with_label_values(&["candidate"]).dec();
+        metrics.session_duration.observe(self.started.elapsed().as_secs_f64());
+    }
+
+    async fn drive(
+        self: Arc<Self>,
+        mut peer_events: mpsc::UnboundedReceiver<PeerEvent>,
+        candidates: mpsc::UnboundedSender<IceCandidate>,
+        gathered: oneshot::Sender<()>,
+    ) {
+        let mut gathered = Some(gathered);
+        loop {
+            let event = tokio::select! {
+                event = peer_events.recv() => event,
+                () = self.cancel.cancelled() => return,
+            };
+            let Some(event) = event else {
+                self.end("peer_closed").await;
+                return;
+            };
+            match event {
+                PeerEvent::LocalCandidate(init) => {
+                    let _ = candidates.send(self.local_candidate(init));
+                }
+                PeerEvent::GatheringComplete => {
+                    if let Some(done) = gathered.take() {
+                        let _ = done.send(());
+                    }
+                    let end = IceCandidate { candidate: String::new(), sdp_mid: Some(self.first_mid.clone()), sdp_m_line_index: Some(0), username_fragment: None };
+                    let _ = candidates.send(end);
+                }
+                PeerEvent::State(RTCPeerConnectionState::Connected) if !self.connected.swap(true, Ordering::SeqCst) => {
+                    self.on_connected().await;
+                }
+                PeerEvent::State(RTCPeerConnectionState::Failed) => {
+                    self.live.metrics.peer_failures.inc();
+                    self.end("connection_failed").await;
+                }
+                PeerEvent::State(RTCPeerConnectionState::Closed) => self.end("connection_closed").await,
+                PeerEvent::State(_) => {}
+                PeerEvent::Track(track) => {
+                    let ctx = self.context.clone();
+                    if track.kind().await == RtpCodecKind::Audio {
+                        tokio::spawn(media::run_audio(ctx, track, self.fanout.audio.clone()));
+                    } else {
+                        tokio::spawn(media::run_video(ctx, track, self.fanout.video.clone()));
+                    }
+                }
+                PeerEvent::DataChannel(channel) => {
+                    if channel.label().await.is_ok_and(|label| label == "events") {
+                        tokio::spawn(self.clone().serve_events(channel));
+                    }
+                }
+            }
+        }
+    }
+
+    fn local_candidate(&self, init: RTCIceCandidateInit) -> IceCandidate {
+        let line = match self.live.config.rtc_public_ip {
+            Some(public) => rewrite_host_address(&init.candidate, &public.to_string()),
+            None => init.candidate,
+        };
+        let sdp_mid = init.sdp_mid.filter(|mid| !mid.is_empty()).unwrap_or_else(|| self.first_mid.clone());
+        IceCandidate { candidate: line, sdp_mid: Some(sdp_mid), sdp_m_line_index: Some(init.sdp_mline_index.unwrap_or(0)), username_fragment: None }
+    }
+
+    async fn on_connected(&self) {
+        match self.live.store.mark_interview_started(self.interview()).await {
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "interview start not stored"),
+        }
+        self.context.events.send(EventBody::SessionState { state: SessionPhase::Interviewing }).await;
+        if let Err(e) = self.voice.say(chime(48_000), 48_000).await {
+            tracing::warn!(error = %e, "greeting not played");
+        }
+    }
+
+    /// The `events` data channel: events go out through the sink; control messages come in.
+    async fn serve_events(self: Arc<Self>, channel: Arc<dyn DataChannel>) {
+        self.context.events.attach(channel.clone());
+        let connected = self.connected.load(Ordering::SeqCst);
+        let state = if connected { SessionPhase::Interviewing } else { SessionPhase::Connecting };
+        self.context.events.send(EventBody::SessionState { state }).await;
+        loop {
+            let event = tokio::select! {
+                event = channel.poll() => event,
+                () = self.cancel.cancelled() => return,
+            };
+            match event {
+                Some(DataChannelEvent::OnMessage(message)) => {
+                    let text = String::from_utf8_lossy(&message.data);
+                    self.handle_client_event(&text).await;
+                }
+                Some(DataChannelEvent::OnClose) | None => return,
+                Some(_) => {}
+            }
+        }
+    }
+
+    async fn handle_client_event(&self, text: &str) {
+        let error = |e: ProtocolError| EventBody::Error { code: e.code().to_string(), message: e.to_string() };
+        match ClientEvent::parse(text) {
+            Ok(ClientEvent::Control(candor_signaling::ControlAction::End)) => self.end("client_ended").await,
+            Ok(event) => tracing::debug!(?event, "client event not handled until the interviewer exists"),
+            Err(e) => self.context.events.send(error(e)).await,
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! The endpoints that start live sessions: WebSocket signaling (`GET /api/v1/interviews/{id}/rtc`, protocol v1,
+//! trickle ICE both ways) for candidates and observers, and WHIP (`POST`/`DELETE .../whip`) for candidates.
+//!
+//! Refusals on the WebSocket (bad token, someone else's interview, a second live session) arrive as a v1
+//! `error` message followed by a close, so browsers, which cannot read a failed handshake, still learn why.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use candor_signaling::limits::MAX_MESSAGE_BYTES;
+use candor_signaling::{Action, Negotiation, ProtocolError, Sdp, ServerMessage};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::session::{Session, Started};
+use super::{Claim, observer};
+use crate::api::{ApiPath, ApiQuery, AppState, AuthUser, ClientIp};
+use crate::auth::TokenError;
+use crate::domain::{InterviewId, Role, UserId};
+use crate::error::{ApiError, ErrorBody};
+use crate::store::Outcome;
+
+/// Frames above this are refused by the WebSocket layer itself; between 64 KiB and this, the protocol answers
+/// `message_too_large` and the session goes on.
+const MAX_FRAME_BYTES: usize = 1024 * 1024;
+
+#[derive(Deserialize, IntoParams)]
+pub struct RtcQuery {
+    /// Access token (browsers cannot set headers on a WebSocket).
+    access_token: Option<String>,
+    /// `candidate` (default) or `observer`.
+    role: Option<String>,
+}
+
+/// Why a participant may not join, as a protocol error code and message.
+struct Refusal(&'static str, String);
+
+impl Refusal {
+    fn message(&self) -> ServerMessage {
+        ServerMessage::Error { code: self.0.to_string(), message: self.1.clone() }
+    }
+}
+
+enum Participant {
+    Candidate(Claim),
+    Observer { user: UserId, session: Arc<Session> },
+}
+
+/// WebSocket signaling for a live session (protocol v1).
+#[utoipa::path(get, path = "/interviews/{id}/rtc", tag = "live", params(("id" = String, Path, description = "Interview id"), RtcQuery),
+    responses((status = 101, description = "WebSocket: protocol v1 signaling messages, one JSON object per text frame")))]
+pub async fn websocket(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<RtcQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let admitted = admit(&state, &id, query.access_token.as_deref(), query.role.as_deref(), ip).await;
+    upgrade.max_message_size(MAX_FRAME_BYTES).on_upgrade(move |socket| async move {
+        match admitted {
+            Ok(participant) => run(socket, participant).await,
+            Err(refusal) => refuse(socket, refusal).await,
+        }
+    })
+}
+
+async fn admit(state: &AppState, id: &str, token: Option<&str>, role: Option<&str>, ip: ClientIp) -> Result<Participant, Refusal> {
+    let ip_text = ip.to_text();
+    let claims = match token.map(|t| state.tokens.verify_access(t)) {
+        Some(Ok(claims)) => claims,
+        failure => {
+            let (reason, code, message) = match failure {
+                None => ("missing", "unauthenticated", "an access_token query parameter is required"),
+                Some(Err(TokenError::Expired)) => ("expired", "token_expired", "the access token has expired"),
+                _ => ("invalid", "invalid_token", "the access token is invalid"),
+            };
+            state.metrics.auth_failures.with_label_values(&[reason]).inc();
+            let _ = state.store.audit(None, "auth.access_token", Some(id), Some(&ip_text), Outcome::Failure, Some(reason)).await;
+            return Err(Refusal(code, message.into()));
+        }
+    };
+    let user: UserId = claims.user_id().map_err(|_| Refusal("invalid_token", "the access token is invalid".into()))?;
+    let actor = user.to_string();
+    let not_found = || Refusal("not_found", "interview not found".into());
+    let interview_id: InterviewId = id.parse().map_err(|_| not_found())?;
+    let internal = |_| Refusal("internal", "internal error; it has been logged".into());
+    match role.unwrap_or("candidate") {
+        "candidate" => {
+            let interview = state.store.interview_of(user, interview_id).await.map_err(internal)?;
+            let outcome = if interview.is_some() { Outcome::Success } else { Outcome::Denied };
+            let _ = state.store.audit(Some(&actor), "interview.live.join", Some(id), Some(&ip_text), outcome, None).await;
+            let interview = interview.ok_or_else(not_found)?;
+            if interview.status.is_final() {
+                return Err(Refusal("interview_ended", format!("the interview is {}", interview.status)));
+            }
+            let claim = state.live.claim(user, interview_id).ok_or_else(|| {
+                Refusal("session_already_live", "you already have a live session; end it before starting another".into())
+            })?;
+            Ok(Participant::Candidate(claim))
+        }
+        "observer" => {
+            let allowed = claims.role == Role::Admin
+                || state.store.is_shared_with(interview_id, user).await.map_err(internal)?;
+            let outcome = if allowed { Outcome::Success } else { Outcome::Denied };
+            let _ = state.store.audit(Some(&actor), "interview.live.observe", Some(id), Some(&ip_text), outcome, None).await;
+            if !allowed {
+                return Err(not_found());
+            }
+            let session = state
+                .live
+                .session(interview_id)
+                .ok_or_else(|| Refusal("not_live", "the interview has no live session to observe".into()))?;
+            Ok(Participant::Observer { user, session })
+        }
+        other => Err(Refusal("invalid_role", format!("role must be candidate or observer, not {other:?}"))),
+    }
+}
+
+async fn refuse(mut socket: WebSocket, refusal: Refusal) {
+    let _ = socket.send(Message::Text(refusal.message().to_json().into())).await;
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+async fn send(socket: &mut WebSocket, message: &ServerMessage) -> bool {
+    socket.send(Message::Text(message.to_json().into())).await.is_ok()
+}
+
+async fn run(socket: WebSocket, participant: Participant) {
+    match participant {
+        Participant::Candidate(claim) => run_candidate(socket, claim).await,
+        Participant::Observer { user, session } => observer::run(socket, user, session).await,
+    }
+}
+
+/// The candidate's signaling loop. The session lives as long as this WebSocket: a closed socket ends it.
+async fn run_candidate(mut socket: WebSocket, claim: Claim) {
+    let mut claim = Some(claim);
+    let mut negotiation = Negotiation::new();
+    let mut session: Option<Arc<Session>> = None;
+    let mut local_candidates = None;
+    let reason = loop {
+        let ended = async {
+            match &session {
+                Some(s) => s.ended().await,
+                None => std::future::pending().await,
+            }
+        };
+        let candidate = async {
+            match &mut local_candidates {
+                Some(rx) => tokio::sync::mpsc::UnboundedReceiver::recv(rx).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            message = socket.recv() => {
+                let text = match message {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Binary(_))) => {
+                        let error = ProtocolError::Invalid("signaling messages are JSON text frames".into());
+                        send(&mut socket, &ServerMessage::error(&error)).await;
+                        continue;
+                    }
+                    Some(Ok(_)) => continue,
+                    Some(Err(_)) | None => break "signaling_closed",
+                };
+                let mut close = None;
+                for action in negotiation.handle_text(&text) {
+                    match action {
+                        Action::ApplyOffer { sdp, summary } => {
+                            let Some(claim) = claim.take() else { continue };
+                            match Session::start(claim, &sdp, summary.audio.mid.clone(), summary.candidates > 0).await {
+                                Ok(Started { session: started, answer, candidates }) => {
+                                    send(&mut socket, &ServerMessage::Answer { sdp: answer }).await;
+                                    session = Some(started);
+                                    local_candidates = Some(candidates);
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "negotiation failed");
+                                    let message = ServerMessage::Error { code: "negotiation_failed".into(), message: e.to_string() };
+                                    send(&mut socket, &message).await;
+                                    close = Some("negotiation_failed");
+                                }
+                            }
+                        }
+                        Action::AddCandidate(candidate) => {
+                            if let Some(s) = &session && let Err(e) = s.add_remote_candidate(&candidate).await {
+                                let message = ServerMessage::Error { code: "invalid_candidate".into(), message: e.to_string() };
+                                send(&mut socket, &message).await;
+                            }
+                        }
+                        Action::EndOfCandidates => {}
+                        Action::IgnoreCandidate(why) => tracing::debug!(why, "remote candidate ignored"),
+                        Action::Reply(message) => {
+                            send(&mut socket, &message).await;
+                        }
+                        Action::Close { reason } => close = Some(reason),
+                    }
+                }
+                if let Some(reason) = close {
+                    break reason;
+                }
+            }
+            Some(candidate) = candidate => {
+                send(&mut socket, &ServerMessage::Candidate { candidate }).await;
+            }
+            () = ended => break "session_ended",
+        }
+    };
+    if let Some(session) = &session {
+        session.end(reason).await;
+    }
+    let _ = send(&mut socket, &ServerMessage::Ended { reason: reason.to_string() }).await;
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+/// WHIP ingest (RFC 9725): the body is an SDP offer; the answer comes back complete (no trickle).
+#[utoipa::path(post, path = "/interviews/{id}/whip", tag = "live", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Interview id")),
+    request_body(content = String, content_type = "application/sdp"),
+    responses(
+        (status = 201, description = "SDP answer; Location names the session resource", content_type = "application/sdp", body = String),
+        (status = 400, description = "Invalid SDP or an offer without audio", body = ErrorBody),
+        (status = 404, description = "No such interview of the caller", body = ErrorBody),
+        (status = 409, description = "A live session is already running (`session_already_live`) or the interview ended", body = ErrorBody),
+        (status = 415, description = "Not application/sdp", body = ErrorBody),
+    ))]
+pub async fn whip_offer(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let is_sdp = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/sdp"));
+    if !is_sdp {
+        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "WHIP offers are application/sdp"));
+    }
+    let bad = |e: ProtocolError| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string());
+    let text = std::str::from_utf8(&body).map_err(|_| bad(ProtocolError::InvalidSdp("not UTF-8".into())))?;
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the offer is larger than 64 KiB"));
+    }
+    let sdp = Sdp::parse(text).map_err(bad)?;
+    let summary = sdp.summarize_offer().map_err(bad)?;
+    let Ok(interview_id) = id.parse::<InterviewId>() else { return Err(ApiError::not_found("interview")) };
+    let interview = state.store.interview_of(user.id, interview_id).await?.ok_or_else(|| ApiError::not_found("interview"))?;
+    if interview.status.is_final() {
+        return Err(ApiError::conflict("interview_ended", format!("the interview is {}", interview.status)));
+    }
+    let claim = state
+        .live
+        .claim(user.id, interview_id)
+        .ok_or_else(|| ApiError::conflict("session_already_live", "you already have a live session"))?;
+    let actor = user.id.to_string();
+    state.store.audit(Some(&actor), "interview.live.join", Some(&id), Some(&user.ip.to_text()), Outcome::Success, Some("whip")).await?;
+    let started = Session::start(claim, &sdp, summary.audio.mid, true).await.map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "negotiation_failed", e.to_string())
+    })?;
+    let location = format!("/api/v1/interviews/{id}/whip");
+    Ok((
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "application/sdp".to_string()), (header::LOCATION, location)],
+        started.answer,
+    )
+        .into_response())
+}
+
+/// Ends the interview's WHIP (or any) live session.
+#[utoipa::path(delete, path = "/interviews/{id}/whip", tag = "live", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Interview id")),
+    responses((status = 204, description = "Ended"), (status = 404, description = "No live session of the caller", body = ErrorBody)))]
+pub async fn whip_delete(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
+    let session = id
+        .parse::<InterviewId>()
+        .ok()
+        .and_then(|interview| state.live.session(interview))
+        .filter(|s| s.user == user.id)
+        .ok_or_else(|| ApiError::not_found("live session"))?;
+    session.end("client_ended").await;
+    Ok(StatusCode::NO_CONTENT)
+}
