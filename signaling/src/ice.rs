@@ -128,7 +128,10 @@ mod tests {
     #[test]
     fn host_addresses_are_rewritten_and_nothing_else() {
         let host = "candidate:1 1 udp 2130706431 10.0.0.5 50000 typ host";
-        assert_eq!(rewrite_host_address(host, "203.0.113.9"), "candidate:1 1 udp 2130706431 203.0.113.9 50000 typ host");
+        assert_eq!(
+            rewrite_host_address(host, "203.0.113.9"),
+            "candidate:1 1 udp 2130706431 203.0.113.9 50000 typ host"
+        );
         let srflx = "candidate:2 1 udp 1694498815 198.51.100.1 50000 typ srflx raddr 10.0.0.5 rport 50000";
         assert_eq!(rewrite_host_address(srflx, "203.0.113.9"), srflx);
         let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 10.0.0.5 50000 typ host\r\na=mid:0\r\n";

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use candor_pipelines::audio::{LevelMeter, OpusDecoder, PIPELINE_RATE, Resampler, OPUS_RATE};
+use candor_pipelines::audio::{LevelMeter, OPUS_RATE, OpusDecoder, PIPELINE_RATE, Resampler};
 use candor_pipelines::video::{VideoCodec, VideoDecoder};
 use candor_signaling::EventBody;
 use rtc::media::io::sample_builder::SampleBuilder;

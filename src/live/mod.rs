@@ -16,8 +16,8 @@ mod events;
 mod media;
 mod observer;
 mod peer;
-pub mod signaling;
 mod session;
+pub mod signaling;
 mod voice;
 
 use std::collections::HashMap;

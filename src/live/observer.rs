@@ -39,11 +39,22 @@ fn encoding(mime: &str, clock_rate: u32, channels: u16) -> (u32, RTCRtpEncodingP
 
 async fn payload_type(sender: &Arc<dyn RtpSender>, mime: &str) -> Option<u8> {
     let parameters = sender.get_parameters().await.ok()?;
-    parameters.rtp_parameters.codecs.iter().find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime)).map(|c| c.payload_type)
+    parameters
+        .rtp_parameters
+        .codecs
+        .iter()
+        .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
+        .map(|c| c.payload_type)
 }
 
 /// Forwards RTP copies into `track`, rewriting SSRC and payload type for this leg.
-async fn forward_rtp(mut copies: broadcast::Receiver<rtc::rtp::Packet>, track: Arc<TrackLocalStaticRTP>, ssrc: u32, pt: u8, cancel: CancellationToken) {
+async fn forward_rtp(
+    mut copies: broadcast::Receiver<rtc::rtp::Packet>,
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    pt: u8,
+    cancel: CancellationToken,
+) {
     loop {
         let packet = tokio::select! {
             packet = copies.recv() => packet,
@@ -65,7 +76,13 @@ async fn forward_rtp(mut copies: broadcast::Receiver<rtc::rtp::Packet>, track: A
     }
 }
 
-async fn forward_voice(mut frames: broadcast::Receiver<Bytes>, track: Arc<TrackLocalStaticSample>, ssrc: u32, pt: u8, cancel: CancellationToken) {
+async fn forward_voice(
+    mut frames: broadcast::Receiver<Bytes>,
+    track: Arc<TrackLocalStaticSample>,
+    ssrc: u32,
+    pt: u8,
+    cancel: CancellationToken,
+) {
     loop {
         let frame = tokio::select! {
             frame = frames.recv() => frame,
@@ -76,14 +93,19 @@ async fn forward_voice(mut frames: broadcast::Receiver<Bytes>, track: Arc<TrackL
             Err(RecvError::Lagged(_)) => continue,
             Err(RecvError::Closed) => return,
         };
-        let sample = rtc::media::Sample { data, duration: Duration::from_millis(20), ..rtc::media::Sample::new(Instant::now()) };
+        let sample =
+            rtc::media::Sample { data, duration: Duration::from_millis(20), ..rtc::media::Sample::new(Instant::now()) };
         if track.write_sample(ssrc, pt, &sample, &[]).await.is_err() {
             return;
         }
     }
 }
 
-async fn forward_events(channel: Arc<dyn DataChannel>, mut events: broadcast::Receiver<Arc<str>>, cancel: CancellationToken) {
+async fn forward_events(
+    channel: Arc<dyn DataChannel>,
+    mut events: broadcast::Receiver<Arc<str>>,
+    cancel: CancellationToken,
+) {
     loop {
         let event = tokio::select! {
             event = events.recv() => event,
@@ -124,10 +146,14 @@ impl ObserverPeer {
         let (video_ssrc, video_enc) = encoding(&video_mime, 90_000, 0);
         let track = |id: &str, kind, enc| MediaStreamTrack::new(stream.clone(), id.into(), id.into(), kind, vec![enc]);
         let audio = Arc::new(TrackLocalStaticRTP::new(track("candidate-audio", RtpCodecKind::Audio, audio_enc)));
-        let voice = Arc::new(TrackLocalStaticSample::new(Instant::now(), track("interviewer-voice", RtpCodecKind::Audio, voice_enc))?);
+        let voice = Arc::new(TrackLocalStaticSample::new(
+            Instant::now(),
+            track("interviewer-voice", RtpCodecKind::Audio, voice_enc),
+        )?);
         let video = Arc::new(TrackLocalStaticRTP::new(track("candidate-video", RtpCodecKind::Video, video_enc)));
 
-        let negotiated = Self::negotiate(&pc, offer, [audio.clone() as Arc<dyn TrackLocal>, voice.clone(), video.clone()]).await;
+        let negotiated =
+            Self::negotiate(&pc, offer, [audio.clone() as Arc<dyn TrackLocal>, voice.clone(), video.clone()]).await;
         let (answer, [audio_sender, voice_sender, video_sender]) = match negotiated {
             Ok(result) => result,
             Err(e) => {
@@ -164,7 +190,8 @@ impl ObserverPeer {
         }
         let answer = pc.create_answer(None).await?;
         pc.set_local_description(answer.clone()).await?;
-        let senders: [Arc<dyn RtpSender>; 3] = senders.try_into().unwrap_or_else(|_| unreachable!("three tracks were added"));
+        let senders: [Arc<dyn RtpSender>; 3] =
+            senders.try_into().unwrap_or_else(|_| unreachable!("three tracks were added"));
         Ok((answer.sdp, senders))
     }
 

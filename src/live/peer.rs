@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::ice::mdns::MulticastDnsMode;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::peer_connection::transport::RTCDtlsRole;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use tokio::sync::mpsc;
@@ -130,10 +130,17 @@ impl PeerFactory {
         events: mpsc::UnboundedSender<PeerEvent>,
     ) -> Result<Arc<dyn PeerConnection>, PeerError> {
         let mut media = MediaEngine::default();
-        media.register_codec(codec(MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1", 111), RtpCodecKind::Audio)?;
+        media
+            .register_codec(codec(MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1", 111), RtpCodecKind::Audio)?;
         media.register_codec(codec(MIME_TYPE_VP8, 90_000, 0, "", 96), RtpCodecKind::Video)?;
         media.register_codec(
-            codec(MIME_TYPE_H264, 90_000, 0, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", 102),
+            codec(
+                MIME_TYPE_H264,
+                90_000,
+                0,
+                "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+                102,
+            ),
             RtpCodecKind::Video,
         )?;
         let interceptors = register_default_interceptors(Registry::new(), &mut media)?;
@@ -169,6 +176,5 @@ pub fn codec(mime: &str, clock_rate: u32, channels: u16, fmtp: &str, payload_typ
             rtcp_feedback: vec![],
         },
         payload_type,
-        ..Default::default()
     }
 }

@@ -105,7 +105,12 @@ pub struct Started {
 impl Session {
     /// Applies `offer`, answers, and starts the session's tasks. With `complete_answer` the answer waits for
     /// candidate gathering and carries every candidate (WHIP and non-trickle clients).
-    pub async fn start(claim: Claim, offer: &Sdp, first_mid: Option<String>, complete_answer: bool) -> Result<Started, SessionError> {
+    pub async fn start(
+        claim: Claim,
+        offer: &Sdp,
+        first_mid: Option<String>,
+        complete_answer: bool,
+    ) -> Result<Started, SessionError> {
         let live = claim.live.clone();
         let (pc, peer_events) = live.factory.create().await?;
         let started = Instant::now();
@@ -256,7 +261,12 @@ impl Session {
                     if let Some(done) = gathered.take() {
                         let _ = done.send(());
                     }
-                    let end = IceCandidate { candidate: String::new(), sdp_mid: Some(self.first_mid.clone()), sdp_m_line_index: Some(0), username_fragment: None };
+                    let end = IceCandidate {
+                        candidate: String::new(),
+                        sdp_mid: Some(self.first_mid.clone()),
+                        sdp_m_line_index: Some(0),
+                        username_fragment: None,
+                    };
                     let _ = candidates.send(end);
                 }
                 PeerEvent::State(RTCPeerConnectionState::Connected) if !self.connected.swap(true, Ordering::SeqCst) => {
@@ -291,7 +301,12 @@ impl Session {
             None => init.candidate,
         };
         let sdp_mid = init.sdp_mid.filter(|mid| !mid.is_empty()).unwrap_or_else(|| self.first_mid.clone());
-        IceCandidate { candidate: line, sdp_mid: Some(sdp_mid), sdp_m_line_index: Some(init.sdp_mline_index.unwrap_or(0)), username_fragment: None }
+        IceCandidate {
+            candidate: line,
+            sdp_mid: Some(sdp_mid),
+            sdp_m_line_index: Some(init.sdp_mline_index.unwrap_or(0)),
+            username_fragment: None,
+        }
     }
 
     async fn on_connected(&self) {

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use candor_signaling::limits::MAX_MESSAGE_BYTES;
@@ -69,7 +69,13 @@ pub async fn websocket(
     })
 }
 
-async fn admit(state: &AppState, id: &str, token: Option<&str>, role: Option<&str>, ip: ClientIp) -> Result<Participant, Refusal> {
+async fn admit(
+    state: &AppState,
+    id: &str,
+    token: Option<&str>,
+    role: Option<&str>,
+    ip: ClientIp,
+) -> Result<Participant, Refusal> {
     let ip_text = ip.to_text();
     let claims = match token.map(|t| state.tokens.verify_access(t)) {
         Some(Ok(claims)) => claims,
@@ -80,7 +86,10 @@ async fn admit(state: &AppState, id: &str, token: Option<&str>, role: Option<&st
                 _ => ("invalid", "invalid_token", "the access token is invalid"),
             };
             state.metrics.auth_failures.with_label_values(&[reason]).inc();
-            let _ = state.store.audit(None, "auth.access_token", Some(id), Some(&ip_text), Outcome::Failure, Some(reason)).await;
+            let _ = state
+                .store
+                .audit(None, "auth.access_token", Some(id), Some(&ip_text), Outcome::Failure, Some(reason))
+                .await;
             return Err(Refusal(code, message.into()));
         }
     };
@@ -93,21 +102,28 @@ async fn admit(state: &AppState, id: &str, token: Option<&str>, role: Option<&st
         "candidate" => {
             let interview = state.store.interview_of(user, interview_id).await.map_err(internal)?;
             let outcome = if interview.is_some() { Outcome::Success } else { Outcome::Denied };
-            let _ = state.store.audit(Some(&actor), "interview.live.join", Some(id), Some(&ip_text), outcome, None).await;
+            let _ =
+                state.store.audit(Some(&actor), "interview.live.join", Some(id), Some(&ip_text), outcome, None).await;
             let interview = interview.ok_or_else(not_found)?;
             if interview.status.is_final() {
                 return Err(Refusal("interview_ended", format!("the interview is {}", interview.status)));
             }
             let claim = state.live.claim(user, interview_id).ok_or_else(|| {
-                Refusal("session_already_live", "you already have a live session; end it before starting another".into())
+                Refusal(
+                    "session_already_live",
+                    "you already have a live session; end it before starting another".into(),
+                )
             })?;
             Ok(Participant::Candidate(claim))
         }
         "observer" => {
-            let allowed = claims.role == Role::Admin
-                || state.store.is_shared_with(interview_id, user).await.map_err(internal)?;
+            let allowed =
+                claims.role == Role::Admin || state.store.is_shared_with(interview_id, user).await.map_err(internal)?;
             let outcome = if allowed { Outcome::Success } else { Outcome::Denied };
-            let _ = state.store.audit(Some(&actor), "interview.live.observe", Some(id), Some(&ip_text), outcome, None).await;
+            let _ = state
+                .store
+                .audit(Some(&actor), "interview.live.observe", Some(id), Some(&ip_text), outcome, None)
+                .await;
             if !allowed {
                 return Err(not_found());
             }
@@ -241,17 +257,26 @@ pub async fn whip_offer(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/sdp"));
     if !is_sdp {
-        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "WHIP offers are application/sdp"));
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "WHIP offers are application/sdp",
+        ));
     }
     let bad = |e: ProtocolError| ApiError::new(StatusCode::BAD_REQUEST, e.code(), e.to_string());
     let text = std::str::from_utf8(&body).map_err(|_| bad(ProtocolError::InvalidSdp("not UTF-8".into())))?;
     if text.len() > MAX_MESSAGE_BYTES {
-        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the offer is larger than 64 KiB"));
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the offer is larger than 64 KiB",
+        ));
     }
     let sdp = Sdp::parse(text).map_err(bad)?;
     let summary = sdp.summarize_offer().map_err(bad)?;
     let Ok(interview_id) = id.parse::<InterviewId>() else { return Err(ApiError::not_found("interview")) };
-    let interview = state.store.interview_of(user.id, interview_id).await?.ok_or_else(|| ApiError::not_found("interview"))?;
+    let interview =
+        state.store.interview_of(user.id, interview_id).await?.ok_or_else(|| ApiError::not_found("interview"))?;
     if interview.status.is_final() {
         return Err(ApiError::conflict("interview_ended", format!("the interview is {}", interview.status)));
     }
@@ -260,10 +285,13 @@ pub async fn whip_offer(
         .claim(user.id, interview_id)
         .ok_or_else(|| ApiError::conflict("session_already_live", "you already have a live session"))?;
     let actor = user.id.to_string();
-    state.store.audit(Some(&actor), "interview.live.join", Some(&id), Some(&user.ip.to_text()), Outcome::Success, Some("whip")).await?;
-    let started = Session::start(claim, &sdp, summary.audio.mid, true).await.map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "negotiation_failed", e.to_string())
-    })?;
+    state
+        .store
+        .audit(Some(&actor), "interview.live.join", Some(&id), Some(&user.ip.to_text()), Outcome::Success, Some("whip"))
+        .await?;
+    let started = Session::start(claim, &sdp, summary.audio.mid, true)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "negotiation_failed", e.to_string()))?;
     let location = format!("/api/v1/interviews/{id}/whip");
     Ok((
         StatusCode::CREATED,
@@ -277,7 +305,11 @@ pub async fn whip_offer(
 #[utoipa::path(delete, path = "/interviews/{id}/whip", tag = "live", security(("bearer" = [])),
     params(("id" = String, Path, description = "Interview id")),
     responses((status = 204, description = "Ended"), (status = 404, description = "No live session of the caller", body = ErrorBody)))]
-pub async fn whip_delete(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
+pub async fn whip_delete(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
     let session = id
         .parse::<InterviewId>()
         .ok()

@@ -5,7 +5,6 @@ mod pacer;
 
 pub use pacer::{VoiceError, VoicePacer};
 
-
 /// A short two-note chime (C5 then E5, 0.6 s, soft attack and release) at `rate` Hz: the greeting a session
 /// plays as soon as media flows, until the interviewer has a voice of its own.
 pub fn chime(rate: u32) -> Vec<f32> {

@@ -1,0 +1,12 @@
+//! Synthetic Candor participants over real WebRTC, speaking protocol v1: a candidate that sends Opus audio from
+//! PCM (e.g. a WAV file) and VP8 video, or an observer that only receives. Each records the server's signaling
+//! messages, the data-channel events and the media it receives. Tests use one; the load generator runs many.
+//!
+//! # Layout
+//! - `client`: connect, negotiate, run the media, record what comes back.
+//! - `media`: WAV loading and the synthetic VP8 camera.
+
+mod client;
+pub mod media;
+
+pub use client::{Client, ClientError, Inbound, Options, Role};

@@ -1,0 +1,94 @@
+//! Media sources for synthetic participants: PCM from WAV files, and a VP8 "camera" that encodes a moving test
+//! pattern with FFmpeg's libvpx encoder.
+
+use std::path::Path;
+
+use ffmpeg_next as ffmpeg;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("WAV: {0}")]
+    Wav(#[from] hound::Error),
+    #[error("ffmpeg: {0}")]
+    Ffmpeg(#[from] ffmpeg::Error),
+    #[error("FFmpeg has no libvpx VP8 encoder")]
+    NoEncoder,
+}
+
+/// Mono PCM in [-1, 1] and its sample rate. Stereo files are mixed down.
+pub fn read_wav(path: &Path) -> Result<(Vec<f32>, u32), MediaError> {
+    let mut reader = hound::WavReader::open(path)?;
+    let spec = reader.spec();
+    let samples: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Float => reader.samples::<f32>().collect::<Result<_, _>>()?,
+        hound::SampleFormat::Int => {
+            let scale = 1.0 / (1_i64 << (spec.bits_per_sample - 1)) as f32;
+            reader.samples::<i32>().map(|s| s.map(|v| v as f32 * scale)).collect::<Result<_, _>>()?
+        }
+    };
+    let channels = usize::from(spec.channels.max(1));
+    let mono = samples.chunks(channels).map(|frame| frame.iter().sum::<f32>() / channels as f32).collect();
+    Ok((mono, spec.sample_rate))
+}
+
+/// A VP8 camera: `next_frame()` returns one encoded frame of a moving gradient.
+pub struct Vp8Camera {
+    encoder: ffmpeg::encoder::Video,
+    frame: ffmpeg::frame::Video,
+    index: i64,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+}
+
+impl Vp8Camera {
+    pub fn new(width: u32, height: u32, fps: u32) -> Result<Self, MediaError> {
+        ffmpeg::init()?;
+        ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
+        let codec = ffmpeg::encoder::find_by_name("libvpx").ok_or(MediaError::NoEncoder)?;
+        let mut context = ffmpeg::codec::context::Context::new_with_codec(codec).encoder().video()?;
+        context.set_width(width);
+        context.set_height(height);
+        context.set_format(ffmpeg::format::Pixel::YUV420P);
+        context.set_time_base((1, fps as i32));
+        context.set_bit_rate(400_000);
+        context.set_gop(fps * 2);
+        let mut options = ffmpeg::Dictionary::new();
+        options.set("deadline", "realtime");
+        options.set("cpu-used", "8");
+        options.set("lag-in-frames", "0");
+        let encoder = context.open_with(options)?;
+        let frame = ffmpeg::frame::Video::new(ffmpeg::format::Pixel::YUV420P, width, height);
+        Ok(Self { encoder, frame, index: 0, width, height, fps })
+    }
+
+    /// The next encoded frame (possibly several packets' worth of VP8 bitstream, concatenated per frame).
+    pub fn next_frame(&mut self) -> Result<Vec<Vec<u8>>, MediaError> {
+        let t = self.index as usize;
+        for plane in 0..3 {
+            let stride = self.frame.stride(plane);
+            let (w, h) = if plane == 0 {
+                (self.width as usize, self.height as usize)
+            } else {
+                (self.width as usize / 2, self.height as usize / 2)
+            };
+            let data = self.frame.data_mut(plane);
+            for y in 0..h {
+                for x in 0..w {
+                    data[y * stride + x] = if plane == 0 { ((x + y + t * 4) % 256) as u8 } else { 128 };
+                }
+            }
+        }
+        self.frame.set_pts(Some(self.index));
+        self.index += 1;
+        self.encoder.send_frame(&self.frame)?;
+        let mut frames = Vec::new();
+        let mut packet = ffmpeg::Packet::empty();
+        while self.encoder.receive_packet(&mut packet).is_ok() {
+            if let Some(data) = packet.data() {
+                frames.push(data.to_vec());
+            }
+        }
+        Ok(frames)
+    }
+}

@@ -1,0 +1,59 @@
+//! Live sessions over real WebRTC: Candor's own Rust client (candor-loadtest) against the real server in
+//! process. Slow compared with the API tests, so they live in their own test binary.
+
+#[path = "../api/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+
+mod media;
+mod signaling;
+
+use std::time::Duration;
+
+use candor_loadtest::{Client, Options, Role};
+use helpers::{Backend, TestApp, spawn_app};
+
+/// Generous bounds for a loaded 2-core machine; tests finish as soon as the condition holds.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A signed-in candidate with a fresh interview: `(app, access token, interview id)`.
+pub async fn candidate_app() -> (TestApp, String, String) {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let interview = app.create_interview(&token).await;
+    (app, token, interview)
+}
+
+pub fn options(app: &TestApp, token: &str, interview: &str, role: Role) -> Options {
+    Options {
+        server: app.addr,
+        interview_id: interview.to_string(),
+        access_token: token.to_string(),
+        role,
+        audio: None,
+        video: None,
+        trickle: true,
+        whip: false,
+    }
+}
+
+/// Events of one type the client has received.
+pub fn events_of(client: &Client, kind: &str) -> Vec<serde_json::Value> {
+    client.events().into_iter().filter(|e| e["type"] == kind).collect()
+}
+
+/// The value of an unlabelled or labelled gauge/counter in the app's metrics.
+pub fn metric(app: &TestApp, name: &str, label: Option<(&str, &str)>) -> f64 {
+    let text = app.state.metrics.render();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let matches = match label {
+                Some((k, v)) => series.starts_with(&format!("{name}{{")) && series.contains(&format!("{k}=\"{v}\"")),
+                None => series == name,
+            };
+            matches.then(|| value.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}

@@ -1,0 +1,131 @@
+//! Media both ways: audio levels survive Opus and resampling, VP8 frames are decoded at their size, the greeting
+//! arrives, and observers receive forwarded media.
+
+use std::path::Path;
+use std::process::Command;
+
+use candor_loadtest::media::read_wav;
+use candor_loadtest::{Client, Role};
+use candor_pipelines::audio::dbfs;
+
+use crate::{PATIENCE, candidate_app, events_of, metric, options};
+
+fn sine(freq: f32, amplitude: f32, seconds: f32, rate: u32) -> Vec<f32> {
+    (0..(seconds * rate as f32) as usize)
+        .map(|i| amplitude * (i as f32 * freq * std::f32::consts::TAU / rate as f32).sin())
+        .collect()
+}
+
+/// The mean power (in dB) of reported per-second levels, and the source's over the same whole seconds.
+fn reported_and_source(client: &Client, source: &[f32], rate: u32) -> (f32, f32, usize) {
+    let levels: Vec<f32> = events_of(client, "speech.metrics")
+        .iter()
+        .filter_map(|e| e["volume_dbfs"].as_f64())
+        .map(|v| v as f32)
+        .collect();
+    let seconds = levels.len().min(source.len() / rate as usize);
+    let mean_power = levels[..seconds].iter().map(|db| 10_f32.powf(db / 10.0)).sum::<f32>() / seconds as f32;
+    (10.0 * mean_power.log10(), dbfs(&source[..seconds * rate as usize]), seconds)
+}
+
+async fn send_and_measure(pcm: Vec<f32>, rate: u32) {
+    let (app, token, interview) = candidate_app().await;
+    // Whole seconds the server can measure: the resampler holds back a millisecond, so a clip of exactly N
+    // seconds completes N - 1 windows.
+    let whole_seconds = (pcm.len() - rate as usize / 10) / rate as usize;
+    let mut opts = options(&app, &token, &interview, Role::Candidate);
+    opts.audio = Some((pcm.clone(), rate));
+    let client = Client::connect(opts).await.expect("connects");
+    let enough = client.wait_until(PATIENCE, |c| events_of(c, "speech.metrics").len() >= whole_seconds).await;
+    assert!(enough, "only {} speech.metrics events", events_of(&client, "speech.metrics").len());
+    let (reported, source, seconds) = reported_and_source(&client, &pcm, rate);
+    assert!(seconds >= 2);
+    assert!((reported - source).abs() < 3.0, "reported {reported:.1} dBFS, source {source:.1} dBFS");
+
+    let stored = app.state.store.metric_samples(interview.parse().unwrap(), "speech").await.unwrap();
+    assert!(stored.len() >= seconds, "samples are stored as they happen");
+    client.end().await;
+}
+
+#[tokio::test]
+async fn a_sine_arrives_decoded_at_its_level() {
+    send_and_measure(sine(440.0, 0.25, 4.0, 48_000), 48_000).await;
+}
+
+#[tokio::test]
+async fn speech_from_a_wav_arrives_decoded_at_its_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("speech.wav");
+    let spoken = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-w"])
+        .arg(&wav)
+        .arg("Tell me about a time you disagreed with your team, and what you did about it.")
+        .status();
+    assert!(spoken.is_ok_and(|s| s.success()), "espeak-ng is installed by the test command");
+    let (pcm, rate) = read_wav(Path::new(&wav)).unwrap();
+    send_and_measure(pcm, rate).await;
+}
+
+#[tokio::test]
+async fn vp8_video_is_decoded_at_its_size_and_the_greeting_is_heard() {
+    let (app, token, interview) = candidate_app().await;
+    let mut opts = options(&app, &token, &interview, Role::Candidate);
+    opts.audio = Some((sine(300.0, 0.2, 3.0, 48_000), 48_000));
+    opts.video = Some((320, 240, 15));
+    let client = Client::connect(opts).await.expect("connects");
+
+    let decoded = client
+        .wait_until(PATIENCE, |c| events_of(c, "vision.metrics").iter().any(|e| e["fps"].as_f64().unwrap_or(0.0) > 5.0))
+        .await;
+    assert!(decoded, "events: {:?}", client.events());
+    let vision = events_of(&client, "vision.metrics").pop().unwrap();
+    assert_eq!((vision["frame_width"].as_u64(), vision["frame_height"].as_u64()), (Some(320), Some(240)));
+    assert!(vision["face"].is_null(), "no face data is invented");
+
+    // The greeting (0.6 s) arrives as audio with energy.
+    assert!(client.wait_until(PATIENCE, |c| c.inbound().audio_packets >= 25).await);
+    let heard = client.inbound().first_audio_pcm;
+    assert!(dbfs(&heard) > -40.0, "greeting level {:.1} dBFS", dbfs(&heard));
+
+    let states: Vec<_> = events_of(&client, "session.state").iter().map(|e| e["state"].clone()).collect();
+    assert!(states.contains(&serde_json::json!("interviewing")), "{states:?}");
+    assert!(events_of(&client, "session.state").iter().all(|e| e["v"] == 1 && e["t_ms"].is_u64()));
+    assert!(metric(&app, "candor_rtp_packets_total", Some(("kind", "video"))) > 0.0);
+    let detail = app.get(&format!("/api/v1/interviews/{interview}"), Some(&token)).await;
+    assert_eq!(detail.body["status"], "in_progress");
+    client.end().await;
+}
+
+#[tokio::test]
+async fn an_observer_receives_forwarded_audio_video_and_events() {
+    let (app, token, interview) = candidate_app().await;
+    let coach = app.add_user("coach@example.com", candor::domain::Role::Coach).await;
+    let shares = format!("/api/v1/interviews/{interview}/shares");
+    assert_eq!(app.post(&shares, Some(&token), serde_json::json!({"email": "coach@example.com"})).await.status, 201);
+    let coach_token = app.login("coach@example.com").await.body["access_token"].as_str().unwrap().to_string();
+    let _ = coach;
+
+    let mut opts = options(&app, &token, &interview, Role::Candidate);
+    opts.audio = Some((sine(440.0, 0.25, 20.0, 48_000), 48_000));
+    opts.video = Some((320, 240, 15));
+    let candidate = Client::connect(opts).await.expect("candidate connects");
+    assert!(candidate.wait_until(PATIENCE, |c| c.is_connected()).await);
+
+    let observer =
+        Client::connect(options(&app, &coach_token, &interview, Role::Observer)).await.expect("observer connects");
+    let received = observer
+        .wait_until(PATIENCE, |c| {
+            let inbound = c.inbound();
+            inbound.audio_packets > 50 && inbound.video_packets > 20 && !events_of(c, "speech.metrics").is_empty()
+        })
+        .await;
+    assert!(received, "observer got {:?} and events {:?}", observer.inbound(), observer.events().len());
+    assert_eq!(metric(&app, "candor_rtc_peers", Some(("role", "observer"))), 1.0);
+
+    // The observer leaving does not disturb the candidate.
+    let before = events_of(&candidate, "speech.metrics").len();
+    observer.vanish().await;
+    assert!(candidate.wait_until(PATIENCE, |c| events_of(c, "speech.metrics").len() >= before + 2).await);
+    assert!(app.state.live.session(interview.parse().unwrap()).is_some());
+    candidate.end().await;
+}

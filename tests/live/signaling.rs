@@ -1,0 +1,198 @@
+//! Signaling and session life cycle: bad input gets clear errors and leaves the server healthy; one live session
+//! per user; a vanished peer is cleaned up.
+
+use std::time::Duration;
+
+use candor_loadtest::{Client, Role};
+use candor_signaling::ServerMessage;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::{PATIENCE, candidate_app, metric, options};
+
+/// Opens the signaling socket and returns it.
+async fn socket(
+    addr: std::net::SocketAddr,
+    interview: &str,
+    query: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let url = format!("ws://{addr}/api/v1/interviews/{interview}/rtc?{query}");
+    tokio_tungstenite::connect_async(url).await.expect("upgrade").0
+}
+
+async fn next_message(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+) -> Option<ServerMessage> {
+    let message = tokio::time::timeout(PATIENCE, ws.next()).await.ok()??.ok()?;
+    let Message::Text(text) = message else { return None };
+    serde_json::from_str(&text).ok()
+}
+
+fn code(message: Option<ServerMessage>) -> String {
+    match message {
+        Some(ServerMessage::Error { code, .. }) => code,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn bad_signaling_gets_clear_errors_and_a_valid_session_still_works() {
+    let (app, token, interview) = candidate_app().await;
+    let mut ws = socket(app.addr, &interview, &format!("access_token={token}")).await;
+    for (text, expected) in [
+        ("{not json".to_string(), "malformed_json"),
+        (r#"{"type":"hug"}"#.to_string(), "unknown_type"),
+        (format!(r#"{{"type":"end","pad":"{}"}}"#, "x".repeat(70_000)), "message_too_large"),
+        (r#"{"type":"offer","sdp":"this is not sdp"}"#.to_string(), "invalid_sdp"),
+        (
+            serde_json::json!({"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n"}).to_string(),
+            "offer_without_audio",
+        ),
+    ] {
+        ws.send(Message::Text(text.into())).await.unwrap();
+        assert_eq!(code(next_message(&mut ws).await), expected);
+    }
+    drop(ws);
+
+    // The same user can still start a real session afterwards.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut opts = options(&app, &token, &interview, Role::Candidate);
+    opts.audio = Some((vec![0.1; 48_000], 48_000));
+    let client = Client::connect(opts).await.unwrap();
+    assert!(client.wait_until(PATIENCE, |c| c.is_connected()).await);
+    client.end().await;
+}
+
+#[tokio::test]
+async fn wrong_tokens_and_other_users_interviews_are_refused() {
+    let (app, token, interview) = candidate_app().await;
+    let (bob, _) = app.signed_in_user("bob@example.com").await;
+    for (query, expected) in [
+        (String::new(), "unauthenticated"),
+        ("access_token=garbage".to_string(), "invalid_token"),
+        (format!("access_token={bob}"), "not_found"),
+        (format!("access_token={token}&role=observer"), "not_found"),
+        (format!("access_token={token}&role=director"), "invalid_role"),
+    ] {
+        let mut ws = socket(app.addr, &interview, &query).await;
+        assert_eq!(code(next_message(&mut ws).await), expected, "{query}");
+    }
+    let expired = {
+        let claims = app.state.tokens.verify_access(&token).unwrap();
+        candor::auth::Tokens::new(&secrecy::SecretString::from(crate::helpers::JWT_SECRET), 900, 3600).issue_access(
+            claims.user_id().unwrap(),
+            claims.role,
+            claims.iat - 3600,
+        )
+    };
+    let mut ws = socket(app.addr, &interview, &format!("access_token={expired}")).await;
+    assert_eq!(code(next_message(&mut ws).await), "token_expired");
+}
+
+#[tokio::test]
+async fn a_second_simultaneous_session_is_refused_and_the_first_keeps_running() {
+    let (app, token, interview) = candidate_app().await;
+    let mut opts = options(&app, &token, &interview, Role::Candidate);
+    opts.audio = Some((vec![0.1; 48_000 * 20], 48_000));
+    let first = Client::connect(opts).await.unwrap();
+    assert!(first.wait_until(PATIENCE, |c| c.is_connected()).await);
+
+    let other_interview = app.create_interview(&token).await;
+    let mut ws = socket(app.addr, &other_interview, &format!("access_token={token}")).await;
+    assert_eq!(code(next_message(&mut ws).await), "session_already_live");
+
+    let before = crate::events_of(&first, "speech.metrics").len();
+    assert!(first.wait_until(PATIENCE, |c| crate::events_of(c, "speech.metrics").len() > before).await);
+    first.end().await;
+}
+
+#[tokio::test]
+async fn a_peer_that_vanishes_is_cleaned_up() {
+    let (app, token, interview) = candidate_app().await;
+    let mut opts = options(&app, &token, &interview, Role::Candidate);
+    opts.audio = Some((vec![0.1; 48_000 * 5], 48_000));
+    let client = Client::connect(opts).await.unwrap();
+    assert!(client.wait_until(PATIENCE, |c| c.is_connected()).await);
+    assert_eq!(metric(&app, "candor_rtc_peers", Some(("role", "candidate"))), 1.0);
+    client.vanish().await;
+
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while metric(&app, "candor_rtc_peers", Some(("role", "candidate"))) != 0.0 && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(metric(&app, "candor_rtc_peers", Some(("role", "candidate"))), 0.0);
+    assert_eq!(app.state.live.live_sessions(), 0);
+
+    // The user may start again.
+    let client = Client::connect(options(&app, &token, &interview, Role::Candidate)).await.unwrap();
+    assert!(client.wait_until(PATIENCE, |c| c.is_connected()).await);
+    client.end().await;
+}
+
+#[tokio::test]
+async fn a_non_trickle_offer_and_data_channel_errors_work() {
+    let (app, token, interview) = candidate_app().await;
+    let mut opts = options(&app, &token, &interview, Role::Candidate);
+    opts.trickle = false;
+    let client = Client::connect(opts).await.unwrap();
+    assert!(client.wait_until(PATIENCE, |c| c.is_connected()).await);
+    assert!(client.wait_until(PATIENCE, |c| !crate::events_of(c, "session.state").is_empty()).await);
+    client.send_event("{oops").await.unwrap();
+    client.send_event(r#"{"v":1,"type":"control","action":"dance"}"#).await.unwrap();
+    assert!(client.wait_until(PATIENCE, |c| crate::events_of(c, "error").len() >= 2).await);
+    let codes: Vec<_> = crate::events_of(&client, "error").iter().map(|e| e["code"].clone()).collect();
+    assert_eq!(codes, [serde_json::json!("malformed_json"), serde_json::json!("invalid_message")]);
+    // The session goes on; an end control message ends it.
+    client.send_event(r#"{"v":1,"type":"control","action":"end"}"#).await.unwrap();
+    assert!(
+        client.wait_until(PATIENCE, |c| c.signals().iter().any(|s| matches!(s, ServerMessage::Ended { .. }))).await
+    );
+    client.vanish().await;
+}
+
+#[tokio::test]
+async fn whip_ingest_answers_201_and_delete_ends_the_session() {
+    let (app, token, interview) = candidate_app().await;
+    let mut opts = options(&app, &token, &interview, Role::Candidate);
+    opts.whip = true;
+    opts.audio = Some((vec![0.1; 48_000 * 10], 48_000));
+    let client = Client::connect(opts).await.expect("WHIP accepts the offer");
+    assert!(client.wait_until(PATIENCE, |c| !crate::events_of(c, "speech.metrics").is_empty()).await);
+
+    // A second ingest for the same user is refused while the first runs.
+    let mut second = options(&app, &token, &interview, Role::Candidate);
+    second.whip = true;
+    match Client::connect(second).await {
+        Err(candor_loadtest::ClientError::WhipRefused { status, body }) => {
+            assert_eq!(status, 409);
+            assert!(body.contains("session_already_live"), "{body}");
+        }
+        other => panic!("expected 409, got {:?}", other.err()),
+    }
+
+    let http = reqwest::Client::new();
+    let whip = app.url(&format!("/api/v1/interviews/{interview}/whip"));
+    let deleted = http.delete(&whip).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+    assert_eq!(app.state.live.live_sessions(), 0);
+    assert_eq!(http.delete(&whip).bearer_auth(&token).send().await.unwrap().status(), 404);
+    client.vanish().await;
+}
+
+#[tokio::test]
+async fn whip_refuses_garbage_and_the_wrong_media_type() {
+    let (app, token, interview) = candidate_app().await;
+    let http = reqwest::Client::new();
+    let whip = app.url(&format!("/api/v1/interviews/{interview}/whip"));
+    let post = |content_type: &'static str, body: &'static str| {
+        http.post(&whip).bearer_auth(&token).header("content-type", content_type).body(body).send()
+    };
+    let garbage = post("application/sdp", "hello").await.unwrap();
+    assert_eq!(garbage.status(), 400);
+    assert_eq!(garbage.json::<serde_json::Value>().await.unwrap()["error"]["code"], "invalid_sdp");
+    assert_eq!(post("application/json", "{}").await.unwrap().status(), 415);
+    let unauthenticated = http.post(&whip).header("content-type", "application/sdp").body("v=0").send().await.unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    assert_eq!(app.state.live.live_sessions(), 0);
+}
