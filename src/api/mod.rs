@@ -9,6 +9,7 @@ mod me;
 mod ops;
 mod shares;
 mod views;
+mod web;
 
 use std::sync::Arc;
 
@@ -99,6 +100,8 @@ pub fn router(state: AppState) -> Router {
     let (router, openapi) = documented_routes(&state).split_for_parts();
     let document = Arc::new(openapi.to_json().expect("the OpenAPI document serialises"));
     router
+        .route("/", axum::routing::get(web::index))
+        .route("/{file}", axum::routing::get(web::file))
         .layer(axum::Extension(ops::OpenApiJson(document)))
         .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, "route_not_found", "no such route") })
         .method_not_allowed_fallback(|| async {

@@ -1,0 +1,136 @@
+//! A real browser as the client: headless Chromium with fake camera and microphone (an espeak-ng WAV and a Y4M
+//! test pattern) opens the real interview room page served by the real server. The test reads what the page saw
+//! through the DevTools protocol: events in the page and inbound audio packets.
+
+#[path = "api/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+const CHROMIUM: &str = "/usr/lib/chromium/chromium";
+
+/// Kills the browser however the test ends.
+struct Browser(Child);
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run(command: &mut Command) {
+    let status = command.stdout(Stdio::null()).stderr(Stdio::null()).status().expect("the tool is installed");
+    assert!(status.success(), "{command:?} failed");
+}
+
+/// Speech as 48 kHz mono 16-bit WAV and a 320x240 4:2:0 Y4M, the formats Chromium's fake devices read.
+fn media(dir: &Path) -> (PathBuf, PathBuf) {
+    let raw = dir.join("raw.wav");
+    let wav = dir.join("speech.wav");
+    let y4m = dir.join("camera.y4m");
+    run(Command::new("espeak-ng").args(["-v", "en-us", "-w"]).arg(&raw).arg("I led the migration of our billing system to a new database, and we cut costs by a third."));
+    run(Command::new("sox").arg(&raw).args(["-r", "48000", "-c", "1", "-b", "16"]).arg(&wav));
+    run(Command::new("ffmpeg").args(["-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=15", "-t", "4", "-pix_fmt", "yuv420p"]).arg(&y4m));
+    (wav, y4m)
+}
+
+async fn devtools_page(profile: &Path) -> String {
+    let port_file = profile.join("DevToolsActivePort");
+    let mut port = None;
+    for _ in 0..300 {
+        if let Ok(text) = std::fs::read_to_string(&port_file) && let Some(line) = text.lines().next() {
+            port = line.trim().parse::<u16>().ok();
+            if port.is_some() {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let port = port.expect("Chromium opened its DevTools port");
+    for _ in 0..100 {
+        if let Ok(response) = reqwest::get(format!("http://127.0.0.1:{port}/json/list")).await
+            && let Ok(targets) = response.json::<Vec<Value>>().await
+            && let Some(page) = targets.iter().find(|t| t["type"] == "page")
+        {
+            return page["webSocketDebuggerUrl"].as_str().unwrap().to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no page target in Chromium");
+}
+
+#[tokio::test]
+async fn the_room_page_in_chromium_connects_receives_events_and_hears_the_interviewer() {
+    let app = helpers::spawn_app(helpers::Backend::Sqlite).await;
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let interview = app.create_interview(&token).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (wav, y4m) = media(dir.path());
+    let profile = dir.path().join("profile");
+    let url = app.url(&format!("/room.html?interview={interview}&autostart=1#access_token={token}"));
+    let _browser = Browser(
+        Command::new(CHROMIUM)
+            .args([
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                "--autoplay-policy=no-user-gesture-required", "--allow-loopback-in-peer-connection",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(format!("--use-file-for-fake-audio-capture={}", wav.display()))
+            .arg(format!("--use-file-for-fake-video-capture={}", y4m.display()))
+            .arg(&url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Chromium is installed by the test command"),
+    );
+
+    let (mut devtools, _) = tokio_tungstenite::connect_async(devtools_page(&profile).await).await.unwrap();
+    let mut report = Value::Null;
+    for id in 1..=120 {
+        let evaluate = json!({"id": id, "method": "Runtime.evaluate", "params": {
+            "expression": "candorReport().then(r => JSON.stringify(r))", "awaitPromise": true, "returnByValue": true}});
+        devtools.send(Message::Text(evaluate.to_string().into())).await.unwrap();
+        while let Some(Ok(Message::Text(text))) = devtools.next().await {
+            let reply: Value = serde_json::from_str(&text).unwrap();
+            if reply["id"] == id {
+                report = reply["result"]["result"]["value"].as_str().and_then(|v| serde_json::from_str(v).ok()).unwrap_or(Value::Null);
+                break;
+            }
+        }
+        let types: Vec<&str> = report["events"].as_array().map(|e| e.iter().filter_map(|e| e["type"].as_str()).collect()).unwrap_or_default();
+        let heard = report["received"]["audio"].as_u64().unwrap_or(0);
+        if types.contains(&"session.state") && types.contains(&"speech.metrics") && heard > 0 {
+            if let Ok(dir) = std::env::var("CANDOR_SCREENSHOT_DIR") {
+                let shot = json!({"id": 10_000, "method": "Page.captureScreenshot", "params": {"format": "png"}});
+                devtools.send(Message::Text(shot.to_string().into())).await.unwrap();
+                while let Some(Ok(Message::Text(text))) = devtools.next().await {
+                    let reply: Value = serde_json::from_str(&text).unwrap();
+                    if reply["id"] == 10_000 {
+                        use base64::Engine;
+                        let png = base64::engine::general_purpose::STANDARD.decode(reply["result"]["data"].as_str().unwrap()).unwrap();
+                        std::fs::write(Path::new(&dir).join("room.png"), png).unwrap();
+                        break;
+                    }
+                }
+            }
+            let speech = report["events"].as_array().unwrap().iter().find(|e| e["type"] == "speech.metrics").unwrap();
+            assert!(speech["volume_dbfs"].as_f64().unwrap() > -60.0, "the fake microphone's speech is heard: {speech}");
+            assert!(report["events"].as_array().unwrap().iter().all(|e| e["v"] == 1));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("the page never saw events and audio: {report}");
+}

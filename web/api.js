@@ -1,0 +1,65 @@
+// Candor browser client: REST helpers and token storage shared by every page.
+// Tokens live in sessionStorage (one tab's sign-in); the access token is refreshed once when it expires.
+
+const store = {
+  get access() { return sessionStorage.getItem("candor.access"); },
+  get refresh() { return sessionStorage.getItem("candor.refresh"); },
+  save(pair) {
+    sessionStorage.setItem("candor.access", pair.access_token);
+    if (pair.refresh_token) sessionStorage.setItem("candor.refresh", pair.refresh_token);
+  },
+  clear() { sessionStorage.removeItem("candor.access"); sessionStorage.removeItem("candor.refresh"); },
+};
+
+// A link may carry "#access_token=..." (e.g. from a script or test); it is moved into storage and out of the URL.
+(function adoptTokenFromFragment() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const token = params.get("access_token");
+  if (token) {
+    store.save({ access_token: token });
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+})();
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.error?.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = body?.error?.code;
+    this.fields = body?.error?.fields || {};
+  }
+}
+
+async function api(method, path, body, retried = false) {
+  const headers = { "content-type": "application/json" };
+  if (store.access) headers.authorization = `Bearer ${store.access}`;
+  const response = await fetch(`/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (response.status === 401 && !retried && store.refresh) {
+    const refreshed = await fetch("/api/v1/auth/refresh", {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ refresh_token: store.refresh }),
+    });
+    if (refreshed.ok) { store.save(await refreshed.json()); return api(method, path, body, true); }
+    store.clear();
+  }
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+function signedIn() { return Boolean(store.access); }
+
+async function signOut() {
+  if (store.refresh) await api("POST", "/auth/logout", { refresh_token: store.refresh }).catch(() => {});
+  store.clear();
+  location.href = "/";
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value); else node.setAttribute(key, value);
+  }
+  node.append(...children);
+  return node;
+}
