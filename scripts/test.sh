@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-ensure_packages "${BUILD_PACKAGES[@]}" postgresql redis-server
+ensure_packages "${BUILD_PACKAGES[@]}" postgresql redis-server chromium espeak-ng sox ffmpeg
 ensure_rust
 
 scratch=$(mktemp -d /tmp/candor-test.XXXXXX)
@@ -43,4 +43,18 @@ fi
 # Tests that need PostgreSQL or Redis fail, rather than skip, when these are missing.
 export CANDOR_TEST_REQUIRE_SERVICES=1
 
-cargo test --workspace --locked "$@"
+log="$scratch/cargo-test.log"
+cargo test --workspace --locked --lib --bins --tests "$@" 2>&1 | tee "$log"
+
+if [ $# -eq 0 ]; then
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+    # cargo-fuzz passes unstable rustc flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
+    for target in client_message client_event negotiation; do
+        echo "==> fuzzing $target for ${CANDOR_FUZZ_SECONDS:-20} s"
+        (cd signaling/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none "$target" -- \
+            -max_total_time="${CANDOR_FUZZ_SECONDS:-20}" -rss_limit_mb=2048 2>&1 | tail -n 3)
+    done
+fi
+
+# One closing line for the whole run (the fuzzing output above would otherwise come last).
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' "$log"

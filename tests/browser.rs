@@ -36,9 +36,14 @@ fn media(dir: &Path) -> (PathBuf, PathBuf) {
     let raw = dir.join("raw.wav");
     let wav = dir.join("speech.wav");
     let y4m = dir.join("camera.y4m");
-    run(Command::new("espeak-ng").args(["-v", "en-us", "-w"]).arg(&raw).arg("I led the migration of our billing system to a new database, and we cut costs by a third."));
+    run(Command::new("espeak-ng")
+        .args(["-v", "en-us", "-w"])
+        .arg(&raw)
+        .arg("I led the migration of our billing system to a new database, and we cut costs by a third."));
     run(Command::new("sox").arg(&raw).args(["-r", "48000", "-c", "1", "-b", "16"]).arg(&wav));
-    run(Command::new("ffmpeg").args(["-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=15", "-t", "4", "-pix_fmt", "yuv420p"]).arg(&y4m));
+    run(Command::new("ffmpeg")
+        .args(["-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=15", "-t", "4", "-pix_fmt", "yuv420p"])
+        .arg(&y4m));
     (wav, y4m)
 }
 
@@ -46,7 +51,9 @@ async fn devtools_page(profile: &Path) -> String {
     let port_file = profile.join("DevToolsActivePort");
     let mut port = None;
     for _ in 0..300 {
-        if let Ok(text) = std::fs::read_to_string(&port_file) && let Some(line) = text.lines().next() {
+        if let Ok(text) = std::fs::read_to_string(&port_file)
+            && let Some(line) = text.lines().next()
+        {
             port = line.trim().parse::<u16>().ok();
             if port.is_some() {
                 break;
@@ -80,10 +87,18 @@ async fn the_room_page_in_chromium_connects_receives_events_and_hears_the_interv
     let _browser = Browser(
         Command::new(CHROMIUM)
             .args([
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                "--autoplay-policy=no-user-gesture-required", "--allow-loopback-in-peer-connection",
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                "--autoplay-policy=no-user-gesture-required",
+                "--allow-loopback-in-peer-connection",
                 "--remote-debugging-port=0",
             ])
             .arg(format!("--user-data-dir={}", profile.display()))
@@ -105,11 +120,17 @@ async fn the_room_page_in_chromium_connects_receives_events_and_hears_the_interv
         while let Some(Ok(Message::Text(text))) = devtools.next().await {
             let reply: Value = serde_json::from_str(&text).unwrap();
             if reply["id"] == id {
-                report = reply["result"]["result"]["value"].as_str().and_then(|v| serde_json::from_str(v).ok()).unwrap_or(Value::Null);
+                report = reply["result"]["result"]["value"]
+                    .as_str()
+                    .and_then(|v| serde_json::from_str(v).ok())
+                    .unwrap_or(Value::Null);
                 break;
             }
         }
-        let types: Vec<&str> = report["events"].as_array().map(|e| e.iter().filter_map(|e| e["type"].as_str()).collect()).unwrap_or_default();
+        let types: Vec<&str> = report["events"]
+            .as_array()
+            .map(|e| e.iter().filter_map(|e| e["type"].as_str()).collect())
+            .unwrap_or_default();
         let heard = report["received"]["audio"].as_u64().unwrap_or(0);
         if types.contains(&"session.state") && types.contains(&"speech.metrics") && heard > 0 {
             if let Ok(dir) = std::env::var("CANDOR_SCREENSHOT_DIR") {
@@ -119,7 +140,9 @@ async fn the_room_page_in_chromium_connects_receives_events_and_hears_the_interv
                     let reply: Value = serde_json::from_str(&text).unwrap();
                     if reply["id"] == 10_000 {
                         use base64::Engine;
-                        let png = base64::engine::general_purpose::STANDARD.decode(reply["result"]["data"].as_str().unwrap()).unwrap();
+                        let png = base64::engine::general_purpose::STANDARD
+                            .decode(reply["result"]["data"].as_str().unwrap())
+                            .unwrap();
                         std::fs::write(Path::new(&dir).join("room.png"), png).unwrap();
                         break;
                     }

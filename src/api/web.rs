@@ -19,12 +19,10 @@ const FILES: &[(&str, &str, &[u8])] = &[
 
 fn serve(name: &str) -> Response {
     match FILES.iter().find(|(file, _, _)| *file == name) {
-        Some((_, content_type, bytes)) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, *content_type), (header::CACHE_CONTROL, "no-cache")],
-            *bytes,
-        )
-            .into_response(),
+        Some((_, content_type, bytes)) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, *content_type), (header::CACHE_CONTROL, "no-cache")], *bytes)
+                .into_response()
+        }
         None => ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such route").into_response(),
     }
 }
