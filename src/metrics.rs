@@ -25,6 +25,8 @@ pub struct Metrics {
     pub rtp_packets: IntCounterVec,
     pub rtp_bytes: IntCounterVec,
     pub decode_errors: IntCounterVec,
+    pub rtp_packets_lost: IntCounterVec,
+    pub rtp_jitter: HistogramVec,
     pub video_frames_dropped: IntCounter,
     pub peer_failures: IntCounter,
     pub session_duration: Histogram,
@@ -69,6 +71,17 @@ impl Metrics {
             &["kind", "direction"],
         )
         .expect("valid metric");
+        let rtp_packets_lost = IntCounterVec::new(
+            Opts::new("rtp_packets_lost_total", "Inbound RTP packets lost, from receiver statistics, by kind"),
+            &["kind"],
+        )
+        .expect("valid metric");
+        let rtp_jitter = HistogramVec::new(
+            HistogramOpts::new("rtp_jitter_seconds", "Inbound RTP interarrival jitter, sampled every 5 s per stream")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32]),
+            &["kind"],
+        )
+        .expect("valid metric");
         let decode_errors =
             IntCounterVec::new(Opts::new("decode_errors_total", "Media that failed to decode, by kind"), &["kind"])
                 .expect("valid metric");
@@ -98,6 +111,8 @@ impl Metrics {
             Box::new(rtp_packets.clone()),
             Box::new(rtp_bytes.clone()),
             Box::new(decode_errors.clone()),
+            Box::new(rtp_packets_lost.clone()),
+            Box::new(rtp_jitter.clone()),
             Box::new(video_frames_dropped.clone()),
             Box::new(peer_failures.clone()),
             Box::new(session_duration.clone()),
@@ -117,6 +132,8 @@ impl Metrics {
             rtp_packets,
             rtp_bytes,
             decode_errors,
+            rtp_packets_lost,
+            rtp_jitter,
             video_frames_dropped,
             peer_failures,
             session_duration,
@@ -125,9 +142,18 @@ impl Metrics {
 
     /// Counts one inbound RTP packet.
     pub fn rtp_in(&self, audio: bool, payload_bytes: usize) {
+        self.count_rtp(audio, "in", payload_bytes);
+    }
+
+    /// Counts one outbound RTP packet (interviewer voice, or media forwarded to an observer).
+    pub fn rtp_out(&self, audio: bool, payload_bytes: usize) {
+        self.count_rtp(audio, "out", payload_bytes);
+    }
+
+    fn count_rtp(&self, audio: bool, direction: &str, payload_bytes: usize) {
         let kind = if audio { "audio" } else { "video" };
-        self.rtp_packets.with_label_values(&[kind, "in"]).inc();
-        self.rtp_bytes.with_label_values(&[kind, "in"]).inc_by(payload_bytes as u64);
+        self.rtp_packets.with_label_values(&[kind, direction]).inc();
+        self.rtp_bytes.with_label_values(&[kind, direction]).inc_by(payload_bytes as u64);
     }
 
     /// Prometheus text exposition of every metric.

@@ -56,6 +56,8 @@ pub struct Options {
     pub trickle: bool,
     /// Signal with WHIP (one HTTP POST, complete offer) instead of the WebSocket.
     pub whip: bool,
+    /// Send this many 20 ms "Opus" packets of random bytes before any real audio (garbage RTP payloads).
+    pub garbage_audio_packets: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -306,7 +308,8 @@ impl Client {
 
         if let Some(track) = audio_track {
             let pcm = options.audio.clone();
-            tasks.push(tokio::spawn(send_audio(track, pcm, recorded.clone())));
+            let garbage = options.garbage_audio_packets;
+            tasks.push(tokio::spawn(send_audio(track, garbage, pcm, recorded.clone())));
         }
         if let (Some(track), Some((w, h, fps))) = (video_track, options.video) {
             let camera = Vp8Camera::new(w, h, fps)?;
@@ -430,9 +433,35 @@ async fn wait_connected(recorded: &Recorded) {
     }
 }
 
-async fn send_audio(track: Arc<TrackLocalStaticSample>, pcm: Option<(Vec<f32>, u32)>, recorded: Arc<Recorded>) {
-    let Some((pcm, rate)) = pcm else { return };
+async fn send_audio(
+    track: Arc<TrackLocalStaticSample>,
+    garbage: u32,
+    pcm: Option<(Vec<f32>, u32)>,
+    recorded: Arc<Recorded>,
+) {
     wait_connected(&recorded).await;
+    // Random bytes from a fixed-seed generator (xorshift), so a failing run can be repeated exactly.
+    let mut state: u32 = 0x9e37_79b9;
+    for _ in 0..garbage {
+        let payload: Vec<u8> = (0..60)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                state as u8
+            })
+            .collect();
+        let sample = rtc::media::Sample {
+            data: Bytes::from(payload),
+            duration: Duration::from_millis(20),
+            ..rtc::media::Sample::new(Instant::now())
+        };
+        if track.write_sample(0x1000_0001, OPUS_PT, &sample, &[]).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let Some((pcm, rate)) = pcm else { return };
     let Ok(mut pacer) = VoicePacer::new() else { return };
     // A long recording is fed in pieces so the queue bound is never reached.
     let chunk = rate as usize * 10;

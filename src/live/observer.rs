@@ -16,6 +16,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
+use webrtc::media_stream::Track;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
@@ -26,6 +27,7 @@ use super::peer::{PeerEvent, codec};
 use super::session::{Session, SessionError};
 use super::voice::rand_ssrc;
 use crate::domain::UserId;
+use crate::metrics::Metrics;
 
 fn encoding(mime: &str, clock_rate: u32, channels: u16) -> (u32, RTCRtpEncodingParameters) {
     let ssrc = rand_ssrc();
@@ -51,10 +53,11 @@ async fn payload_type(sender: &Arc<dyn RtpSender>, mime: &str) -> Option<u8> {
 async fn forward_rtp(
     mut copies: broadcast::Receiver<rtc::rtp::Packet>,
     track: Arc<TrackLocalStaticRTP>,
-    ssrc: u32,
-    pt: u8,
+    (ssrc, pt): (u32, u8),
+    metrics: Arc<Metrics>,
     cancel: CancellationToken,
 ) {
+    let audio = track.kind().await == RtpCodecKind::Audio;
     loop {
         let packet = tokio::select! {
             packet = copies.recv() => packet,
@@ -70,9 +73,11 @@ async fn forward_rtp(
         // Header-extension ids are negotiated per leg; the candidate's would mean something else here.
         packet.header.extension = false;
         packet.header.extensions.clear();
+        let bytes = packet.payload.len();
         if track.write_rtp(packet).await.is_err() {
             return;
         }
+        metrics.rtp_out(audio, bytes);
     }
 }
 
@@ -163,14 +168,27 @@ impl ObserverPeer {
         };
 
         let fanout = &session.fanout;
+        let metrics = &session.context.metrics;
         if let Some(pt) = payload_type(&audio_sender, MIME_TYPE_OPUS).await {
-            tokio::spawn(forward_rtp(fanout.audio.subscribe(), audio, audio_ssrc, pt, cancel.clone()));
+            tokio::spawn(forward_rtp(
+                fanout.audio.subscribe(),
+                audio,
+                (audio_ssrc, pt),
+                metrics.clone(),
+                cancel.clone(),
+            ));
         }
         if let Some(pt) = payload_type(&voice_sender, MIME_TYPE_OPUS).await {
             tokio::spawn(forward_voice(fanout.voice.subscribe(), voice, voice_ssrc, pt, cancel.clone()));
         }
         if let Some(pt) = payload_type(&video_sender, &video_mime).await {
-            tokio::spawn(forward_rtp(fanout.video.subscribe(), video, video_ssrc, pt, cancel.clone()));
+            tokio::spawn(forward_rtp(
+                fanout.video.subscribe(),
+                video,
+                (video_ssrc, pt),
+                metrics.clone(),
+                cancel.clone(),
+            ));
             // A new viewer can only start decoding at a keyframe.
             session.request_keyframe();
         }

@@ -3,6 +3,7 @@
 //! candidates to signaling, greets the candidate once media flows, starts a task per inbound track and one for
 //! the `events` data channel.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -16,7 +17,9 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
-use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCPeerConnectionState, RTCSessionDescription};
+use webrtc::peer_connection::{
+    PeerConnection, RTCIceCandidateInit, RTCPeerConnectionState, RTCSessionDescription, StatsSelector,
+};
 
 use super::events::EventSink;
 use super::peer::{PeerError, PeerEvent};
@@ -29,6 +32,8 @@ use crate::store::Store;
 /// How long a non-trickle answer waits for candidate gathering (host candidates take milliseconds; STUN
 /// answers within a second or two).
 const GATHERING_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often receiver statistics are read into the metrics.
+const STATS_INTERVAL: Duration = Duration::from_secs(5);
 /// RTP packets an observer may lag behind before it misses some (about 2 s of video).
 const FORWARD_BACKLOG: usize = 512;
 
@@ -165,7 +170,8 @@ impl Session {
         });
         live.register(claim, session.clone());
         live.metrics.rtc_peers.with_label_values(&["candidate"]).inc();
-        tokio::spawn(voice.run(payload_type, fanout.voice.clone(), session.cancel.clone()));
+        tokio::spawn(voice.run(payload_type, fanout.voice.clone(), live.metrics.clone(), session.cancel.clone()));
+        tokio::spawn(session.clone().watch_stats());
 
         let (candidates_tx, candidates) = mpsc::unbounded_channel();
         let (gathered_tx, gathered_rx) = oneshot::channel();
@@ -291,6 +297,27 @@ impl Session {
                         tokio::spawn(self.clone().serve_events(channel));
                     }
                 }
+            }
+        }
+    }
+
+    /// Every few seconds, receiver statistics (loss, jitter) into the metrics.
+    async fn watch_stats(self: Arc<Self>) {
+        let mut lost_so_far: HashMap<u32, i64> = HashMap::new();
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(STATS_INTERVAL) => {},
+                () = self.cancel.cancelled() => return,
+            }
+            let report = self.pc.get_stats(Instant::now(), StatsSelector::None).await;
+            for stream in report.inbound_rtp_streams() {
+                let received = &stream.received_rtp_stream_stats;
+                let kind = if received.rtp_stream_stats.kind == RtpCodecKind::Audio { "audio" } else { "video" };
+                let before = lost_so_far.insert(received.rtp_stream_stats.ssrc, received.packets_lost).unwrap_or(0);
+                let newly_lost = u64::try_from(received.packets_lost - before).unwrap_or(0);
+                let metrics = &self.live.metrics;
+                metrics.rtp_packets_lost.with_label_values(&[kind]).inc_by(newly_lost);
+                metrics.rtp_jitter.with_label_values(&[kind]).observe(received.jitter);
             }
         }
     }

@@ -16,6 +16,7 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 
 use super::peer::codec;
+use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub struct VoiceOut {
@@ -73,7 +74,13 @@ impl VoiceOut {
     }
 
     /// Writes due frames to the track until `cancel`. Each frame also goes to `copies` (observers).
-    pub async fn run(self, payload_type: u8, copies: broadcast::Sender<Bytes>, cancel: CancellationToken) {
+    pub async fn run(
+        self,
+        payload_type: u8,
+        copies: broadcast::Sender<Bytes>,
+        metrics: Arc<Metrics>,
+        cancel: CancellationToken,
+    ) {
         let clock = Instant::now();
         let now_ms = || u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
         loop {
@@ -97,8 +104,9 @@ impl VoiceOut {
                 duration: Duration::from_millis(VoicePacer::FRAME_MS),
                 ..rtc::media::Sample::new(Instant::now())
             };
-            if let Err(e) = self.track.write_sample(self.ssrc, payload_type, &sample, &[]).await {
-                tracing::debug!(error = %e, "interviewer voice frame not sent");
+            match self.track.write_sample(self.ssrc, payload_type, &sample, &[]).await {
+                Ok(()) => metrics.rtp_out(true, data.len()),
+                Err(e) => tracing::debug!(error = %e, "interviewer voice frame not sent"),
             }
             let _ = copies.send(data);
         }

@@ -34,6 +34,7 @@ pub fn options(app: &TestApp, token: &str, interview: &str, role: Role) -> Optio
         video: None,
         trickle: true,
         whip: false,
+        garbage_audio_packets: 0,
     }
 }
 

@@ -126,6 +126,58 @@ async fn an_observer_receives_forwarded_audio_video_and_events() {
     let before = events_of(&candidate, "speech.metrics").len();
     observer.vanish().await;
     assert!(candidate.wait_until(PATIENCE, |c| events_of(c, "speech.metrics").len() >= before + 2).await);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while metric(&app, "candor_rtc_peers", Some(("role", "observer"))) != 0.0 && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(metric(&app, "candor_rtc_peers", Some(("role", "observer"))), 0.0);
     assert!(app.state.live.session(interview.parse().unwrap()).is_some());
     candidate.end().await;
+}
+
+#[tokio::test]
+async fn garbage_rtp_payloads_are_counted_and_the_session_goes_on() {
+    let (app, token, interview) = candidate_app().await;
+    let mut opts = options(&app, &token, &interview, Role::Candidate);
+    opts.garbage_audio_packets = 50;
+    opts.audio = Some((sine(440.0, 0.25, 4.0, 48_000), 48_000));
+    let client = Client::connect(opts).await.expect("connects");
+    assert!(client.wait_until(PATIENCE, |c| events_of(c, "speech.metrics").len() >= 3).await);
+    assert!(metric(&app, "candor_decode_errors_total", Some(("kind", "audio"))) > 0.0);
+    let last = events_of(&client, "speech.metrics").pop().unwrap();
+    assert!(last["volume_dbfs"].as_f64().unwrap() > -20.0, "real audio after the garbage is measured: {last}");
+    client.end().await;
+}
+
+#[tokio::test]
+async fn media_ports_come_from_the_configured_range_and_host_candidates_carry_the_public_ip() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |config| {
+        config.rtc_udp_ports = Some(candor::config::PortRange { low: 47100, high: 47120 });
+        // Another loopback address stands in for the public one: nothing leaves the machine.
+        config.rtc_public_ip = Some("127.0.0.2".parse().unwrap());
+    })
+    .await;
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let interview = app.create_interview(&token).await;
+    let client = Client::connect(options(&app, &token, &interview, Role::Candidate)).await.expect("connects");
+    let candidates = |c: &Client| -> Vec<String> {
+        c.signals()
+            .into_iter()
+            .filter_map(|s| match s {
+                candor_signaling::ServerMessage::Candidate { candidate } if !candidate.candidate.is_empty() => {
+                    Some(candidate.candidate)
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(client.wait_until(PATIENCE, |c| !candidates(c).is_empty()).await);
+    for line in candidates(&client) {
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert_eq!(fields[4], "127.0.0.2", "{line}");
+        let port: u16 = fields[5].parse().unwrap();
+        assert!((47100..=47120).contains(&port), "{line}");
+    }
+    client.vanish().await;
 }
