@@ -85,6 +85,12 @@ impl Application {
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let live = self.state.live.clone();
+        // Live sessions are upgraded connections that graceful shutdown does not wait for: end them first.
+        let shutdown = async move {
+            shutdown.await;
+            live.shutdown().await;
+        };
         axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await?;
         self.state.store.close().await;
         Ok(())

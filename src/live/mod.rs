@@ -102,6 +102,14 @@ impl Live {
         self.registry().sessions.get(&interview).cloned()
     }
 
+    /// Ends every live session (server shutdown): clients are told, peers closed.
+    pub async fn shutdown(&self) {
+        let sessions: Vec<Arc<Session>> = self.registry().sessions.values().cloned().collect();
+        for session in sessions {
+            session.end("server_shutdown").await;
+        }
+    }
+
     /// Number of live candidate sessions.
     pub fn live_sessions(&self) -> usize {
         self.registry().sessions.len()

@@ -77,6 +77,17 @@ async fn wrong_tokens_and_other_users_interviews_are_refused() {
         let mut ws = socket(app.addr, &interview, &query).await;
         assert_eq!(code(next_message(&mut ws).await), expected, "{query}");
     }
+    // A coach the interview is shared with, while nothing is live.
+    app.add_user("coach@example.com", candor::domain::Role::Coach).await;
+    let shares = format!("/api/v1/interviews/{interview}/shares");
+    app.post(&shares, Some(&token), serde_json::json!({"email": "coach@example.com"})).await;
+    let coach = app.login("coach@example.com").await.body["access_token"].as_str().unwrap().to_string();
+    let mut ws = socket(app.addr, &interview, &format!("access_token={coach}&role=observer")).await;
+    assert_eq!(code(next_message(&mut ws).await), "not_live");
+    // ...and the coach may not join as the candidate.
+    let mut ws = socket(app.addr, &interview, &format!("access_token={coach}")).await;
+    assert_eq!(code(next_message(&mut ws).await), "not_found");
+
     let expired = {
         let claims = app.state.tokens.verify_access(&token).unwrap();
         candor::auth::Tokens::new(&secrecy::SecretString::from(crate::helpers::JWT_SECRET), 900, 3600).issue_access(
