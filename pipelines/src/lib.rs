@@ -3,9 +3,11 @@
 //!
 //! # Layout
 //! - `audio`: Opus decoding, resampling, levels.
+//! - `speech`: pitch, delivery (pace, fillers, pauses) and turn-taking.
 //! - `video`: VP8/H264 decoding to analysis-size RGB frames at a capped rate.
 //! - `voice`: the interviewer's outbound voice: Opus encoding and real-time pacing with immediate stop.
 
 pub mod audio;
+pub mod speech;
 pub mod video;
 pub mod voice;

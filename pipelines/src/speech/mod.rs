@@ -1,0 +1,33 @@
+//! Speech: what is measured from the candidate's voice and words. Every stage is sans-IO: it takes samples or
+//! words with timestamps and is asked for results; none reads the clock.
+//!
+//! - `pitch`: fundamental frequency (YIN) of voiced frames, its mean and variability.
+//! - `delivery`: pace, fillers, pauses and speaking time from timed words.
+//! - `turn`: when the candidate has finished a turn, from voice activity and the last words.
+
+pub mod delivery;
+pub mod pitch;
+pub mod turn;
+
+/// One recognised word with its timing, in milliseconds since the session started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimedWord {
+    pub text: String,
+    pub start_ms: u64,
+    pub end_ms: u64,
+}
+
+impl TimedWord {
+    pub fn new(text: &str, start_ms: u64, end_ms: u64) -> Self {
+        Self { text: text.to_string(), start_ms, end_ms }
+    }
+
+    /// Lower case without surrounding punctuation: the form fillers and cue words are matched in.
+    pub fn normalized(&self) -> String {
+        normalize(&self.text)
+    }
+}
+
+pub fn normalize(word: &str) -> String {
+    word.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'').to_lowercase()
+}
