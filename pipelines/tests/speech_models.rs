@@ -88,3 +88,46 @@ fn fillers_in_an_answer_are_found() {
     let report = analyze(&transcript.words);
     assert!(report.fillers >= 2, "fillers {:?} in {:?}", report.filler_counts, transcript.text);
 }
+
+fn vad() -> Option<candor_pipelines::speech::vad::VadModel> {
+    let library = model("libonnxruntime.so")?;
+    let path = model("silero_vad.onnx")?;
+    candor_pipelines::inference::init_runtime(&library).unwrap();
+    Some(candor_pipelines::speech::vad::VadModel::load(&path).unwrap())
+}
+
+#[test]
+fn vad_separates_speech_from_silence_and_noise() {
+    let Some(vad) = vad() else { return };
+    let mut stream = candor_pipelines::speech::vad::VadStream::default();
+    let speech = speak(ANSWER, 160);
+    let mut audio = vec![0.0_f32; 16_000];
+    // Quiet hiss (about -50 dBFS) for a second, then speech, then silence.
+    let mut state = 1_u32;
+    audio.extend((0..16_000).map(|_| {
+        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        ((state >> 8) as f32 / 16_777_216.0 - 0.5) * 0.01
+    }));
+    audio.extend_from_slice(&speech);
+    audio.extend(std::iter::repeat_n(0.0, 16_000));
+    let probabilities = stream.push(&vad, &audio).unwrap();
+    let chunk_s = 512.0 / 16_000.0;
+    let at = |seconds: f32| (seconds / chunk_s) as usize;
+    let mean = |p: &[f32]| p.iter().sum::<f32>() / p.len() as f32;
+    let speech_end = 2.0 + speech.len() as f32 / 16_000.0;
+    assert!(mean(&probabilities[..at(1.9)]) < 0.1, "silence and hiss are not speech");
+    assert!(mean(&probabilities[at(2.3)..at(speech_end - 0.3)]) > 0.6, "speech is speech");
+    assert!(mean(&probabilities[at(speech_end + 0.5)..]) < 0.1, "trailing silence is not speech");
+}
+
+#[test]
+fn a_corrupt_vad_model_is_a_clear_error_at_load() {
+    let Some(library) = model("libonnxruntime.so") else { return };
+    candor_pipelines::inference::init_runtime(&library).unwrap();
+    let dir = std::env::temp_dir().join(format!("candor-vad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let corrupt = dir.join("silero_vad.onnx");
+    std::fs::write(&corrupt, b"definitely not onnx").unwrap();
+    let error = candor_pipelines::speech::vad::VadModel::load(&corrupt).err().expect("refused");
+    assert!(error.to_string().contains("silero_vad.onnx"), "{error}");
+}

@@ -4,12 +4,14 @@
 //! - `pitch`: fundamental frequency (YIN) of voiced frames, its mean and variability.
 //! - `delivery`: pace, fillers, pauses and speaking time from timed words.
 //! - `stt`: speech-to-text (whisper.cpp) with word timings.
+//! - `vad`: voice activity (Silero VAD v6) per 32 ms chunk.
 //! - `turn`: when the candidate has finished a turn, from voice activity and the last words.
 
 pub mod delivery;
 pub mod pitch;
 pub mod stt;
 pub mod turn;
+pub mod vad;
 
 /// One recognised word with its timing, in milliseconds since the session started.
 #[derive(Debug, Clone, PartialEq)]

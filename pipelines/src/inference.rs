@@ -1,0 +1,55 @@
+//! The ONNX Runtime: loaded once per process from the shared library the models tool fetched (ort's
+//! `load-dynamic`; nothing is downloaded at build or run time). ONNX Runtime allows one environment per
+//! process, so every model shares it.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use ort::environment::Environment;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum InferenceError {
+    #[error("ONNX Runtime library {path}: {reason}")]
+    Runtime { path: String, reason: String },
+    #[error("model {path}: {reason}")]
+    Model { path: String, reason: String },
+    #[error("inference failed: {0}")]
+    Run(String),
+}
+
+/// The process's environment, kept alive for as long as the process runs.
+static RUNTIME: OnceLock<Result<Environment, InferenceError>> = OnceLock::new();
+
+/// Loads ONNX Runtime from `library` the first time; later calls return the first result.
+pub fn init_runtime(library: &Path) -> Result<(), InferenceError> {
+    RUNTIME
+        .get_or_init(|| {
+            let fail = |reason: String| InferenceError::Runtime { path: library.display().to_string(), reason };
+            if !library.exists() {
+                return Err(fail("not found (run models/fetch.py)".into()));
+            }
+            let builder = ort::init_from(library).map_err(|e| fail(e.to_string()))?;
+            builder.with_name("candor").build().map_err(|e| fail(e.to_string()))
+        })
+        .as_ref()
+        .map(|_| ())
+        .map_err(Clone::clone)
+}
+
+/// A session for the ONNX model at `path`, single-threaded (parallelism comes from running many streams).
+pub fn load_model(path: &Path) -> Result<ort::session::Session, InferenceError> {
+    let fail = |reason: String| InferenceError::Model { path: path.display().to_string(), reason };
+    let environment = match RUNTIME.get() {
+        Some(Ok(environment)) => environment,
+        _ => return Err(fail("ONNX Runtime is not loaded".into())),
+    };
+    if !path.exists() {
+        return Err(fail("not found (run models/fetch.py)".into()));
+    }
+    let builder = ort::session::Session::builder(environment).map_err(|e| fail(e.to_string()))?;
+    let mut builder = builder
+        .with_intra_threads(1)
+        .and_then(|b| b.with_inter_threads(1))
+        .map_err(|e| fail(ort::Error::<()>::from(e).to_string()))?;
+    builder.commit_from_file(path).map_err(|e| fail(e.to_string()))
+}
