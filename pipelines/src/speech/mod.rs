@@ -5,9 +5,11 @@
 //! - `delivery`: pace, fillers, pauses and speaking time from timed words.
 //! - `stt`: speech-to-text (whisper.cpp) with word timings.
 //! - `vad`: voice activity (Silero VAD v6) per 32 ms chunk.
+//! - `pipeline`: all of the above for one stream: audio in, turns, transcripts and measurements out.
 //! - `turn`: when the candidate has finished a turn, from voice activity and the last words.
 
 pub mod delivery;
+pub mod pipeline;
 pub mod pitch;
 pub mod stt;
 pub mod turn;

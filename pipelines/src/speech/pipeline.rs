@@ -1,0 +1,232 @@
+//! `SpeechPipeline`: one candidate's audio stream, 16 kHz mono in, speech events out. Voice activity feeds the
+//! turn detector; while a turn is open, partial transcripts are made about once a second (their last words also
+//! tell the turn detector whether a thought is unfinished); when it closes, the whole turn is transcribed once
+//! more for the final transcript, with pace, fillers, pauses and pitch.
+//!
+//! Blocking: `push` runs the models, so callers run it on a worker thread. The stream's clock is the audio
+//! itself: sample counts, not wall time.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::delivery::{Delivery, analyze};
+use super::pitch::PitchTracker;
+use super::stt::{SpeechToText, SttError, SttOptions, SttSession, Transcript};
+use super::turn::{Hesitation, TurnConfig, TurnDetector, TurnEvent};
+use super::vad::{CHUNK_MS, VadModel, VadStream};
+use crate::inference::InferenceError;
+
+const RATE_PER_MS: usize = 16;
+/// Audio kept from before a turn opens: VAD needs ~100 ms to be sure, and the first word starts earlier.
+const PRE_ROLL_MS: u64 = 300;
+/// Audio kept after the last voiced chunk, so the last word's tail is transcribed.
+const POST_ROLL_MS: u64 = 200;
+/// Partial transcripts at most this often, and only over the most recent audio (bounded decode cost).
+const PARTIAL_EVERY_MS: u64 = 1000;
+const PARTIAL_WINDOW_MS: u64 = 15_000;
+/// A turn longer than this is transcribed in pieces of this size for the final (whisper's 30 s window).
+const FINAL_PIECE_MS: u64 = 28_000;
+
+#[derive(Clone)]
+pub struct SpeechEngines {
+    pub vad: Arc<VadModel>,
+    /// Without it, turns and pitch still work; transcripts and word-based metrics do not.
+    pub stt: Option<Arc<SpeechToText>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpeechError {
+    #[error(transparent)]
+    Vad(#[from] InferenceError),
+    #[error(transparent)]
+    Stt(#[from] SttError),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SpeechEvent {
+    TurnStarted {
+        turn: u32,
+        at_ms: u64,
+    },
+    Partial {
+        turn: u32,
+        text: String,
+        decode_ms: u64,
+    },
+    Final(FinalTurn),
+    /// A burst too short to be speech (a cough, a click).
+    Discarded {
+        at_ms: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinalTurn {
+    pub turn: u32,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub transcript: Transcript,
+    pub delivery: Delivery,
+    pub pitch_hz: Option<f32>,
+    pub pitch_var: Option<f32>,
+    /// Silence waited before deciding, and why longer than usual, if it was.
+    pub silence_ms: u64,
+    pub waited_for: Option<Hesitation>,
+    /// Time spent in the final decode, and the audio it covered.
+    pub decode_ms: u64,
+    pub audio_ms: u64,
+}
+
+pub struct SpeechPipeline {
+    engines: SpeechEngines,
+    vad: VadStream,
+    turns: TurnDetector,
+    stt: Option<SttSession>,
+    options: SttOptions,
+    /// Audio from `audio_start_ms` on: the pre-roll while idle, the whole turn while speaking.
+    audio: Vec<f32>,
+    audio_start_ms: u64,
+    /// Samples pushed so far, in milliseconds: the stream's clock.
+    now_ms: u64,
+    turn: u32,
+    turn_start_ms: u64,
+    last_partial_ms: u64,
+    /// Time spent in VAD, for metrics.
+    pub vad_ms_total: f64,
+}
+
+impl SpeechPipeline {
+    pub fn new(engines: SpeechEngines, config: TurnConfig, options: SttOptions) -> Result<Self, SpeechError> {
+        let stt = engines.stt.as_ref().map(|s| s.session()).transpose()?;
+        Ok(Self {
+            engines,
+            vad: VadStream::default(),
+            turns: TurnDetector::new(config),
+            stt,
+            options,
+            audio: Vec::new(),
+            audio_start_ms: 0,
+            now_ms: 0,
+            turn: 0,
+            turn_start_ms: 0,
+            last_partial_ms: 0,
+            vad_ms_total: 0.0,
+        })
+    }
+
+    pub fn is_speaking(&self) -> bool {
+        self.turns.is_speaking()
+    }
+
+    /// Adds 16 kHz samples. Runs VAD on every complete 32 ms chunk and speech-to-text when a partial is due or
+    /// a turn ends.
+    pub fn push(&mut self, samples: &[f32]) -> Result<Vec<SpeechEvent>, SpeechError> {
+        let mut events = Vec::new();
+        let started = Instant::now();
+        let probabilities = self.vad.push(&self.engines.vad, samples)?;
+        self.vad_ms_total += started.elapsed().as_secs_f64() * 1000.0;
+        self.audio.extend_from_slice(samples);
+        let chunk_samples = CHUNK_MS as usize * RATE_PER_MS;
+        for (index, probability) in probabilities.iter().enumerate() {
+            // End of this chunk on the stream clock (VAD consumes whole chunks in order).
+            let end_ms = self.now_ms + (index as u64 + 1) * CHUNK_MS;
+            self.turns.handle_vad(end_ms, CHUNK_MS, *probability);
+            while let Some(event) = self.turns.poll_event() {
+                match event {
+                    TurnEvent::Started { at_ms } => {
+                        self.turn += 1;
+                        self.turn_start_ms = at_ms;
+                        self.last_partial_ms = end_ms;
+                        events.push(SpeechEvent::TurnStarted { turn: self.turn, at_ms });
+                    }
+                    TurnEvent::Ended { at_ms, silence_ms, waited_for, .. } => {
+                        events.push(SpeechEvent::Final(self.finish_turn(at_ms, silence_ms, waited_for)?));
+                    }
+                    TurnEvent::Discarded { at_ms } => events.push(SpeechEvent::Discarded { at_ms }),
+                }
+            }
+        }
+        self.now_ms += (probabilities.len() * chunk_samples / RATE_PER_MS) as u64;
+        if self.turns.is_speaking() {
+            if self.now_ms >= self.last_partial_ms + PARTIAL_EVERY_MS
+                && let Some(partial) = self.partial()?
+            {
+                events.push(partial);
+            }
+        } else {
+            self.trim_to(self.now_ms.saturating_sub(PRE_ROLL_MS));
+        }
+        Ok(events)
+    }
+
+    /// Drops audio before `from_ms`.
+    fn trim_to(&mut self, from_ms: u64) {
+        if from_ms > self.audio_start_ms {
+            let drop = (((from_ms - self.audio_start_ms) as usize) * RATE_PER_MS).min(self.audio.len());
+            self.audio.drain(..drop);
+            self.audio_start_ms += (drop / RATE_PER_MS) as u64;
+        }
+    }
+
+    /// Audio between two stream times, clamped to what is kept.
+    fn audio_between(&self, from_ms: u64, to_ms: u64) -> &[f32] {
+        let index = |ms: u64| ((ms.saturating_sub(self.audio_start_ms)) as usize * RATE_PER_MS).min(self.audio.len());
+        &self.audio[index(from_ms)..index(to_ms)]
+    }
+
+    fn partial(&mut self) -> Result<Option<SpeechEvent>, SpeechError> {
+        self.last_partial_ms = self.now_ms;
+        let Some(stt) = self.stt.as_mut() else { return Ok(None) };
+        let from = self.turn_start_ms.saturating_sub(PRE_ROLL_MS).max(self.now_ms.saturating_sub(PARTIAL_WINDOW_MS));
+        let index = |ms: u64| ((ms.saturating_sub(self.audio_start_ms)) as usize * RATE_PER_MS).min(self.audio.len());
+        let audio = &self.audio[index(from)..];
+        let started = Instant::now();
+        let options = SttOptions { threads: 1, ..self.options.clone() };
+        let transcript = stt.transcribe(audio, from, &options)?;
+        self.turns.handle_words(&transcript.words);
+        let decode_ms = started.elapsed().as_millis() as u64;
+        Ok(Some(SpeechEvent::Partial { turn: self.turn, text: transcript.text, decode_ms }))
+    }
+
+    fn finish_turn(
+        &mut self,
+        last_voice_ms: u64,
+        silence_ms: u64,
+        waited_for: Option<Hesitation>,
+    ) -> Result<FinalTurn, SpeechError> {
+        let from = self.turn_start_ms.saturating_sub(PRE_ROLL_MS);
+        let to = (last_voice_ms + POST_ROLL_MS).min(self.now_ms + CHUNK_MS * 64);
+        let audio = self.audio_between(from, to).to_vec();
+        let mut pitch = PitchTracker::new(16_000);
+        pitch.push(&audio);
+        let started = Instant::now();
+        let mut transcript = Transcript::default();
+        if let Some(stt) = self.stt.as_mut() {
+            let piece = FINAL_PIECE_MS as usize * RATE_PER_MS;
+            for (index, chunk) in audio.chunks(piece).enumerate() {
+                let part = stt.transcribe(chunk, from + index as u64 * FINAL_PIECE_MS, &self.options)?;
+                if !transcript.text.is_empty() && !part.text.is_empty() {
+                    transcript.text.push(' ');
+                }
+                transcript.text.push_str(&part.text);
+                transcript.words.extend(part.words);
+            }
+        }
+        let decode_ms = started.elapsed().as_millis() as u64;
+        self.turns.handle_words(&[]);
+        self.trim_to(self.now_ms.saturating_sub(PRE_ROLL_MS));
+        Ok(FinalTurn {
+            turn: self.turn,
+            start_ms: self.turn_start_ms,
+            end_ms: last_voice_ms,
+            delivery: analyze(&transcript.words),
+            transcript,
+            pitch_hz: pitch.mean_hz(),
+            pitch_var: pitch.variability_semitones(),
+            silence_ms,
+            waited_for,
+            decode_ms,
+            audio_ms: (audio.len() / RATE_PER_MS) as u64,
+        })
+    }
+}
