@@ -30,6 +30,12 @@ pub struct Metrics {
     pub video_frames_dropped: IntCounter,
     pub peer_failures: IntCounter,
     pub session_duration: Histogram,
+    pub speech_stage: HistogramVec,
+    pub stt_realtime_factor: Histogram,
+    pub turns: IntCounterVec,
+    pub inference_queue_depth: IntGauge,
+    pub speech_merged_chunks: IntCounter,
+    pub speech_overflow_ms: IntCounter,
 }
 
 impl Metrics {
@@ -97,6 +103,38 @@ impl Metrics {
                 .buckets(vec![10.0, 30.0, 60.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0]),
         )
         .expect("valid metric");
+        let speech_stage = HistogramVec::new(
+            HistogramOpts::new(
+                "speech_stage_seconds",
+                "Speech pipeline latency by stage: pipeline_chunk (VAD and any STT for one chunk), per_audio_second \
+                 (chunk time per second of audio), stt_partial, stt_final",
+            )
+            .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0]),
+            &["stage"],
+        )
+        .expect("valid metric");
+        let stt_realtime_factor = Histogram::with_opts(
+            HistogramOpts::new("stt_realtime_factor", "Final speech-to-text decode time per second of audio")
+                .buckets(vec![0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0]),
+        )
+        .expect("valid metric");
+        let turns = IntCounterVec::new(
+            Opts::new("turns_total", "Candidate turns ended, by what the detector waited for (silence, filler, ...)"),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let inference_queue_depth =
+            IntGauge::new("inference_queue_depth", "Jobs waiting for an inference worker").expect("valid metric");
+        let speech_merged_chunks = IntCounter::new(
+            "speech_merged_chunks_total",
+            "Audio chunks that waited for a busy pipeline and went in merged with later audio",
+        )
+        .expect("valid metric");
+        let speech_overflow_ms = IntCounter::new(
+            "speech_overflow_milliseconds_total",
+            "Audio dropped (oldest first) because the speech backlog exceeded 30 s",
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(Opts::new("build_info", "Build of the running server"), &["version"])
             .expect("valid metric");
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
@@ -116,6 +154,12 @@ impl Metrics {
             Box::new(video_frames_dropped.clone()),
             Box::new(peer_failures.clone()),
             Box::new(session_duration.clone()),
+            Box::new(speech_stage.clone()),
+            Box::new(stt_realtime_factor.clone()),
+            Box::new(turns.clone()),
+            Box::new(inference_queue_depth.clone()),
+            Box::new(speech_merged_chunks.clone()),
+            Box::new(speech_overflow_ms.clone()),
             Box::new(build_info),
         ] {
             registry.register(collector).expect("metric names are unique");
@@ -137,6 +181,12 @@ impl Metrics {
             video_frames_dropped,
             peer_failures,
             session_duration,
+            speech_stage,
+            stt_realtime_factor,
+            turns,
+            inference_queue_depth,
+            speech_merged_chunks,
+            speech_overflow_ms,
         }
     }
 

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::api::{AppState, router};
 use crate::auth::{Tokens, random_secret};
 use crate::config::Config;
+use crate::live::SpeechService;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::store::{Store, StoreError};
@@ -62,8 +63,12 @@ impl Application {
             TcpListener::bind(config.bind).await.map_err(|source| StartupError::Bind { addr: config.bind, source })?;
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::new());
+        let speech_config = config.clone();
+        let speech = tokio::task::spawn_blocking(move || SpeechService::load(&speech_config))
+            .await
+            .unwrap_or_else(|_| SpeechService::disabled("loading the models panicked"));
         let state = AppState {
-            live: crate::live::Live::new(config.clone(), store.clone(), metrics.clone()),
+            live: crate::live::Live::new(config.clone(), store.clone(), metrics.clone(), Arc::new(speech)),
             config,
             store,
             tokens: Arc::new(tokens),

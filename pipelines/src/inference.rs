@@ -47,7 +47,8 @@ pub fn load_model(path: &Path) -> Result<ort::session::Session, InferenceError> 
         return Err(fail("not found (run models/fetch.py)".into()));
     }
     let builder = ort::session::Session::builder(environment).map_err(|e| fail(e.to_string()))?;
-    let builder_error = |e: ort::Error<ort::session::builder::SessionBuilder>| fail(ort::Error::<()>::from(e).to_string());
+    let builder_error =
+        |e: ort::Error<ort::session::builder::SessionBuilder>| fail(ort::Error::<()>::from(e).to_string());
     let builder = builder.with_intra_threads(1).map_err(builder_error)?;
     let mut builder = builder.with_inter_threads(1).map_err(builder_error)?;
     builder.commit_from_file(path).map_err(|e| fail(e.to_string()))

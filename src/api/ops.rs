@@ -24,12 +24,16 @@ pub struct Health {
     /// Each dependency: `ok` or what is wrong with it.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     checks: BTreeMap<&'static str, String>,
+    /// Each model-backed engine: `ok` or why it is off. Missing engines do not make the server unready; the
+    /// features that need them are off.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    engines: BTreeMap<&'static str, String>,
 }
 
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok", checks: BTreeMap::new() })
+    Json(Health { status: "ok", checks: BTreeMap::new(), engines: BTreeMap::new() })
 }
 
 /// Readiness: the database (and Redis, when configured) answer.
@@ -48,7 +52,8 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
     }
     let ready = checks.values().all(|v| v == "ok");
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Health { status: if ready { "ready" } else { "unavailable" }, checks }))
+    let engines = state.live.speech.status.clone();
+    (status, Json(Health { status: if ready { "ready" } else { "unavailable" }, checks, engines }))
 }
 
 /// Prometheus text exposition.

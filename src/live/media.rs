@@ -22,6 +22,7 @@ use tokio::sync::broadcast;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use super::SessionContext;
+use super::speech::SpeechFeed;
 
 /// Gaps up to this many packets (100 ms of 20 ms frames) are concealed; longer ones restart the timeline.
 const MAX_CONCEALED_PACKETS: u16 = 5;
@@ -38,17 +39,26 @@ pub async fn run_audio(ctx: SessionContext, track: Arc<dyn TrackRemote>, copies:
     };
     let mut resampler = Resampler::new(OPUS_RATE, PIPELINE_RATE);
     let mut meter = LevelMeter::new(PIPELINE_RATE as usize);
+    let mut speech = SpeechFeed::new(ctx.clone(), ctx.speech.clone());
     let (mut pcm48, mut pcm16) = (Vec::new(), Vec::new());
     let mut last_seq: Option<u16> = None;
     let mut seconds: u64 = 0;
-    while let Some(event) = track.poll().await {
+    loop {
+        let event = tokio::select! {
+            event = track.poll() => event,
+            done = speech.done() => {
+                speech.handle(done).await;
+                continue;
+            }
+        };
         let packet = match event {
-            TrackRemoteEvent::OnRtpPacket(packet) => packet,
-            TrackRemoteEvent::OnEnded => break,
-            _ => continue,
+            Some(TrackRemoteEvent::OnRtpPacket(packet)) => packet,
+            Some(TrackRemoteEvent::OnEnded) | None => break,
+            Some(_) => continue,
         };
         ctx.metrics.rtp_in(true, packet.payload.len());
         let seq = packet.header.sequence_number;
+        pcm48.clear();
         if let Some(last) = last_seq {
             let gap = seq.wrapping_sub(last).wrapping_sub(1);
             if gap > u16::MAX / 2 {
@@ -59,24 +69,17 @@ pub async fn run_audio(ctx: SessionContext, track: Arc<dyn TrackRemote>, copies:
             }
         }
         last_seq = Some(seq);
-        pcm48.clear();
         if decoder.decode(&packet.payload, &mut pcm48).is_err() {
             ctx.metrics.decode_errors.with_label_values(&["audio"]).inc();
         }
         let _ = copies.send(packet);
         pcm16.clear();
         resampler.process(&pcm48, &mut pcm16);
+        speech.push(&pcm16);
         for level in meter.push(&pcm16) {
             seconds += 1;
-            let body = EventBody::SpeechMetrics {
-                wpm: None,
-                fillers: None,
-                filler_per_min: None,
-                longest_pause_ms: None,
-                pitch_hz: None,
-                pitch_var: None,
-                volume_dbfs: Some((level * 10.0).round() / 10.0),
-            };
+            speech.level(level).await;
+            let body = speech.metrics(level);
             ctx.record_sample("speech", seconds * 1000, &body).await;
             ctx.events.send(body).await;
         }

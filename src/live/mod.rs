@@ -4,6 +4,8 @@
 //! - `peer`: building peer connections and turning their callbacks into events.
 //! - `session`: a candidate's session: negotiation results, its tasks, its end.
 //! - `media`: inbound audio and video: decode, measure, copy to observers.
+//! - `speech`: speech models (loaded once) and each candidate's feed through the speech pipeline.
+//! - `pool`: the bounded worker pool where inference runs.
 //! - `voice`: the interviewer's outbound voice track.
 //! - `events`: delivering v1 events to the data channel and to observers.
 //! - `observer`: a coach's receive-only peer fed from a session's copies.
@@ -16,8 +18,10 @@ mod events;
 mod media;
 mod observer;
 mod peer;
+mod pool;
 mod session;
 pub mod signaling;
+mod speech;
 mod voice;
 
 use std::collections::HashMap;
@@ -31,12 +35,14 @@ use crate::store::Store;
 pub use events::EventSink;
 pub use peer::PeerFactory;
 pub use session::{Session, SessionContext, SessionError};
+pub use speech::SpeechService;
 
 pub struct Live {
     pub factory: PeerFactory,
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
+    pub speech: Arc<SpeechService>,
     registry: Mutex<Registry>,
 }
 
@@ -64,8 +70,15 @@ impl Drop for Claim {
 }
 
 impl Live {
-    pub fn new(config: Arc<Config>, store: Store, metrics: Arc<Metrics>) -> Arc<Self> {
-        Arc::new(Self { factory: PeerFactory::new(&config), store, metrics, config, registry: Mutex::default() })
+    pub fn new(config: Arc<Config>, store: Store, metrics: Arc<Metrics>, speech: Arc<SpeechService>) -> Arc<Self> {
+        Arc::new(Self {
+            factory: PeerFactory::new(&config),
+            store,
+            metrics,
+            config,
+            speech,
+            registry: Mutex::default(),
+        })
     }
 
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {

@@ -118,6 +118,23 @@ pub struct TurnRecord {
     pub words: Option<String>,
 }
 
+/// A turn as it is written, the moment it ends.
+pub struct NewTurn<'a> {
+    pub id: &'a str,
+    pub interview: InterviewId,
+    pub question_id: Option<&'a str>,
+    /// candidate or interviewer.
+    pub speaker: &'a str,
+    pub text: &'a str,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub interrupted: bool,
+    /// JSON array of `{w, start_ms, end_ms}`.
+    pub words: &'a str,
+    /// JSON object of the turn's delivery measurements.
+    pub metrics: &'a str,
+}
+
 /// One page of a user's history, newest first.
 pub struct InterviewPage {
     pub items: Vec<InterviewRecord>,
@@ -280,6 +297,28 @@ impl Store {
         .bind(interview.to_string())
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    pub async fn insert_turn(&self, turn: NewTurn<'_>) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO turns (id, interview_id, question_id, speaker, text, start_ms, end_ms, interrupted, words,
+                                metrics, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(turn.id)
+        .bind(turn.interview.to_string())
+        .bind(turn.question_id)
+        .bind(turn.speaker)
+        .bind(turn.text)
+        .bind(i64::try_from(turn.start_ms).unwrap_or(i64::MAX))
+        .bind(i64::try_from(turn.end_ms).unwrap_or(i64::MAX))
+        .bind(i64::from(turn.interrupted))
+        .bind(turn.words)
+        .bind(turn.metrics)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     pub async fn turns(&self, interview: InterviewId) -> StoreResult<Vec<TurnRecord>> {

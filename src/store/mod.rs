@@ -17,7 +17,9 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
 
 pub use audit::{AuditEntry, Outcome};
-pub use interviews::{InterviewPage, InterviewRecord, NewInterview, NewRound, QuestionRecord, RoundRecord, TurnRecord};
+pub use interviews::{
+    InterviewPage, InterviewRecord, NewInterview, NewRound, NewTurn, QuestionRecord, RoundRecord, TurnRecord,
+};
 pub use shares::ShareRecord;
 pub use tokens::{NewRefreshToken, RefreshOutcome};
 pub use users::{NewUser, ProfileChange, UserRecord};

@@ -85,6 +85,8 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
         // High enough that only the rate-limit tests ever meet it.
         rate_limit_requests: 10_000,
         redis_prefix: format!("candor-test-{}", uuid::Uuid::new_v4().simple()),
+        // No models unless a test asks for them (`with_models`): loading them costs time in every test.
+        models_dir: data_dir.path().join("no-models"),
         ..Config::default()
     };
     adjust(&mut config);
@@ -96,6 +98,14 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
         let _ = stopped.await;
     }));
     TestApp { addr, client: reqwest::Client::new(), state, _data_dir: data_dir, _stop: stop }
+}
+
+#[allow(dead_code)] // used by the live tests only
+/// Points the configuration at the fetched models (CANDOR_MODELS_DIR or ./models/cache).
+pub fn with_models(config: &mut Config) {
+    config.models_dir = std::env::var_os("CANDOR_MODELS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cache"));
 }
 
 /// Creates an empty database with a random name next to the one in CANDOR_TEST_DATABASE_URL.

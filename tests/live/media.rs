@@ -181,3 +181,52 @@ async fn media_ports_come_from_the_configured_range_and_host_candidates_carry_th
     }
     client.vanish().await;
 }
+
+#[tokio::test]
+async fn a_spoken_answer_comes_back_as_a_final_transcript_and_a_stored_turn() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, crate::helpers::with_models).await;
+    let ready = app.get("/readyz", None).await;
+    if ready.body["engines"]["stt"] != "ok" || ready.body["engines"]["vad"] != "ok" {
+        assert!(std::env::var("CANDOR_TEST_REQUIRE_SERVICES").is_err(), "models missing: {}", ready.body);
+        eprintln!("skipped: speech models are not fetched");
+        return;
+    }
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let interview = app.create_interview(&token).await;
+
+    let text = "In my last role I led the migration of our billing service to a new database.";
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("answer.wav");
+    let spoken = Command::new("espeak-ng").args(["-v", "en-us", "-s", "150", "-w"]).arg(&wav).arg(text).status();
+    assert!(spoken.is_ok_and(|s| s.success()));
+    let (mut pcm, rate) = read_wav(&wav).unwrap();
+    let mut answer = vec![0.0; rate as usize / 2];
+    answer.append(&mut pcm);
+    answer.extend(std::iter::repeat_n(0.0, rate as usize * 2)); // the silence that ends the turn
+
+    let mut opts = options(&app, &token, &interview, Role::Candidate);
+    opts.audio = Some((answer, rate));
+    let client = Client::connect(opts).await.expect("connects");
+    assert!(
+        client.wait_until(PATIENCE, |c| !events_of(c, "transcript.final").is_empty()).await,
+        "{:?}",
+        client.events()
+    );
+    let last = events_of(&client, "transcript.final").pop().unwrap();
+    let heard = last["text"].as_str().unwrap();
+    let wer = candor_pipelines::speech::stt::word_error_rate(text, heard);
+    assert!(wer <= 0.2, "WER {wer:.2}: {heard}");
+    let words = last["words"].as_array().unwrap();
+    assert!(words.len() >= 10 && words.iter().all(|w| w["end_ms"].as_u64() >= w["start_ms"].as_u64()));
+    assert!(last["turn_id"].is_string() && last["question_id"].is_null());
+
+    // Rolling delivery metrics follow the final transcript; the turn is stored as it ends.
+    assert!(client.wait_until(PATIENCE, |c| events_of(c, "speech.metrics").iter().any(|e| e["wpm"].is_number())).await);
+    let detail = app.get(&format!("/api/v1/interviews/{interview}"), Some(&token)).await;
+    let turns = detail.body["turns"].as_array().unwrap();
+    assert_eq!(turns.len(), 1);
+    assert_eq!(turns[0]["speaker"], "candidate");
+    assert_eq!(turns[0]["text"], heard);
+    assert!(metric(&app, "candor_turns_total", Some(("reason", "silence"))) >= 1.0);
+    client.end().await;
+}

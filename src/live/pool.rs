@@ -1,0 +1,115 @@
+//! `InferencePool`: a fixed set of worker threads (one per core) with one bounded queue, where the speech
+//! pipelines' blocking work runs. Nothing CPU-heavy runs on the async runtime. A full queue refuses new work at
+//! once (`submit` hands the job back); callers keep their audio and submit more of it later, so audio is never
+//! dropped by the pool.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+
+use tokio::sync::oneshot;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+pub struct InferencePool {
+    queue: SyncSender<Job>,
+    depth: Arc<AtomicI64>,
+    workers: usize,
+}
+
+impl InferencePool {
+    /// Jobs waiting per worker before the pool refuses more: a few 100 ms chunks per live stream.
+    const QUEUE_PER_WORKER: usize = 32;
+
+    pub fn new(workers: usize) -> Self {
+        let workers = workers.max(1);
+        let (queue, jobs) = sync_channel::<Job>(workers * Self::QUEUE_PER_WORKER);
+        let jobs = Arc::new(std::sync::Mutex::new(jobs));
+        let depth = Arc::new(AtomicI64::new(0));
+        for index in 0..workers {
+            let jobs = jobs.clone();
+            let depth = depth.clone();
+            std::thread::Builder::new()
+                .name(format!("candor-inference-{index}"))
+                .spawn(move || {
+                    loop {
+                        let job = { jobs.lock().unwrap_or_else(|p| p.into_inner()).recv() };
+                        let Ok(job) = job else { return };
+                        depth.fetch_sub(1, Ordering::Relaxed);
+                        job();
+                    }
+                })
+                .expect("a worker thread can be spawned");
+        }
+        Self { queue, depth, workers }
+    }
+
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Jobs waiting for a worker.
+    pub fn depth(&self) -> i64 {
+        self.depth.load(Ordering::Relaxed)
+    }
+
+    /// Queues `job`; its result arrives on the returned channel. A full pool hands the job back untouched.
+    pub fn submit<F, T>(&self, job: F) -> Result<oneshot::Receiver<T>, F>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let slot = Arc::new(std::sync::Mutex::new(Some(job)));
+        let taken = slot.clone();
+        let wrapped: Job = Box::new(move || {
+            if let Some(job) = taken.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                let _ = tx.send(job());
+            }
+        });
+        self.depth.fetch_add(1, Ordering::Relaxed);
+        match self.queue.try_send(wrapped) {
+            Ok(()) => Ok(rx),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.depth.fetch_sub(1, Ordering::Relaxed);
+                let job = slot.lock().unwrap_or_else(|p| p.into_inner()).take().expect("the job was not run");
+                Err(job)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn jobs_run_off_the_runtime_and_return_their_results() {
+        let pool = InferencePool::new(2);
+        let name = pool.submit(|| std::thread::current().name().unwrap_or_default().to_string()).ok().unwrap();
+        assert!(name.await.unwrap().starts_with("candor-inference-"));
+    }
+
+    #[tokio::test]
+    async fn a_full_pool_hands_the_job_back() {
+        let pool = InferencePool::new(1);
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let blocker = pool.submit(move || release_rx.recv().ok()).ok().unwrap();
+        // Wait until the worker holds the blocker, then fill the queue.
+        while pool.depth() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let mut queued = Vec::new();
+        for i in 0..InferencePool::QUEUE_PER_WORKER {
+            queued.push(pool.submit(move || i).ok().expect("room in the queue"));
+        }
+        let refused = pool.submit(|| 99);
+        assert!(refused.is_err(), "the bound holds");
+        assert_eq!(refused.err().map(|job| job()), Some(99), "the job comes back intact");
+        release_tx.send(()).unwrap();
+        blocker.await.unwrap();
+        for (i, rx) in queued.into_iter().enumerate() {
+            assert_eq!(rx.await.unwrap(), i);
+        }
+    }
+}

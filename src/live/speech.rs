@@ -1,0 +1,358 @@
+//! The speech side of a live session: models loaded once per process (`SpeechService`), and per candidate a
+//! `SpeechFeed` that moves decoded 16 kHz audio through a `SpeechPipeline` on the inference pool and turns its
+//! results into v1 events (`transcript.partial`, `transcript.final`, rolling `speech.metrics` fields, sparse
+//! `cue`s) and stored turns.
+//!
+//! Queue policy: while the pipeline works on one chunk, new audio waits in the feed's backlog and goes in as
+//! one larger chunk next (counted as a merge). Past `MAX_BACKLOG_MS` the oldest audio is dropped and counted:
+//! never silently.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use candor_pipelines::inference::init_runtime;
+use candor_pipelines::speech::pipeline::{FinalTurn, SpeechEngines, SpeechError, SpeechEvent, SpeechPipeline};
+use candor_pipelines::speech::stt::{SpeechToText, SttOptions};
+use candor_pipelines::speech::vad::VadModel;
+use candor_signaling::EventBody;
+use candor_signaling::events::{CueKind, Word};
+use tokio::sync::oneshot;
+
+use super::SessionContext;
+use super::pool::InferencePool;
+use crate::config::Config;
+
+/// Audio waiting for the pipeline beyond this is dropped (oldest first) and counted.
+const MAX_BACKLOG_MS: usize = 30_000;
+/// Smallest chunk worth a trip to the pool.
+const MIN_CHUNK_MS: usize = 96;
+/// Cues are sparse: at most one per this interval.
+const CUE_INTERVAL_MS: u64 = 20_000;
+/// Pace outside this band (words per minute) earns a cue, judged on turns of at least `PACE_MIN_WORDS`.
+const PACE_FAST: f32 = 160.0;
+const PACE_SLOW: f32 = 110.0;
+const PACE_MIN_WORDS: usize = 15;
+const FILLERS_PER_MIN: f32 = 5.0;
+const LONG_PAUSE_MS: u64 = 3000;
+/// Mean level while speaking under this, over `VOLUME_WINDOW` seconds, earns a volume cue.
+const QUIET_DBFS: f32 = -45.0;
+const VOLUME_WINDOW: usize = 5;
+
+pub struct SpeechService {
+    pub engines: Option<SpeechEngines>,
+    /// Each engine: `ok` or why it is unavailable; shown at start and in `/readyz`.
+    pub status: BTreeMap<&'static str, String>,
+    pub pool: InferencePool,
+}
+
+impl SpeechService {
+    /// Loads what is present in the models directory. Missing or broken files leave that engine off with a
+    /// reason; the server still starts. Blocking (loads tens of megabytes).
+    pub fn load(config: &Config) -> Self {
+        let dir = &config.models_dir;
+        let mut status = BTreeMap::new();
+        let vad = init_runtime(&dir.join("libonnxruntime.so"))
+            .map_err(|e| e.to_string())
+            .and_then(|()| VadModel::load(&dir.join("silero_vad.onnx")).map_err(|e| e.to_string()));
+        let stt = SpeechToText::load(&dir.join("ggml-tiny.en.bin")).map_err(|e| e.to_string());
+        status.insert("vad", vad.as_ref().map(|_| "ok".to_string()).unwrap_or_else(Clone::clone));
+        status.insert("stt", stt.as_ref().map(|_| "ok".to_string()).unwrap_or_else(Clone::clone));
+        for (engine, state) in &status {
+            if state == "ok" {
+                tracing::info!(engine, "speech engine ready");
+            } else {
+                tracing::warn!(engine, reason = %state, "speech engine unavailable; run `python3 models/fetch.py fetch`");
+            }
+        }
+        let engines = vad.ok().map(|vad| SpeechEngines { vad: Arc::new(vad), stt: stt.ok().map(Arc::new) });
+        let workers = std::thread::available_parallelism().map_or(2, usize::from);
+        Self { engines, status, pool: InferencePool::new(workers) }
+    }
+
+    /// No engines at all (tests of other parts, or a machine without models).
+    pub fn disabled(reason: &str) -> Self {
+        let status = BTreeMap::from([("vad", reason.to_string()), ("stt", reason.to_string())]);
+        Self { engines: None, status, pool: InferencePool::new(1) }
+    }
+
+    pub fn models_present(dir: &Path) -> bool {
+        dir.join("silero_vad.onnx").exists()
+    }
+}
+
+type Done = (SpeechPipeline, Result<Vec<SpeechEvent>, SpeechError>, Duration, usize);
+
+/// Session-wide delivery so far, for the rolling fields of `speech.metrics`.
+#[derive(Default)]
+struct Rolling {
+    content_words: usize,
+    speaking_ms: u64,
+    fillers: usize,
+    longest_pause_ms: u64,
+    pitch_hz: Option<f32>,
+    pitch_var: Option<f32>,
+}
+
+pub struct SpeechFeed {
+    ctx: SessionContext,
+    service: Arc<SpeechService>,
+    pipeline: Option<SpeechPipeline>,
+    backlog: Vec<f32>,
+    in_flight: Option<oneshot::Receiver<Done>>,
+    /// Session time of the first audio sample: the pipeline's clock starts there.
+    offset_ms: Option<u64>,
+    turn_ids: HashMap<u32, String>,
+    rolling: Rolling,
+    recent_levels: Vec<f32>,
+    last_cue_ms: Option<u64>,
+}
+
+impl SpeechFeed {
+    pub fn new(ctx: SessionContext, service: Arc<SpeechService>) -> Self {
+        let pipeline = service.engines.clone().and_then(|engines| {
+            SpeechPipeline::new(engines, Default::default(), SttOptions::default())
+                .map_err(|e| tracing::warn!(error = %e, "no speech pipeline for this session"))
+                .ok()
+        });
+        Self {
+            ctx,
+            service,
+            pipeline,
+            backlog: Vec::new(),
+            in_flight: None,
+            offset_ms: None,
+            turn_ids: HashMap::new(),
+            rolling: Rolling::default(),
+            recent_levels: Vec::new(),
+            last_cue_ms: None,
+        }
+    }
+
+    /// New 16 kHz audio.
+    pub fn push(&mut self, samples: &[f32]) {
+        if self.pipeline.is_none() && self.in_flight.is_none() {
+            return;
+        }
+        self.offset_ms.get_or_insert_with(|| self.ctx.events.t_ms());
+        self.backlog.extend_from_slice(samples);
+        let max = MAX_BACKLOG_MS * 16;
+        if self.backlog.len() > max {
+            let excess = self.backlog.len() - max;
+            self.backlog.drain(..excess);
+            self.ctx.metrics.speech_overflow_ms.inc_by((excess / 16) as u64);
+            tracing::warn!(dropped_ms = excess / 16, "speech backlog overflow: the inference pool is saturated");
+        }
+        self.submit();
+    }
+
+    fn submit(&mut self) {
+        if self.in_flight.is_some() || self.backlog.len() < MIN_CHUNK_MS * 16 {
+            return;
+        }
+        let Some(pipeline) = self.pipeline.take() else { return };
+        let chunk = std::mem::take(&mut self.backlog);
+        let audio_ms = chunk.len() / 16;
+        // The work travels in a slot so that a refused job gives both back untouched.
+        let slot = Arc::new(Mutex::new(Some((pipeline, chunk))));
+        let work = slot.clone();
+        let job = move || {
+            let (mut pipeline, chunk) =
+                work.lock().unwrap_or_else(|p| p.into_inner()).take().expect("the work is there");
+            let started = Instant::now();
+            let result = pipeline.push(&chunk);
+            (pipeline, result, started.elapsed(), audio_ms)
+        };
+        match self.service.pool.submit(job) {
+            Ok(rx) => {
+                if audio_ms > 4 * MIN_CHUNK_MS {
+                    self.ctx.metrics.speech_merged_chunks.inc();
+                }
+                self.in_flight = Some(rx);
+            }
+            Err(_) => {
+                // The pool is full: keep the audio (it is not lost) and try again with the next packet.
+                let (pipeline, chunk) = slot.lock().unwrap_or_else(|p| p.into_inner()).take().expect("never started");
+                self.pipeline = Some(pipeline);
+                self.backlog = chunk;
+            }
+        }
+        self.ctx.metrics.inference_queue_depth.set(self.service.pool.depth());
+    }
+
+    /// Completes when the pipeline finished a chunk; pending while nothing is in flight.
+    pub async fn done(&mut self) -> Done {
+        match self.in_flight.as_mut() {
+            Some(rx) => match rx.await {
+                Ok(done) => done,
+                Err(_) => std::future::pending().await,
+            },
+            None => std::future::pending().await,
+        }
+    }
+
+    pub async fn handle(&mut self, (pipeline, result, elapsed, audio_ms): Done) {
+        self.in_flight = None;
+        self.pipeline = Some(pipeline);
+        let metrics = &self.ctx.metrics;
+        metrics.speech_stage.with_label_values(&["pipeline_chunk"]).observe(elapsed.as_secs_f64());
+        if audio_ms > 0 {
+            metrics
+                .speech_stage
+                .with_label_values(&["per_audio_second"])
+                .observe(elapsed.as_secs_f64() * 1000.0 / audio_ms as f64);
+        }
+        match result {
+            Ok(events) => {
+                for event in events {
+                    self.emit(event).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "speech pipeline failed on a chunk"),
+        }
+        self.submit();
+    }
+
+    fn turn_id(&mut self, turn: u32) -> String {
+        self.turn_ids.entry(turn).or_insert_with(|| uuid::Uuid::new_v4().to_string()).clone()
+    }
+
+    async fn emit(&mut self, event: SpeechEvent) {
+        let offset = self.offset_ms.unwrap_or(0);
+        match event {
+            SpeechEvent::TurnStarted { .. } | SpeechEvent::Discarded { .. } => {}
+            SpeechEvent::Partial { turn, text, decode_ms } => {
+                self.ctx.metrics.speech_stage.with_label_values(&["stt_partial"]).observe(decode_ms as f64 / 1000.0);
+                if !text.is_empty() {
+                    let turn_id = self.turn_id(turn);
+                    self.ctx.events.send(EventBody::TranscriptPartial { turn_id, text }).await;
+                }
+            }
+            SpeechEvent::Final(turn) => self.finish(turn, offset).await,
+        }
+    }
+
+    async fn finish(&mut self, turn: FinalTurn, offset: u64) {
+        let metrics = &self.ctx.metrics;
+        metrics.speech_stage.with_label_values(&["stt_final"]).observe(turn.decode_ms as f64 / 1000.0);
+        if turn.audio_ms > 0 {
+            metrics.stt_realtime_factor.observe(turn.decode_ms as f64 / turn.audio_ms as f64);
+        }
+        let reason = turn.waited_for.map_or("silence", |h| h.as_str());
+        metrics.turns.with_label_values(&[reason]).inc();
+        tracing::info!(
+            turn = turn.turn,
+            reason,
+            silence_ms = turn.silence_ms,
+            words = turn.transcript.words.len(),
+            decode_ms = turn.decode_ms,
+            "turn ended"
+        );
+
+        let turn_id = self.turn_id(turn.turn);
+        let words: Vec<Word> = turn
+            .transcript
+            .words
+            .iter()
+            .map(|w| Word { w: w.text.clone(), start_ms: w.start_ms + offset, end_ms: w.end_ms + offset })
+            .collect();
+        let delivery = &turn.delivery;
+        self.rolling.content_words += delivery.content_words;
+        self.rolling.speaking_ms += delivery.speaking_ms;
+        self.rolling.fillers += delivery.fillers;
+        self.rolling.longest_pause_ms = self.rolling.longest_pause_ms.max(delivery.longest_pause_ms);
+        self.rolling.pitch_hz = turn.pitch_hz.or(self.rolling.pitch_hz);
+        self.rolling.pitch_var = turn.pitch_var.or(self.rolling.pitch_var);
+
+        let stored = serde_json::json!({
+            "wpm": delivery.wpm, "fillers": delivery.filler_counts, "longest_pause_ms": delivery.longest_pause_ms,
+            "long_pauses": delivery.long_pauses, "pitch_hz": turn.pitch_hz, "pitch_var": turn.pitch_var,
+            "waited_for": turn.waited_for.map(|h| h.as_str()),
+        });
+        let record = crate::store::NewTurn {
+            id: &turn_id,
+            interview: self.ctx.interview,
+            question_id: None,
+            speaker: "candidate",
+            text: &turn.transcript.text,
+            start_ms: turn.start_ms + offset,
+            end_ms: turn.end_ms + offset,
+            interrupted: false,
+            words: &serde_json::to_string(&words).unwrap_or_default(),
+            metrics: &stored.to_string(),
+        };
+        if let Err(e) = self.ctx.store.insert_turn(record).await {
+            tracing::warn!(error = %e, "turn not stored");
+        }
+        if !turn.transcript.text.is_empty() {
+            let text = turn.transcript.text.clone();
+            self.ctx.events.send(EventBody::TranscriptFinal { turn_id, question_id: None, text, words }).await;
+        }
+        self.consider_cue(&turn).await;
+    }
+
+    /// The rolling fields of `speech.metrics`.
+    pub fn metrics(&self, volume_dbfs: f32) -> EventBody {
+        let rolling = &self.rolling;
+        let minutes = rolling.speaking_ms as f32 / 60_000.0;
+        let spoke = rolling.speaking_ms >= 1000;
+        EventBody::SpeechMetrics {
+            wpm: spoke.then(|| (rolling.content_words as f32 / minutes).round()),
+            fillers: Some(rolling.fillers as u32).filter(|_| spoke || rolling.fillers > 0),
+            filler_per_min: spoke.then(|| (rolling.fillers as f32 / minutes * 10.0).round() / 10.0),
+            longest_pause_ms: spoke.then_some(rolling.longest_pause_ms),
+            pitch_hz: rolling.pitch_hz.map(|p| p.round()),
+            pitch_var: rolling.pitch_var.map(|v| (v * 100.0).round() / 100.0),
+            volume_dbfs: Some((volume_dbfs * 10.0).round() / 10.0),
+        }
+    }
+
+    /// One second's level, for the quiet-voice cue.
+    pub async fn level(&mut self, dbfs: f32) {
+        if self.pipeline.as_ref().is_some_and(SpeechPipeline::is_speaking) {
+            self.recent_levels.push(dbfs);
+            if self.recent_levels.len() > VOLUME_WINDOW {
+                self.recent_levels.remove(0);
+            }
+            let mean = self.recent_levels.iter().sum::<f32>() / self.recent_levels.len() as f32;
+            if self.recent_levels.len() == VOLUME_WINDOW && mean < QUIET_DBFS {
+                self.cue(
+                    CueKind::VolumeLow,
+                    "You are hard to hear: speak up a little or move closer to the microphone.",
+                )
+                .await;
+            }
+        }
+    }
+
+    async fn consider_cue(&mut self, turn: &FinalTurn) {
+        let delivery = &turn.delivery;
+        let minutes = self.rolling.speaking_ms as f32 / 60_000.0;
+        let (kind, text) = match delivery.wpm {
+            Some(wpm) if delivery.content_words >= PACE_MIN_WORDS && wpm > PACE_FAST => {
+                (CueKind::PaceFast, "You are speaking quickly; slowing down a little helps your points land.")
+            }
+            Some(wpm) if delivery.content_words >= PACE_MIN_WORDS && wpm < PACE_SLOW => {
+                (CueKind::PaceSlow, "Your pace is slow; try keeping a steadier rhythm.")
+            }
+            _ if minutes >= 0.5 && self.rolling.fillers as f32 / minutes > FILLERS_PER_MIN => {
+                (CueKind::Fillers, "Many filler words: a short silent pause works better than \"um\".")
+            }
+            _ if delivery.longest_pause_ms > LONG_PAUSE_MS => {
+                (CueKind::LongPause, "Long pause: it is fine to say you are thinking, then continue.")
+            }
+            _ => return,
+        };
+        self.cue(kind, text).await;
+    }
+
+    async fn cue(&mut self, kind: CueKind, text: &str) {
+        let now = self.ctx.events.t_ms();
+        if self.last_cue_ms.is_some_and(|last| now < last + CUE_INTERVAL_MS) {
+            return;
+        }
+        self.last_cue_ms = Some(now);
+        self.ctx.events.send(EventBody::Cue { kind, text: text.to_string() }).await;
+    }
+}
