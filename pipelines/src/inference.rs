@@ -3,7 +3,7 @@
 //! process, so every model shares it.
 
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use ort::environment::Environment;
 
@@ -17,32 +17,31 @@ pub enum InferenceError {
     Run(String),
 }
 
-/// The process's environment, kept alive for as long as the process runs.
-static RUNTIME: OnceLock<Result<Environment, InferenceError>> = OnceLock::new();
+/// The process's environment once loaded, kept alive for as long as the process runs.
+static RUNTIME: OnceLock<Environment> = OnceLock::new();
 
-/// Loads ONNX Runtime from `library` the first time; later calls return the first result.
+/// Loads ONNX Runtime from `library` unless it is loaded already (then `library` is not looked at). A failure is
+/// not remembered: a later call with a good library still succeeds.
 pub fn init_runtime(library: &Path) -> Result<(), InferenceError> {
-    RUNTIME
-        .get_or_init(|| {
-            let fail = |reason: String| InferenceError::Runtime { path: library.display().to_string(), reason };
-            if !library.exists() {
-                return Err(fail("not found (run models/fetch.py)".into()));
-            }
-            let builder = ort::init_from(library).map_err(|e| fail(e.to_string()))?;
-            builder.with_name("candor").build().map_err(|e| fail(e.to_string()))
-        })
-        .as_ref()
-        .map(|_| ())
-        .map_err(Clone::clone)
+    static LOADING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = LOADING.lock().unwrap_or_else(|p| p.into_inner());
+    if RUNTIME.get().is_some() {
+        return Ok(());
+    }
+    let fail = |reason: String| InferenceError::Runtime { path: library.display().to_string(), reason };
+    if !library.exists() {
+        return Err(fail("not found (run models/fetch.py)".into()));
+    }
+    let builder = ort::init_from(library).map_err(|e| fail(e.to_string()))?;
+    let environment = builder.with_name("candor").build().map_err(|e| fail(e.to_string()))?;
+    let _ = RUNTIME.set(environment);
+    Ok(())
 }
 
 /// A session for the ONNX model at `path`, single-threaded (parallelism comes from running many streams).
 pub fn load_model(path: &Path) -> Result<ort::session::Session, InferenceError> {
     let fail = |reason: String| InferenceError::Model { path: path.display().to_string(), reason };
-    let environment = match RUNTIME.get() {
-        Some(Ok(environment)) => environment,
-        _ => return Err(fail("ONNX Runtime is not loaded".into())),
-    };
+    let Some(environment) = RUNTIME.get() else { return Err(fail("ONNX Runtime is not loaded".into())) };
     if !path.exists() {
         return Err(fail("not found (run models/fetch.py)".into()));
     }

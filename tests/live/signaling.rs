@@ -207,3 +207,38 @@ async fn whip_refuses_garbage_and_the_wrong_media_type() {
     assert_eq!(unauthenticated.status(), 401);
     assert_eq!(app.state.live.live_sessions(), 0);
 }
+
+#[tokio::test]
+async fn broken_model_files_are_reported_at_start_and_the_server_still_serves() {
+    let real = {
+        let mut config = candor::config::Config::default();
+        crate::helpers::with_models(&mut config);
+        config.models_dir
+    };
+    if !real.join("libonnxruntime.so").exists() {
+        assert!(std::env::var("CANDOR_TEST_REQUIRE_SERVICES").is_err(), "models missing");
+        return;
+    }
+    let broken = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(real.join("libonnxruntime.so"), broken.path().join("libonnxruntime.so")).unwrap();
+    std::fs::write(broken.path().join("silero_vad.onnx"), b"not a model").unwrap();
+    let whole = std::fs::read(real.join("ggml-tiny.en.bin")).unwrap();
+    std::fs::write(broken.path().join("ggml-tiny.en.bin"), &whole[..whole.len() / 3]).unwrap();
+    let dir = broken.path().to_path_buf();
+    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, move |c| c.models_dir = dir).await;
+
+    let ready = app.get("/readyz", None).await;
+    assert_eq!(ready.status, 200, "missing engines turn features off, not the server");
+    let engines = &ready.body["engines"];
+    assert!(engines["vad"].as_str().unwrap().contains("silero_vad.onnx"), "{engines}");
+    assert!(engines["stt"].as_str().unwrap().contains("ggml-tiny.en.bin"), "{engines}");
+
+    // A live session still works, without transcripts.
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let interview = app.create_interview(&token).await;
+    let mut opts = options(&app, &token, &interview, Role::Candidate);
+    opts.audio = Some((vec![0.1; 48_000 * 3], 48_000));
+    let client = Client::connect(opts).await.unwrap();
+    assert!(client.wait_until(PATIENCE, |c| !crate::events_of(c, "speech.metrics").is_empty()).await);
+    client.end().await;
+}
