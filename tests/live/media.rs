@@ -230,3 +230,40 @@ async fn a_spoken_answer_comes_back_as_a_final_transcript_and_a_stored_turn() {
     assert!(metric(&app, "candor_turns_total", Some(("reason", "silence"))) >= 1.0);
     client.end().await;
 }
+
+#[tokio::test]
+async fn a_fast_answer_earns_one_pace_cue() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, crate::helpers::with_models).await;
+    if app.get("/readyz", None).await.body["engines"]["stt"] != "ok" {
+        assert!(std::env::var("CANDOR_TEST_REQUIRE_SERVICES").is_err(), "models missing");
+        return;
+    }
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let interview = app.create_interview(&token).await;
+    let text = "We measured every request, found the slow queries, added the right indexes, cached the hot pages, \
+                and cut the response time in half within two weeks of starting the work.";
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("fast.wav");
+    assert!(
+        Command::new("espeak-ng")
+            .args(["-v", "en-us", "-s", "240", "-w"])
+            .arg(&wav)
+            .arg(text)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (mut pcm, rate) = read_wav(&wav).unwrap();
+    let mut answer = vec![0.0; rate as usize / 2];
+    answer.append(&mut pcm);
+    answer.extend(std::iter::repeat_n(0.0, rate as usize * 2));
+    let mut opts = options(&app, &token, &interview, Role::Candidate);
+    opts.audio = Some((answer, rate));
+    let client = Client::connect(opts).await.expect("connects");
+    assert!(client.wait_until(PATIENCE, |c| !events_of(c, "cue").is_empty()).await, "{:?}", client.events());
+    let cues = events_of(&client, "cue");
+    assert_eq!(cues.len(), 1);
+    assert_eq!(cues[0]["kind"], "pace_fast", "{cues:?}");
+    assert!(cues[0]["text"].as_str().is_some_and(|t| !t.is_empty()));
+    client.end().await;
+}
