@@ -26,6 +26,8 @@ use super::speech::SpeechFeed;
 
 /// Gaps up to this many packets (100 ms of 20 ms frames) are concealed; longer ones restart the timeline.
 const MAX_CONCEALED_PACKETS: u16 = 5;
+/// Without audio packets for twice this long, the speech pipeline gets this much silence at a time.
+const SILENCE_FILL: Duration = Duration::from_millis(200);
 /// Encoded frames waiting for the video decoder; about half a second at 15 fps.
 const VIDEO_QUEUE: usize = 8;
 /// Analysis rate cap (frames per second) and frame size (longer side, pixels).
@@ -43,38 +45,54 @@ pub async fn run_audio(ctx: SessionContext, track: Arc<dyn TrackRemote>, copies:
     let (mut pcm48, mut pcm16) = (Vec::new(), Vec::new());
     let mut last_seq: Option<u16> = None;
     let mut seconds: u64 = 0;
+    // Clients may stop sending during silence (Opus DTX, a muted or vanished microphone); the speech pipeline
+    // is then fed silence so that an open turn still ends.
+    let mut last_packet = Instant::now();
+    let mut silence_check = tokio::time::interval(SILENCE_FILL);
+    silence_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let event = tokio::select! {
-            event = track.poll() => event,
+        let packet = tokio::select! {
+            event = track.poll() => match event {
+                Some(TrackRemoteEvent::OnRtpPacket(packet)) => Some(packet),
+                Some(TrackRemoteEvent::OnEnded) | None => break,
+                Some(_) => continue,
+            },
             done = speech.done() => {
                 speech.handle(done).await;
                 continue;
             }
-        };
-        let packet = match event {
-            Some(TrackRemoteEvent::OnRtpPacket(packet)) => packet,
-            Some(TrackRemoteEvent::OnEnded) | None => break,
-            Some(_) => continue,
-        };
-        ctx.metrics.rtp_in(true, packet.payload.len());
-        let seq = packet.header.sequence_number;
-        pcm48.clear();
-        if let Some(last) = last_seq {
-            let gap = seq.wrapping_sub(last).wrapping_sub(1);
-            if gap > u16::MAX / 2 {
-                continue; // late or duplicate: its slot was concealed already
+            _ = silence_check.tick() => {
+                if last_packet.elapsed() < SILENCE_FILL * 2 {
+                    continue;
+                }
+                None
             }
-            for _ in 0..gap.min(MAX_CONCEALED_PACKETS) {
-                let _ = decoder.conceal(&mut pcm48);
-            }
-        }
-        last_seq = Some(seq);
-        if decoder.decode(&packet.payload, &mut pcm48).is_err() {
-            ctx.metrics.decode_errors.with_label_values(&["audio"]).inc();
-        }
-        let _ = copies.send(packet);
+        };
         pcm16.clear();
-        resampler.process(&pcm48, &mut pcm16);
+        match packet {
+            Some(packet) => {
+                last_packet = Instant::now();
+                ctx.metrics.rtp_in(true, packet.payload.len());
+                let seq = packet.header.sequence_number;
+                pcm48.clear();
+                if let Some(last) = last_seq {
+                    let gap = seq.wrapping_sub(last).wrapping_sub(1);
+                    if gap > u16::MAX / 2 {
+                        continue; // late or duplicate: its slot was concealed already
+                    }
+                    for _ in 0..gap.min(MAX_CONCEALED_PACKETS) {
+                        let _ = decoder.conceal(&mut pcm48);
+                    }
+                }
+                last_seq = Some(seq);
+                if decoder.decode(&packet.payload, &mut pcm48).is_err() {
+                    ctx.metrics.decode_errors.with_label_values(&["audio"]).inc();
+                }
+                let _ = copies.send(packet);
+                resampler.process(&pcm48, &mut pcm16);
+            }
+            None => pcm16.resize(PIPELINE_RATE as usize * SILENCE_FILL.as_millis() as usize / 1000, 0.0),
+        }
         speech.push(&pcm16);
         for level in meter.push(&pcm16) {
             seconds += 1;

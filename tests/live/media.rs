@@ -202,7 +202,8 @@ async fn a_spoken_answer_comes_back_as_a_final_transcript_and_a_stored_turn() {
     let (mut pcm, rate) = read_wav(&wav).unwrap();
     let mut answer = vec![0.0; rate as usize / 2];
     answer.append(&mut pcm);
-    answer.extend(std::iter::repeat_n(0.0, rate as usize * 2)); // the silence that ends the turn
+    // No trailing silence: the client stops sending when the answer ends (as with DTX or a muted microphone),
+    // and the turn must end all the same.
 
     let mut opts = options(&app, &token, &interview, Role::Candidate);
     opts.audio = Some((answer, rate));
