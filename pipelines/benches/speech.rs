@@ -7,36 +7,19 @@
 //! - Delivery metrics per second of audio.
 //! - The whole audio pipeline (VAD, turns, partials, final, pitch) per second of audio: streams per core.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use candor_pipelines::audio::Resampler;
 use candor_pipelines::inference::init_runtime;
 use candor_pipelines::speech::delivery::analyze;
 use candor_pipelines::speech::pipeline::{SpeechEngines, SpeechPipeline};
 use candor_pipelines::speech::stt::{SpeechToText, SttOptions};
 use candor_pipelines::speech::vad::{VadModel, VadStream};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-
-fn models() -> PathBuf {
-    std::env::var_os("CANDOR_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/cache"))
-}
-
-fn speak(text: &str) -> Vec<f32> {
-    let output =
-        Command::new("espeak-ng").args(["-v", "en-us", "-s", "150", "--stdout", text]).output().expect("espeak-ng");
-    let bytes = output.stdout;
-    let data_at = bytes.windows(4).position(|w| w == b"data").expect("WAV data") + 8;
-    let pcm: Vec<f32> =
-        bytes[data_at..].chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect();
-    let mut out = Vec::new();
-    Resampler::new(22_050, 16_000).process(&pcm, &mut out);
-    out
-}
+use support::{models_dir, speak};
 
 /// About `seconds` of answer-like speech.
 fn answer(seconds: usize) -> Vec<f32> {
@@ -44,7 +27,7 @@ fn answer(seconds: usize) -> Vec<f32> {
         "We moved the billing service to a new database and tested every step in staging before the cut over.";
     let mut audio = Vec::new();
     while audio.len() < seconds * 16_000 {
-        audio.extend(speak(sentence));
+        audio.extend(speak(sentence, 150));
         audio.extend(std::iter::repeat_n(0.0, 4000));
     }
     audio.truncate(seconds * 16_000);
@@ -52,8 +35,8 @@ fn answer(seconds: usize) -> Vec<f32> {
 }
 
 fn vad_model() -> VadModel {
-    init_runtime(&models().join("libonnxruntime.so")).expect("ONNX Runtime");
-    VadModel::load(&models().join("silero_vad.onnx")).expect("Silero VAD")
+    init_runtime(&models_dir().join("libonnxruntime.so")).expect("ONNX Runtime");
+    VadModel::load(&models_dir().join("silero_vad.onnx")).expect("Silero VAD")
 }
 
 fn vad(c: &mut Criterion) {
@@ -71,7 +54,7 @@ fn vad(c: &mut Criterion) {
 }
 
 fn stt(c: &mut Criterion) {
-    let stt = SpeechToText::load(&models().join("ggml-tiny.en.bin")).expect("whisper tiny.en");
+    let stt = SpeechToText::load(&models_dir().join("ggml-tiny.en.bin")).expect("whisper tiny.en");
     let mut group = c.benchmark_group("stt_final_decode");
     group.sample_size(10).measurement_time(Duration::from_secs(20));
     for seconds in [3, 5, 10, 25] {
@@ -91,7 +74,7 @@ fn stt(c: &mut Criterion) {
 }
 
 fn delivery(c: &mut Criterion) {
-    let stt = SpeechToText::load(&models().join("ggml-tiny.en.bin")).expect("whisper tiny.en");
+    let stt = SpeechToText::load(&models_dir().join("ggml-tiny.en.bin")).expect("whisper tiny.en");
     let words = stt.session().unwrap().transcribe(&answer(25), 0, &SttOptions::default()).unwrap().words;
     let mut group = c.benchmark_group("delivery");
     group.throughput(Throughput::Elements(25));
@@ -102,7 +85,7 @@ fn delivery(c: &mut Criterion) {
 fn whole_pipeline(c: &mut Criterion) {
     let engines = SpeechEngines {
         vad: Arc::new(vad_model()),
-        stt: Some(Arc::new(SpeechToText::load(&models().join("ggml-tiny.en.bin")).expect("whisper"))),
+        stt: Some(Arc::new(SpeechToText::load(&models_dir().join("ggml-tiny.en.bin")).expect("whisper"))),
     };
     // Two 10 s answers separated by 3 s of silence: partials, two finals, the idle time between.
     let mut audio = answer(10);

@@ -2,18 +2,13 @@
 //! real speech from espeak-ng. Skipped when the models are absent, unless CANDOR_TEST_REQUIRE_SERVICES is set
 //! (the README test command fetches them first and sets it).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod support;
 
-use candor_pipelines::audio::Resampler;
+use std::path::PathBuf;
+
 use candor_pipelines::speech::delivery::analyze;
 use candor_pipelines::speech::stt::{SpeechToText, SttOptions, word_error_rate};
-
-fn models_dir() -> PathBuf {
-    std::env::var_os("CANDOR_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/cache"))
-}
+use support::{models_dir, speak};
 
 fn model(name: &str) -> Option<PathBuf> {
     let path = models_dir().join(name);
@@ -27,23 +22,6 @@ fn model(name: &str) -> Option<PathBuf> {
     );
     eprintln!("skipped: {} is missing", path.display());
     None
-}
-
-/// espeak-ng speech of `text` at `wpm`, as 16 kHz mono PCM.
-fn speak(text: &str, wpm: u32) -> Vec<f32> {
-    let output = Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", &wpm.to_string(), "--stdout", text])
-        .output()
-        .expect("espeak-ng is installed by the test command");
-    assert!(output.status.success());
-    let bytes = output.stdout;
-    // A RIFF header, then 16-bit mono at 22,050 Hz.
-    let data_at = bytes.windows(4).position(|w| w == b"data").expect("a WAV data chunk") + 8;
-    let pcm: Vec<f32> =
-        bytes[data_at..].chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect();
-    let mut out = Vec::new();
-    Resampler::new(22_050, 16_000).process(&pcm, &mut out);
-    out
 }
 
 const ANSWER: &str = "In my last role I led the migration of our billing service to a new database. \
