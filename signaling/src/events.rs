@@ -65,6 +65,9 @@ pub enum EventBody {
         pitch_hz: Option<f32>,
         pitch_var: Option<f32>,
         volume_dbfs: Option<f32>,
+        /// Share of the session so far the candidate spent speaking, 0 to 1 (an addition to v1).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        speaking_share: Option<f32>,
     },
     /// Non-verbal signals. Until the vision pipeline runs, the face fields are `null` and the frame fields say
     /// what video is arriving (an addition to v1 that clients may ignore).
@@ -200,6 +203,7 @@ mod tests {
                 pitch_hz: None,
                 pitch_var: None,
                 volume_dbfs: Some(-20.5),
+                speaking_share: None,
             },
         );
         let json: serde_json::Value = serde_json::from_str(&metrics.to_json()).unwrap();

@@ -305,6 +305,11 @@ impl SpeechFeed {
             pitch_hz: rolling.pitch_hz.map(|p| p.round()),
             pitch_var: rolling.pitch_var.map(|v| (v * 100.0).round() / 100.0),
             volume_dbfs: Some((volume_dbfs * 10.0).round() / 10.0),
+            speaking_share: self.offset_ms.and_then(|start| {
+                let elapsed = self.ctx.events.t_ms().saturating_sub(start);
+                (elapsed >= 1000)
+                    .then(|| ((rolling.speaking_ms as f32 / elapsed as f32).min(1.0) * 100.0).round() / 100.0)
+            }),
         }
     }
 

@@ -223,6 +223,9 @@ async fn a_spoken_answer_comes_back_as_a_final_transcript_and_a_stored_turn() {
 
     // Rolling delivery metrics follow the final transcript; the turn is stored as it ends.
     assert!(client.wait_until(PATIENCE, |c| events_of(c, "speech.metrics").iter().any(|e| e["wpm"].is_number())).await);
+    let rolling = events_of(&client, "speech.metrics").into_iter().rfind(|e| e["wpm"].is_number()).unwrap();
+    let share = rolling["speaking_share"].as_f64().unwrap();
+    assert!(share > 0.2 && share <= 1.0, "speaking share {share}");
     let detail = app.get(&format!("/api/v1/interviews/{interview}"), Some(&token)).await;
     let turns = detail.body["turns"].as_array().unwrap();
     assert_eq!(turns.len(), 1);
