@@ -142,6 +142,12 @@ fn the_pipeline_turns_an_answer_with_a_pause_into_one_final_transcript() {
     assert!(word_error_rate(reference, text) <= 0.25, "{text}");
     assert!(events.iter().any(|e| matches!(e, SpeechEvent::Partial { .. })), "partials while speaking");
     assert!(finals[0].delivery.wpm.is_some() && finals[0].pitch_hz.is_some());
+    let turn_ms = finals[0].end_ms - finals[0].start_ms;
+    assert!(
+        finals[0].audio_ms < turn_ms * 3 / 4,
+        "the part before the pause was settled, not decoded again: {} of {turn_ms} ms",
+        finals[0].audio_ms
+    );
 }
 
 /// Whisper base is an option (`models/fetch.py fetch whisper-base`); its test runs when it was fetched.

@@ -3,12 +3,18 @@
 //! tell the turn detector whether a thought is unfinished); when it closes, the whole turn is transcribed once
 //! more for the final transcript, with pace, fillers, pauses and pitch.
 //!
+//! What is settled is not decoded again. Inside a turn, a pause of `MIN_PAUSE_MS` closes a segment: it is
+//! decoded once (prompted with what came before) and its words are kept; partials and the final decode only the
+//! open segment after the last pause. Segments come from voice activity, not from word timestamps, which are
+//! too rough with whisper's shortened audio context to cut audio on.
+//!
 //! Blocking: `push` runs the models, so callers run it on a worker thread. The stream's clock is the audio
 //! itself: sample counts, not wall time.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::TimedWord;
 use super::delivery::{Delivery, analyze};
 use super::pitch::PitchTracker;
 use super::stt::{SpeechToText, SttError, SttOptions, SttSession, Transcript};
@@ -26,6 +32,11 @@ const PARTIAL_EVERY_MS: u64 = 1000;
 const PARTIAL_WINDOW_MS: u64 = 15_000;
 /// A turn longer than this is transcribed in pieces of this size for the final (whisper's 30 s window).
 const FINAL_PIECE_MS: u64 = 28_000;
+/// Silence inside a turn that closes a segment. With the pre- and post-roll it leaves no overlap between
+/// segments, so no word is decoded twice.
+const MIN_PAUSE_MS: u64 = 500;
+/// Audio kept before a segment's first voiced chunk (the VAD is late by a chunk or two).
+const SEGMENT_PRE_ROLL_MS: u64 = 250;
 
 #[derive(Clone)]
 pub struct SpeechEngines {
@@ -91,6 +102,15 @@ pub struct SpeechPipeline {
     turn: u32,
     turn_start_ms: u64,
     last_partial_ms: u64,
+    config: TurnConfig,
+    /// Words of this turn's decoded segments: settled, never decoded again.
+    settled: Vec<TimedWord>,
+    /// Segments closed by a pause and not decoded yet, as `(from_ms, to_ms)`.
+    closed: Vec<(u64, u64)>,
+    /// Where the open segment's audio starts.
+    segment_start_ms: u64,
+    /// Silence so far inside the turn.
+    pause_ms: u64,
     /// Time spent in VAD, for metrics.
     pub vad_ms_total: f64,
 }
@@ -110,6 +130,11 @@ impl SpeechPipeline {
             turn: 0,
             turn_start_ms: 0,
             last_partial_ms: 0,
+            config,
+            settled: Vec::new(),
+            closed: Vec::new(),
+            segment_start_ms: 0,
+            pause_ms: 0,
             vad_ms_total: 0.0,
         })
     }
@@ -130,6 +155,9 @@ impl SpeechPipeline {
         for (index, probability) in probabilities.iter().enumerate() {
             // End of this chunk on the stream clock (VAD consumes whole chunks in order).
             let end_ms = self.now_ms + (index as u64 + 1) * CHUNK_MS;
+            if self.turns.is_speaking() {
+                self.track_pauses(end_ms, *probability);
+            }
             self.turns.handle_vad(end_ms, CHUNK_MS, *probability);
             while let Some(event) = self.turns.poll_event() {
                 match event {
@@ -137,6 +165,10 @@ impl SpeechPipeline {
                         self.turn += 1;
                         self.turn_start_ms = at_ms;
                         self.last_partial_ms = end_ms;
+                        self.settled.clear();
+                        self.closed.clear();
+                        self.segment_start_ms = at_ms.saturating_sub(PRE_ROLL_MS);
+                        self.pause_ms = 0;
                         events.push(SpeechEvent::TurnStarted { turn: self.turn, at_ms });
                     }
                     TurnEvent::Ended { at_ms, silence_ms, waited_for, .. } => {
@@ -174,18 +206,54 @@ impl SpeechPipeline {
         &self.audio[index(from_ms)..index(to_ms)]
     }
 
+    /// A pause long enough closes the open segment when the voice comes back.
+    fn track_pauses(&mut self, end_ms: u64, probability: f32) {
+        if probability < self.config.keep_threshold {
+            self.pause_ms += CHUNK_MS;
+            return;
+        }
+        if self.pause_ms >= MIN_PAUSE_MS {
+            let voice_back_ms = end_ms - CHUNK_MS;
+            let pause_start_ms = voice_back_ms - self.pause_ms;
+            self.closed.push((self.segment_start_ms, pause_start_ms + POST_ROLL_MS));
+            self.segment_start_ms = voice_back_ms.saturating_sub(SEGMENT_PRE_ROLL_MS);
+        }
+        self.pause_ms = 0;
+    }
+
+    /// Decodes the audio between two stream times, prompted with the filler prompt and the settled text.
+    fn decode(&mut self, from_ms: u64, to_ms: u64, threads: usize) -> Result<Vec<TimedWord>, SpeechError> {
+        let recent: Vec<&str> = self.settled.iter().rev().take(40).map(|w| w.text.as_str()).collect();
+        let settled_text = recent.into_iter().rev().collect::<Vec<_>>().join(" ");
+        let prompt = format!("{} {settled_text}", self.options.prompt.as_deref().unwrap_or_default());
+        let options = SttOptions { threads, prompt: Some(prompt.trim().to_string()) };
+        let audio = self.audio_between(from_ms, to_ms).to_vec();
+        let Some(stt) = self.stt.as_mut() else { return Ok(Vec::new()) };
+        Ok(stt.transcribe(&audio, from_ms, &options)?.words)
+    }
+
+    /// Decodes every closed segment not decoded yet, once.
+    fn settle(&mut self, threads: usize) -> Result<(), SpeechError> {
+        for (from, to) in std::mem::take(&mut self.closed) {
+            let mut words = self.decode(from, to, threads)?;
+            self.settled.append(&mut words);
+        }
+        Ok(())
+    }
+
     fn partial(&mut self) -> Result<Option<SpeechEvent>, SpeechError> {
         self.last_partial_ms = self.now_ms;
-        let Some(stt) = self.stt.as_mut() else { return Ok(None) };
-        let from = self.turn_start_ms.saturating_sub(PRE_ROLL_MS).max(self.now_ms.saturating_sub(PARTIAL_WINDOW_MS));
-        let index = |ms: u64| ((ms.saturating_sub(self.audio_start_ms)) as usize * RATE_PER_MS).min(self.audio.len());
-        let audio = &self.audio[index(from)..];
+        if self.stt.is_none() {
+            return Ok(None);
+        }
         let started = Instant::now();
-        let options = SttOptions { threads: 1, ..self.options.clone() };
-        let transcript = stt.transcribe(audio, from, &options)?;
-        self.turns.handle_words(&transcript.words);
+        self.settle(1)?;
+        let from = self.segment_start_ms.max(self.now_ms.saturating_sub(PARTIAL_WINDOW_MS));
+        let mut words = self.settled.clone();
+        words.extend(self.decode(from, self.now_ms, 1)?);
+        self.turns.handle_words(&words);
         let decode_ms = started.elapsed().as_millis() as u64;
-        Ok(Some(SpeechEvent::Partial { turn: self.turn, text: transcript.text, decode_ms }))
+        Ok(Some(SpeechEvent::Partial { turn: self.turn, text: join(&words), decode_ms }))
     }
 
     fn finish_turn(
@@ -200,18 +268,23 @@ impl SpeechPipeline {
         let mut pitch = PitchTracker::new(16_000);
         pitch.push(&audio);
         let started = Instant::now();
-        let mut transcript = Transcript::default();
-        if let Some(stt) = self.stt.as_mut() {
-            let piece = FINAL_PIECE_MS as usize * RATE_PER_MS;
-            for (index, chunk) in audio.chunks(piece).enumerate() {
-                let part = stt.transcribe(chunk, from + index as u64 * FINAL_PIECE_MS, &self.options)?;
-                if !transcript.text.is_empty() && !part.text.is_empty() {
-                    transcript.text.push(' ');
-                }
-                transcript.text.push_str(&part.text);
-                transcript.words.extend(part.words);
+        let mut decoded_ms = 0;
+        if self.stt.is_some() {
+            let threads = self.options.threads;
+            decoded_ms += self.closed.iter().map(|(a, b)| b - a).sum::<u64>();
+            self.settle(threads)?;
+            // The last segment, in pieces that fit whisper's 30 s window.
+            let mut piece_start = self.segment_start_ms.max(from);
+            while piece_start < to {
+                let piece_end = (piece_start + FINAL_PIECE_MS).min(to);
+                let mut words = self.decode(piece_start, piece_end, threads)?;
+                self.settled.append(&mut words);
+                decoded_ms += piece_end - piece_start;
+                piece_start = piece_end;
             }
         }
+        let words = std::mem::take(&mut self.settled);
+        let transcript = Transcript { text: join(&words), words };
         let decode_ms = started.elapsed().as_millis() as u64;
         self.turns.handle_words(&[]);
         self.trim_to(self.now_ms.saturating_sub(PRE_ROLL_MS));
@@ -226,7 +299,11 @@ impl SpeechPipeline {
             silence_ms,
             waited_for,
             decode_ms,
-            audio_ms: (audio.len() / RATE_PER_MS) as u64,
+            audio_ms: decoded_ms,
         })
     }
+}
+
+fn join(words: &[TimedWord]) -> String {
+    words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" ")
 }
