@@ -13,7 +13,7 @@ use candor_pipelines::voice::VoicePacer;
 use candor_signaling::{ClientMessage, IceCandidate, Sdp, ServerMessage};
 use futures_util::{SinkExt, StreamExt};
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
@@ -31,10 +31,12 @@ use webrtc::peer_connection::{
     RTCSessionDescription, Registry, register_default_interceptors,
 };
 
-use crate::media::{MediaError, Vp8Camera};
+use crate::media::{Camera, CameraCodec, MediaError};
 
 const OPUS_PT: u8 = 111;
 const VP8_PT: u8 = 96;
+const H264_PT: u8 = 102;
+const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -50,8 +52,8 @@ pub struct Options {
     pub role: Role,
     /// Mono PCM and its rate, sent once as the candidate's microphone.
     pub audio: Option<(Vec<f32>, u32)>,
-    /// Width, height and frame rate of the synthetic VP8 camera.
-    pub video: Option<(u32, u32, u32)>,
+    /// The synthetic camera: codec, width, height and frame rate.
+    pub video: Option<(CameraCodec, u32, u32, u32)>,
     /// Trickle candidates (browsers) or put them all in the offer (non-trickle clients).
     pub trickle: bool,
     /// Signal with WHIP (one HTTP POST, complete offer) instead of the WebSocket.
@@ -201,8 +203,14 @@ impl Client {
             RTCRtpCodecParameters { rtp_codec: opus.clone(), payload_type: OPUS_PT },
             RtpCodecKind::Audio,
         )?;
+        let h264 = codec(MIME_TYPE_H264, 90_000, 0, H264_FMTP);
+        // Only the camera's codec is offered for video, so the server cannot pick another.
+        let (video_codec, video_pt) = match options.video.map(|(c, ..)| c) {
+            Some(CameraCodec::H264) => (h264.clone(), H264_PT),
+            _ => (vp8.clone(), VP8_PT),
+        };
         media.register_codec(
-            RTCRtpCodecParameters { rtp_codec: vp8.clone(), payload_type: VP8_PT },
+            RTCRtpCodecParameters { rtp_codec: video_codec, payload_type: video_pt },
             RtpCodecKind::Video,
         )?;
         let interceptors = register_default_interceptors(Registry::new(), &mut media)?;
@@ -226,8 +234,9 @@ impl Client {
                 let track = local_track(RtpCodecKind::Audio, opus, 0x1000_0001)?;
                 pc.add_track(track.clone() as Arc<dyn TrackLocal>).await?;
                 audio_track = Some(track);
-                if options.video.is_some() {
-                    let track = local_track(RtpCodecKind::Video, vp8, 0x1000_0002)?;
+                if let Some((camera, ..)) = options.video {
+                    let codec = if camera == CameraCodec::H264 { h264 } else { vp8 };
+                    let track = local_track(RtpCodecKind::Video, codec, 0x1000_0002)?;
                     pc.add_track(track.clone() as Arc<dyn TrackLocal>).await?;
                     video_track = Some(track);
                 }
@@ -311,9 +320,10 @@ impl Client {
             let garbage = options.garbage_audio_packets;
             tasks.push(tokio::spawn(send_audio(track, garbage, pcm, recorded.clone())));
         }
-        if let (Some(track), Some((w, h, fps))) = (video_track, options.video) {
-            let camera = Vp8Camera::new(w, h, fps)?;
-            tasks.push(tokio::spawn(send_video(track, camera, recorded.clone())));
+        if let (Some(track), Some((codec, w, h, fps))) = (video_track, options.video) {
+            let camera = Camera::new(codec, w, h, fps)?;
+            let payload_type = if codec == CameraCodec::H264 { H264_PT } else { VP8_PT };
+            tasks.push(tokio::spawn(send_video(track, camera, payload_type, recorded.clone())));
         }
         Ok(Self { pc, ws_out, recorded, channel, tasks })
     }
@@ -491,7 +501,7 @@ async fn send_audio(
     }
 }
 
-async fn send_video(track: Arc<TrackLocalStaticSample>, camera: Vp8Camera, recorded: Arc<Recorded>) {
+async fn send_video(track: Arc<TrackLocalStaticSample>, camera: Camera, payload_type: u8, recorded: Arc<Recorded>) {
     wait_connected(&recorded).await;
     let interval = Duration::from_secs(1) / camera.fps;
     let camera = Arc::new(Mutex::new(camera));
@@ -507,7 +517,7 @@ async fn send_video(track: Arc<TrackLocalStaticSample>, camera: Vp8Camera, recor
                 duration: interval,
                 ..rtc::media::Sample::new(Instant::now())
             };
-            if track.write_sample(0x1000_0002, VP8_PT, &sample, &[]).await.is_err() {
+            if track.write_sample(0x1000_0002, payload_type, &sample, &[]).await.is_err() {
                 return;
             }
         }

@@ -4,7 +4,7 @@
 //!
 //! # Layout
 //! - `client`: connect, negotiate, run the media, record what comes back.
-//! - `media`: WAV loading and the synthetic VP8 camera.
+//! - `media`: WAV loading and the synthetic VP8/H264 camera.
 
 mod client;
 pub mod media;

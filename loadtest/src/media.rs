@@ -11,8 +11,8 @@ pub enum MediaError {
     Wav(#[from] hound::Error),
     #[error("ffmpeg: {0}")]
     Ffmpeg(#[from] ffmpeg::Error),
-    #[error("FFmpeg has no libvpx VP8 encoder")]
-    NoEncoder,
+    #[error("FFmpeg has no {0} encoder")]
+    NoEncoder(&'static str),
 }
 
 /// Mono PCM in [-1, 1] and its sample rate. Stereo files are mixed down.
@@ -31,8 +31,16 @@ pub fn read_wav(path: &Path) -> Result<(Vec<f32>, u32), MediaError> {
     Ok((mono, spec.sample_rate))
 }
 
-/// A VP8 camera: `next_frame()` returns one encoded frame of a moving gradient.
-pub struct Vp8Camera {
+/// The codec a synthetic camera encodes with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CameraCodec {
+    Vp8,
+    /// Constrained baseline (profile-level-id 42e01f), Annex B, no B-frames: what WebRTC peers expect.
+    H264,
+}
+
+/// A synthetic camera: `next_frame()` returns one encoded frame of a moving gradient.
+pub struct Camera {
     encoder: ffmpeg::encoder::Video,
     frame: ffmpeg::frame::Video,
     index: i64,
@@ -41,22 +49,36 @@ pub struct Vp8Camera {
     pub fps: u32,
 }
 
-impl Vp8Camera {
-    pub fn new(width: u32, height: u32, fps: u32) -> Result<Self, MediaError> {
+impl Camera {
+    pub fn new(codec: CameraCodec, width: u32, height: u32, fps: u32) -> Result<Self, MediaError> {
         ffmpeg::init()?;
         ffmpeg::util::log::set_level(ffmpeg::util::log::Level::Fatal);
-        let codec = ffmpeg::encoder::find_by_name("libvpx").ok_or(MediaError::NoEncoder)?;
-        let mut context = ffmpeg::codec::context::Context::new_with_codec(codec).encoder().video()?;
+        let name = match codec {
+            CameraCodec::Vp8 => "libvpx",
+            CameraCodec::H264 => "libx264",
+        };
+        let encoder_codec = ffmpeg::encoder::find_by_name(name).ok_or(MediaError::NoEncoder(name))?;
+        let mut context = ffmpeg::codec::context::Context::new_with_codec(encoder_codec).encoder().video()?;
         context.set_width(width);
         context.set_height(height);
         context.set_format(ffmpeg::format::Pixel::YUV420P);
         context.set_time_base((1, fps as i32));
         context.set_bit_rate(400_000);
         context.set_gop(fps * 2);
+        context.set_max_b_frames(0);
         let mut options = ffmpeg::Dictionary::new();
-        options.set("deadline", "realtime");
-        options.set("cpu-used", "8");
-        options.set("lag-in-frames", "0");
+        match codec {
+            CameraCodec::Vp8 => {
+                options.set("deadline", "realtime");
+                options.set("cpu-used", "8");
+                options.set("lag-in-frames", "0");
+            }
+            CameraCodec::H264 => {
+                options.set("preset", "ultrafast");
+                options.set("tune", "zerolatency");
+                options.set("profile", "baseline");
+            }
+        }
         let encoder = context.open_with(options)?;
         let frame = ffmpeg::frame::Video::new(ffmpeg::format::Pixel::YUV420P, width, height);
         Ok(Self { encoder, frame, index: 0, width, height, fps })

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use candor_loadtest::media::read_wav;
+use candor_loadtest::media::{CameraCodec, read_wav};
 use candor_loadtest::{Client, Role};
 use candor_pipelines::audio::dbfs;
 
@@ -67,11 +67,26 @@ async fn speech_from_a_wav_arrives_decoded_at_its_level() {
 }
 
 #[tokio::test]
+async fn h264_video_is_decoded_at_its_size() {
+    let (app, token, interview) = candidate_app().await;
+    let mut opts = options(&app, &token, &interview, Role::Candidate);
+    opts.video = Some((CameraCodec::H264, 352, 288, 15));
+    let client = Client::connect(opts).await.expect("connects");
+    let decoded = client
+        .wait_until(PATIENCE, |c| events_of(c, "vision.metrics").iter().any(|e| e["fps"].as_f64().unwrap_or(0.0) > 5.0))
+        .await;
+    assert!(decoded, "events: {:?}", client.events());
+    let vision = events_of(&client, "vision.metrics").pop().unwrap();
+    assert_eq!((vision["frame_width"].as_u64(), vision["frame_height"].as_u64()), (Some(352), Some(288)));
+    client.end().await;
+}
+
+#[tokio::test]
 async fn vp8_video_is_decoded_at_its_size_and_the_greeting_is_heard() {
     let (app, token, interview) = candidate_app().await;
     let mut opts = options(&app, &token, &interview, Role::Candidate);
     opts.audio = Some((sine(300.0, 0.2, 3.0, 48_000), 48_000));
-    opts.video = Some((320, 240, 15));
+    opts.video = Some((CameraCodec::Vp8, 320, 240, 15));
     let client = Client::connect(opts).await.expect("connects");
 
     let decoded = client
@@ -107,7 +122,7 @@ async fn an_observer_receives_forwarded_audio_video_and_events() {
 
     let mut opts = options(&app, &token, &interview, Role::Candidate);
     opts.audio = Some((sine(440.0, 0.25, 20.0, 48_000), 48_000));
-    opts.video = Some((320, 240, 15));
+    opts.video = Some((CameraCodec::Vp8, 320, 240, 15));
     let candidate = Client::connect(opts).await.expect("candidate connects");
     assert!(candidate.wait_until(PATIENCE, |c| c.is_connected()).await);
 
