@@ -106,8 +106,9 @@ impl Metrics {
         let speech_stage = HistogramVec::new(
             HistogramOpts::new(
                 "speech_stage_seconds",
-                "Speech pipeline latency by stage: pipeline_chunk (VAD and any STT for one chunk), per_audio_second \
-                 (chunk time per second of audio), stt_partial, stt_final",
+                "Speech pipeline latency by stage: vad and pipeline_chunk (VAD and any STT) per chunk, \
+                 per_audio_second (chunk time per second of audio), stt_partial, stt_final, turn_wait (silence \
+                 the turn detector waited)",
             )
             .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0]),
             &["stage"],

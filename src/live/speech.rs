@@ -8,7 +8,6 @@
 //! never silently.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -76,13 +75,11 @@ impl SpeechService {
         let status = BTreeMap::from([("vad", reason.to_string()), ("stt", reason.to_string())]);
         Self { engines: None, status, pool: InferencePool::new(1) }
     }
-
-    pub fn models_present(dir: &Path) -> bool {
-        dir.join("silero_vad.onnx").exists()
-    }
 }
 
-type Done = (SpeechPipeline, Result<Vec<SpeechEvent>, SpeechError>, Duration, usize);
+/// A finished chunk: the pipeline back, its events, the time the chunk took, its audio length (ms) and the part
+/// of the time spent in VAD (ms).
+type Done = (SpeechPipeline, Result<Vec<SpeechEvent>, SpeechError>, Duration, usize, f64);
 
 /// Session-wide delivery so far, for the rolling fields of `speech.metrics`.
 #[derive(Default)]
@@ -161,8 +158,10 @@ impl SpeechFeed {
             let (mut pipeline, chunk) =
                 work.lock().unwrap_or_else(|p| p.into_inner()).take().expect("the work is there");
             let started = Instant::now();
+            let vad_before = pipeline.vad_ms_total;
             let result = pipeline.push(&chunk);
-            (pipeline, result, started.elapsed(), audio_ms)
+            let vad_ms = pipeline.vad_ms_total - vad_before;
+            (pipeline, result, started.elapsed(), audio_ms, vad_ms)
         };
         match self.service.pool.submit(job) {
             Ok(rx) => {
@@ -192,11 +191,12 @@ impl SpeechFeed {
         }
     }
 
-    pub async fn handle(&mut self, (pipeline, result, elapsed, audio_ms): Done) {
+    pub async fn handle(&mut self, (pipeline, result, elapsed, audio_ms, vad_ms): Done) {
         self.in_flight = None;
         self.pipeline = Some(pipeline);
         let metrics = &self.ctx.metrics;
         metrics.speech_stage.with_label_values(&["pipeline_chunk"]).observe(elapsed.as_secs_f64());
+        metrics.speech_stage.with_label_values(&["vad"]).observe(vad_ms / 1000.0);
         if audio_ms > 0 {
             metrics
                 .speech_stage
@@ -241,6 +241,8 @@ impl SpeechFeed {
         }
         let reason = turn.waited_for.map_or("silence", |h| h.as_str());
         metrics.turns.with_label_values(&[reason]).inc();
+        // The turn detector's latency: silence waited before it decided.
+        metrics.speech_stage.with_label_values(&["turn_wait"]).observe(turn.silence_ms as f64 / 1000.0);
         tracing::info!(
             turn = turn.turn,
             reason,

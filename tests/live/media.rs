@@ -247,6 +247,13 @@ async fn a_spoken_answer_comes_back_as_a_final_transcript_and_a_stored_turn() {
     assert_eq!(turns[0]["speaker"], "candidate");
     assert_eq!(turns[0]["text"], heard);
     assert!(metric(&app, "candor_turns_total", Some(("reason", "silence"))) >= 1.0);
+    let text = app.state.metrics.render();
+    for stage in ["vad", "stt_final", "turn_wait"] {
+        assert!(
+            text.contains(&format!("candor_speech_stage_seconds_count{{stage=\"{stage}\"}}")),
+            "{stage} latency is measured"
+        );
+    }
     client.end().await;
 }
 

@@ -111,7 +111,7 @@ pub struct SpeechPipeline {
     segment_start_ms: u64,
     /// Silence so far inside the turn.
     pause_ms: u64,
-    /// Time spent in VAD, for metrics.
+    /// Milliseconds spent in VAD so far, for metrics.
     pub vad_ms_total: f64,
 }
 
