@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
 use bytes::Bytes;
-use candor_signaling::{Action, IceCandidate, Negotiation, ServerMessage};
+use candor_signaling::{Action, Negotiation, ServerMessage};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
@@ -192,7 +192,7 @@ impl ObserverPeer {
             // A new viewer can only start decoding at a keyframe.
             session.request_keyframe();
         }
-        Ok((Self { pc, cancel }, answer, events))
+        Ok((Self { pc, cancel }, session.factory().client_sdp(answer), events))
     }
 
     /// Offer in, the three forwarding tracks attached to the offered transceivers, answer out.
@@ -268,12 +268,7 @@ pub async fn run(mut socket: WebSocket, user: UserId, session: Arc<Session>) {
             }
             Some(event) = event => match event {
                 PeerEvent::LocalCandidate(init) => {
-                    let candidate = IceCandidate {
-                        candidate: init.candidate,
-                        sdp_mid: init.sdp_mid.filter(|m| !m.is_empty()).or(Some("0".into())),
-                        sdp_m_line_index: init.sdp_mline_index.or(Some(0)),
-                        username_fragment: None,
-                    };
+                    let candidate = session.factory().client_candidate(init, "0");
                     let _ = socket.send(send(ServerMessage::Candidate { candidate })).await;
                 }
                 PeerEvent::DataChannel(channel) => {

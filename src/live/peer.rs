@@ -20,6 +20,8 @@ use webrtc::peer_connection::{
     Registry, SettingEngineBuilder, register_default_interceptors,
 };
 
+use candor_signaling::{IceCandidate, rewrite_host_address, rewrite_sdp_host_addresses};
+
 use crate::config::{Config, PortRange};
 
 /// What a peer connection reports; consumed by its session.
@@ -73,6 +75,8 @@ pub enum PeerError {
 /// Makes peer connections with the server's settings.
 pub struct PeerFactory {
     bind_ip: IpAddr,
+    /// Announced instead of the bound address in what clients see (webrtc-rs ignores its own 1:1 NAT setting).
+    public_ip: Option<IpAddr>,
     ports: Option<PortRange>,
     /// Next port to try within `ports`, so consecutive peers spread over the range.
     next_port: AtomicU32,
@@ -94,6 +98,7 @@ impl PeerFactory {
             .collect();
         Self {
             bind_ip: config.rtc_bind_ip,
+            public_ip: config.rtc_public_ip,
             ports: config.rtc_udp_ports,
             next_port: AtomicU32::new(0),
             ice_servers,
@@ -122,6 +127,30 @@ impl PeerFactory {
         }
         let range = self.ports.expect("only a port range retries");
         Err(PeerError::NoPort(range.low, range.high))
+    }
+
+    /// A local candidate as a client gets it: the public address (if configured) and a mid, which the stack
+    /// leaves empty (everything is bundled on `first_mid`).
+    pub fn client_candidate(&self, init: RTCIceCandidateInit, first_mid: &str) -> IceCandidate {
+        let candidate = match self.public_ip {
+            Some(public) => rewrite_host_address(&init.candidate, &public.to_string()),
+            None => init.candidate,
+        };
+        let sdp_mid = init.sdp_mid.filter(|mid| !mid.is_empty()).unwrap_or_else(|| first_mid.to_string());
+        IceCandidate {
+            candidate,
+            sdp_mid: Some(sdp_mid),
+            sdp_m_line_index: Some(init.sdp_mline_index.unwrap_or(0)),
+            username_fragment: None,
+        }
+    }
+
+    /// An answer as a client gets it: host candidates inside carry the public address (if configured).
+    pub fn client_sdp(&self, sdp: String) -> String {
+        match self.public_ip {
+            Some(public) => rewrite_sdp_host_addresses(&sdp, &public.to_string()),
+            None => sdp,
+        }
     }
 
     async fn build(

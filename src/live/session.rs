@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use candor_pipelines::voice::chime;
 use candor_signaling::events::SessionPhase;
-use candor_signaling::{ClientEvent, EventBody, IceCandidate, ProtocolError, Sdp, rewrite_host_address};
+use candor_signaling::{ClientEvent, EventBody, IceCandidate, ProtocolError, Sdp};
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
@@ -184,10 +184,7 @@ impl Session {
                 answer = description.sdp;
             }
         }
-        if let Some(public) = live.config.rtc_public_ip {
-            answer = candor_signaling::rewrite_sdp_host_addresses(&answer, &public.to_string());
-        }
-        Ok(Started { session, answer, candidates })
+        Ok(Started { session, answer: live.factory.client_sdp(answer), candidates })
     }
 
     pub fn interview(&self) -> InterviewId {
@@ -263,7 +260,7 @@ impl Session {
             };
             match event {
                 PeerEvent::LocalCandidate(init) => {
-                    let _ = candidates.send(self.local_candidate(init));
+                    let _ = candidates.send(self.live.factory.client_candidate(init, &self.first_mid));
                 }
                 PeerEvent::GatheringComplete => {
                     if let Some(done) = gathered.take() {
@@ -321,20 +318,6 @@ impl Session {
                 metrics.rtp_packets_lost.with_label_values(&[kind]).inc_by(newly_lost);
                 metrics.rtp_jitter.with_label_values(&[kind]).observe(received.jitter);
             }
-        }
-    }
-
-    fn local_candidate(&self, init: RTCIceCandidateInit) -> IceCandidate {
-        let line = match self.live.config.rtc_public_ip {
-            Some(public) => rewrite_host_address(&init.candidate, &public.to_string()),
-            None => init.candidate,
-        };
-        let sdp_mid = init.sdp_mid.filter(|mid| !mid.is_empty()).unwrap_or_else(|| self.first_mid.clone());
-        IceCandidate {
-            candidate: line,
-            sdp_mid: Some(sdp_mid),
-            sdp_m_line_index: Some(init.sdp_mline_index.unwrap_or(0)),
-            username_fragment: None,
         }
     }
 

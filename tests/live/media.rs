@@ -66,17 +66,22 @@ async fn speech_from_a_wav_arrives_decoded_at_its_level() {
     send_and_measure(pcm, rate).await;
 }
 
+/// The latest `vision.metrics` once the server reports decoding more than 5 frames a second.
+async fn decoded_video(client: &Client) -> serde_json::Value {
+    let decoded = client
+        .wait_until(PATIENCE, |c| events_of(c, "vision.metrics").iter().any(|e| e["fps"].as_f64().unwrap_or(0.0) > 5.0))
+        .await;
+    assert!(decoded, "events: {:?}", client.events());
+    events_of(client, "vision.metrics").pop().unwrap()
+}
+
 #[tokio::test]
 async fn h264_video_is_decoded_at_its_size() {
     let (app, token, interview) = candidate_app().await;
     let mut opts = options(&app, &token, &interview, Role::Candidate);
     opts.video = Some((CameraCodec::H264, 352, 288, 15));
     let client = Client::connect(opts).await.expect("connects");
-    let decoded = client
-        .wait_until(PATIENCE, |c| events_of(c, "vision.metrics").iter().any(|e| e["fps"].as_f64().unwrap_or(0.0) > 5.0))
-        .await;
-    assert!(decoded, "events: {:?}", client.events());
-    let vision = events_of(&client, "vision.metrics").pop().unwrap();
+    let vision = decoded_video(&client).await;
     assert_eq!((vision["frame_width"].as_u64(), vision["frame_height"].as_u64()), (Some(352), Some(288)));
     client.end().await;
 }
@@ -89,11 +94,7 @@ async fn vp8_video_is_decoded_at_its_size_and_the_greeting_is_heard() {
     opts.video = Some((CameraCodec::Vp8, 320, 240, 15));
     let client = Client::connect(opts).await.expect("connects");
 
-    let decoded = client
-        .wait_until(PATIENCE, |c| events_of(c, "vision.metrics").iter().any(|e| e["fps"].as_f64().unwrap_or(0.0) > 5.0))
-        .await;
-    assert!(decoded, "events: {:?}", client.events());
-    let vision = events_of(&client, "vision.metrics").pop().unwrap();
+    let vision = decoded_video(&client).await;
     assert_eq!((vision["frame_width"].as_u64(), vision["frame_height"].as_u64()), (Some(320), Some(240)));
     assert!(vision["face"].is_null(), "no face data is invented");
 
