@@ -52,3 +52,32 @@ pub fn load_model(path: &Path) -> Result<ort::session::Session, InferenceError> 
     let mut builder = builder.with_inter_threads(1).map_err(builder_error)?;
     builder.commit_from_file(path).map_err(|e| fail(e.to_string()))
 }
+
+/// A model with one f32 image input, shared by every stream (ONNX Runtime sessions run one call at a time).
+pub struct ImageModel {
+    session: Mutex<ort::session::Session>,
+    input: String,
+}
+
+impl ImageModel {
+    /// Loads the model and checks it runs on a blank input of `shape`, so a broken file fails at start.
+    pub fn load(path: &Path, shape: &[usize]) -> Result<Self, InferenceError> {
+        let session = load_model(path)?;
+        let input = session.inputs().first().map(|i| i.name().to_string()).unwrap_or_default();
+        let model = Self { session: Mutex::new(session), input };
+        model.run(shape, vec![0.0; shape.iter().product()]).map_err(|e| InferenceError::Model {
+            path: path.display().to_string(),
+            reason: format!("does not run on a {shape:?} input: {e}"),
+        })?;
+        Ok(model)
+    }
+
+    /// Every output, flattened, in the model's output order.
+    pub fn run(&self, shape: &[usize], data: Vec<f32>) -> Result<Vec<Vec<f32>>, InferenceError> {
+        let run = |e: ort::Error| InferenceError::Run(e.to_string());
+        let tensor = ort::value::Tensor::from_array((shape.to_vec(), data)).map_err(run)?;
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let outputs = session.run(ort::inputs![self.input.as_str() => tensor]).map_err(run)?;
+        outputs.iter().map(|(_, value)| Ok(value.try_extract_tensor::<f32>().map_err(run)?.1.to_vec())).collect()
+    }
+}

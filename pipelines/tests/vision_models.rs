@@ -1,14 +1,16 @@
-//! The vision models as converted from TFLite by `models/convert_tflite.py`, run through ONNX Runtime on a real
-//! portrait (the `test-portrait` entry of the manifest). They must load, keep their TFLite input and output
-//! shapes, and see what is in the picture. Skipped when absent, unless CANDOR_TEST_REQUIRE_SERVICES is set.
+//! The vision models (converted from TFLite by `models/convert_tflite.py`) and the face analysis built on them,
+//! on a real portrait (the manifest's `test-portrait`: a smiling astronaut looking into the camera). Skipped
+//! when absent, unless CANDOR_TEST_REQUIRE_SERVICES is set.
 
+#[allow(dead_code)] // the speech helpers
 mod support;
 
 use std::path::PathBuf;
 use std::process::Command;
 
-use candor_pipelines::inference::{init_runtime, load_model};
-use ort::value::Tensor;
+use candor_pipelines::inference::{ImageModel, init_runtime};
+use candor_pipelines::video::image::Region;
+use candor_pipelines::video::{FaceAnalyzer, FaceReading, RgbImage};
 use support::models_dir;
 
 fn present(names: &[&str]) -> Option<Vec<PathBuf>> {
@@ -27,7 +29,8 @@ fn present(names: &[&str]) -> Option<Vec<PathBuf>> {
 }
 
 /// The 512x512 portrait as RGB bytes, decoded by the ffmpeg command line tool.
-fn portrait(path: &PathBuf) -> Vec<u8> {
+fn portrait() -> Option<Vec<u8>> {
+    let path = present(&["astronaut.png"])?.remove(0);
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(path)
@@ -35,38 +38,38 @@ fn portrait(path: &PathBuf) -> Vec<u8> {
         .output()
         .expect("ffmpeg is installed by the test command");
     assert!(out.status.success() && out.stdout.len() == 512 * 512 * 3);
-    out.stdout
+    Some(out.stdout)
 }
 
-/// A `size`-pixel square at (x, y) resampled (nearest) to n x n, NHWC floats in [0, 1]; mirrored if asked.
-fn crop(rgb: &[u8], (x, y, size): (f32, f32, f32), n: usize, mirror: bool) -> Vec<f32> {
-    let mut out = Vec::with_capacity(n * n * 3);
-    for row in 0..n {
-        for col in 0..n {
-            let col = if mirror { n - 1 - col } else { col };
-            let sx = (x + (col as f32 + 0.5) * size / n as f32) as usize;
-            let sy = (y + (row as f32 + 0.5) * size / n as f32) as usize;
-            out.extend(rgb[(sy * 512 + sx) * 3..][..3].iter().map(|&v| f32::from(v) / 255.0));
+fn image(data: &[u8]) -> RgbImage<'_> {
+    RgbImage { width: 512, height: 512, data }
+}
+
+/// A new `width` x `height` picture showing `region` of the portrait (scaled to the picture's height).
+fn reframe(data: &[u8], region: Region, width: usize, height: usize, mirror: bool) -> Vec<u8> {
+    let square = image(data).crop(&region, height, mirror, |v| v);
+    let mut out = vec![0_u8; width * height * 3];
+    let left = (width - height) / 2;
+    for row in 0..height {
+        for (col, value) in square[row * height * 3..][..height * 3].iter().enumerate() {
+            out[(row * width + left) * 3 + col] = value.round() as u8;
         }
     }
     out
 }
 
-fn run(session: &mut ort::session::Session, input: &str, shape: [usize; 4], data: Vec<f32>) -> Vec<Vec<f32>> {
-    let outputs = session.run(ort::inputs![input => Tensor::from_array((shape, data)).unwrap()]).unwrap();
-    outputs.iter().map(|(_, value)| value.try_extract_tensor::<f32>().unwrap().1.to_vec()).collect()
+fn square(cx: f32, cy: f32, size: f32) -> Region {
+    Region { cx, cy, size, angle: 0.0 }
 }
 
-const FACE: (f32, f32, f32) = (135.0, 15.0, 200.0);
-const FLAG: (f32, f32, f32) = (0.0, 0.0, 150.0);
+const FACE: Region = Region { cx: 235.0, cy: 115.0, size: 200.0, angle: 0.0 };
+const FLAG: Region = Region { cx: 75.0, cy: 75.0, size: 150.0, angle: 0.0 };
 
 #[test]
 fn the_converted_face_mesh_finds_the_face_and_its_features_in_a_portrait() {
-    let Some(paths) = present(&["face-landmarks/face_landmark.onnx", "astronaut.png"]) else { return };
-    let image = portrait(&paths[1]);
-    let mut mesh = load_model(&paths[0]).unwrap();
-
-    let outputs = run(&mut mesh, "input_1", [1, 192, 192, 3], crop(&image, FACE, 192, false));
+    let (Some(paths), Some(data)) = (present(&["face-landmarks/face_landmark.onnx"]), portrait()) else { return };
+    let mesh = ImageModel::load(&paths[0], &[1, 192, 192, 3]).unwrap();
+    let outputs = mesh.run(&[1, 192, 192, 3], image(&data).crop(&FACE, 192, false, |v| v / 255.0)).unwrap();
     let (landmarks, presence) = (&outputs[0], outputs[1][0]);
     assert_eq!(landmarks.len(), 468 * 3);
     assert!(presence > 4.0, "a face is present: logit {presence}");
@@ -75,45 +78,84 @@ fn the_converted_face_mesh_finds_the_face_and_its_features_in_a_portrait() {
     assert!(right_eye.0 < nose.0 && nose.0 < left_eye.0, "eyes either side of the nose: {right_eye:?} {left_eye:?}");
     assert!(right_eye.1 < nose.1 && nose.1 < mouth.1, "eyes above the nose above the mouth");
 
-    let background = run(&mut mesh, "input_1", [1, 192, 192, 3], crop(&image, FLAG, 192, false));
+    let background = mesh.run(&[1, 192, 192, 3], image(&data).crop(&FLAG, 192, false, |v| v / 255.0)).unwrap();
     assert!(background[1][0] < -2.0, "no face in the flag: logit {}", background[1][0]);
 }
 
 #[test]
 fn the_converted_iris_model_follows_the_eye_within_its_crop() {
-    let Some(paths) = present(&["face-landmarks/iris_landmark.onnx", "astronaut.png"]) else { return };
-    let image = portrait(&paths[1]);
-    let mut iris = load_model(&paths[0]).unwrap();
+    let (Some(paths), Some(data)) = (present(&["face-landmarks/iris_landmark.onnx"]), portrait()) else { return };
+    let iris = ImageModel::load(&paths[0], &[1, 64, 64, 3]).unwrap();
+    let centre_x = |region: Region, mirror: bool| {
+        let outputs = iris.run(&[1, 64, 64, 3], image(&data).crop(&region, 64, mirror, |v| v / 255.0)).unwrap();
+        assert_eq!((outputs[0].len(), outputs[1].len()), (71 * 3, 5 * 3));
+        outputs[1][0]
+    };
     // The subject's right eye is centred near (202, 101); her left eye (249, 103) goes in mirrored.
-    let centred = run(&mut iris, "input_1", [1, 64, 64, 3], crop(&image, (170.0, 69.0, 64.0), 64, false));
-    assert_eq!((centred[0].len(), centred[1].len()), (71 * 3, 5 * 3));
-    let x = centred[1][0];
+    let x = centre_x(square(202.0, 101.0, 64.0), false);
     assert!((x - 32.0).abs() < 6.0, "iris centre near the crop's centre: {x}");
     // The same eye with the crop moved 12 px right: the iris moves left in the crop (the model, trained on
     // centred eyes, pulls it a little back towards the middle).
-    let moved = run(&mut iris, "input_1", [1, 64, 64, 3], crop(&image, (182.0, 69.0, 64.0), 64, false));
-    assert!((5.0..=14.0).contains(&(x - moved[1][0])), "iris at {x} then {}", moved[1][0]);
-    let mirrored = run(&mut iris, "input_1", [1, 64, 64, 3], crop(&image, (217.0, 71.0, 64.0), 64, true));
-    assert!((mirrored[1][0] - 32.0).abs() < 6.0, "left eye, mirrored: {}", mirrored[1][0]);
+    let moved = centre_x(square(214.0, 101.0, 64.0), false);
+    assert!((5.0..=14.0).contains(&(x - moved)), "iris at {x} then {moved}");
+    let mirrored = centre_x(square(249.0, 103.0, 64.0), true);
+    assert!((mirrored - 32.0).abs() < 6.0, "left eye, mirrored: {mirrored}");
 }
 
 #[test]
 fn the_converted_expression_model_reads_a_smile_as_happy() {
-    let Some(paths) = present(&["expression.onnx", "astronaut.png"]) else { return };
-    let image = portrait(&paths[1]);
-    let mut expression = load_model(&paths[0]).unwrap();
-    let grey = |region| -> Vec<f32> {
-        let rgb = crop(&image, region, 64, false);
-        rgb.chunks_exact(3).map(|p| ((p[0] + p[1] + p[2]) / 3.0 - 0.5) * 2.0).collect()
+    let (Some(paths), Some(data)) = (present(&["expression.onnx"]), portrait()) else { return };
+    let expression = ImageModel::load(&paths[0], &[1, 64, 64, 1]).unwrap();
+    let classify = |region: Region| {
+        let grey = image(&data).crop_grey(&region, 64, |v| (v / 255.0 - 0.5) * 2.0);
+        expression.run(&[1, 64, 64, 1], grey).unwrap().remove(0)
     };
-    const CLASSES: [&str; 7] = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"];
-    let top = |p: &[f32]| CLASSES[p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0];
-
-    let face = &run(&mut expression, "x", [1, 64, 64, 1], grey((175.0, 55.0, 120.0)))[0];
+    let face = classify(square(235.0, 115.0, 120.0));
     assert_eq!(face.len(), 7);
     assert!((face.iter().sum::<f32>() - 1.0).abs() < 1e-3, "probabilities: {face:?}");
-    assert_eq!(top(face), "happy", "{face:?}");
-    assert!(face[3] > 0.8);
-    let flag = &run(&mut expression, "x", [1, 64, 64, 1], grey(FLAG))[0];
-    assert!(flag[3] < 0.5, "the flag is no smile: {flag:?}");
+    assert!(face[3] > 0.8, "happy: {face:?}");
+    assert!(classify(FLAG)[3] < 0.5, "the flag is no smile");
+}
+
+fn analyzer() -> Option<FaceAnalyzer> {
+    present(&["blazeface_128.onnx", "face-landmarks", "expression.onnx"])?;
+    Some(FaceAnalyzer::load(&models_dir()).unwrap())
+}
+
+fn analyze(analyzer: &FaceAnalyzer, data: &[u8], width: u32, height: u32) -> Option<FaceReading> {
+    analyzer.analyze(&RgbImage { width, height, data }).unwrap()
+}
+
+#[test]
+fn a_frontal_smiling_face_in_a_webcam_frame_is_found_looking_at_the_camera() {
+    let (Some(analyzer), Some(data)) = (analyzer(), portrait()) else { return };
+    // The portrait's upper part in a 640x480 frame, as a webcam would show a candidate.
+    let frame = reframe(&data, square(256.0, 200.0, 400.0), 640, 480, false);
+    let reading = analyze(&analyzer, &frame, 640, 480).expect("a face");
+    // The face centre maps to ((235 - 56) * 1.2 + 80, (115 - 0) * 1.2) in the frame.
+    let expected = ((235.0 - 56.0) * 1.2 + 80.0, 115.0 * 1.2);
+    assert!((reading.centre.0 - expected.0).abs() < 20.0 && (reading.centre.1 - expected.1).abs() < 20.0);
+    assert!(reading.head.yaw.abs() < 10.0 && reading.head.pitch.abs() < 15.0 && reading.head.roll.abs() < 8.0);
+    assert!(reading.eye_contact, "{reading:?}");
+    assert!(reading.expression[3] > 0.8, "happy: {:?}", reading.expression);
+
+    let empty = reframe(&data, FLAG, 640, 480, false);
+    assert_eq!(analyze(&analyzer, &empty, 640, 480), None, "no face in the flag");
+}
+
+#[test]
+fn head_pose_is_mirrored_with_the_picture_and_roll_does_not_leak_into_yaw() {
+    let (Some(analyzer), Some(data)) = (analyzer(), portrait()) else { return };
+    let view = square(235.0, 130.0, 260.0);
+    let upright = analyze(&analyzer, &reframe(&data, view, 320, 320, false), 320, 320).expect("a face");
+    let mirrored = analyze(&analyzer, &reframe(&data, view, 320, 320, true), 320, 320).expect("a face");
+    assert!((upright.head.yaw + mirrored.head.yaw).abs() < 3.0, "{:?} vs {:?}", upright.head, mirrored.head);
+    assert!((upright.head.pitch - mirrored.head.pitch).abs() < 3.0);
+
+    // The camera rolled by 25 degrees: the eye line tilts by as much, the rest of the pose stays.
+    let rolled = Region { angle: 25_f32.to_radians(), ..view };
+    let tilted = analyze(&analyzer, &reframe(&data, rolled, 320, 320, false), 320, 320).expect("a face");
+    assert!((tilted.head.roll - (upright.head.roll - 25.0)).abs() < 5.0, "{:?} vs {:?}", tilted.head, upright.head);
+    assert!((tilted.head.yaw - upright.head.yaw).abs() < 5.0 && (tilted.head.pitch - upright.head.pitch).abs() < 5.0);
+    assert_eq!(tilted.eye_contact, upright.eye_contact);
 }

@@ -1,0 +1,115 @@
+//! Face landmarks: the MediaPipe face mesh (468 points in 3-D) on a crop around the detected face, turned so the
+//! eyes are level, then the iris model on a crop around each eye (the left eye mirrored, as the model expects).
+//! Both models were converted from TFLite by `models/convert_tflite.py`.
+
+use std::path::Path;
+
+use super::detect::Detection;
+use super::image::{Region, RgbImage};
+use crate::inference::{ImageModel, InferenceError};
+
+const MESH_SIZE: usize = 192;
+const IRIS_SIZE: usize = 64;
+/// The face crop is this much larger than the detector's box (MediaPipe's choice for the mesh model).
+const MESH_SCALE: f32 = 1.5;
+/// Each eye crop is this many times the distance between the eye's corners.
+const EYE_SCALE: f32 = 2.3;
+/// Mesh presence (after the sigmoid) under this means the crop holds no face.
+const MIN_PRESENCE: f32 = 0.5;
+
+/// Mesh indices (MediaPipe's face mesh topology). "Right" is the subject's right: the image's left.
+pub mod point {
+    pub const RIGHT_EYE_OUTER: usize = 33;
+    pub const RIGHT_EYE_INNER: usize = 133;
+    pub const LEFT_EYE_INNER: usize = 362;
+    pub const LEFT_EYE_OUTER: usize = 263;
+    pub const NOSE_TIP: usize = 1;
+    pub const FOREHEAD: usize = 10;
+    pub const CHIN: usize = 152;
+    pub const RIGHT_CHEEK: usize = 234;
+    pub const LEFT_CHEEK: usize = 454;
+}
+
+/// A face's landmarks in its own upright frame: the face crop's axes (x along the eyes, y down the face, z away
+/// from the camera), in image pixels.
+#[derive(Debug, Clone)]
+pub struct Landmarks {
+    pub presence: f32,
+    pub mesh: Vec<[f32; 3]>,
+    /// The face crop: maps the upright frame back to the image.
+    pub region: Region,
+    /// Each iris centre's offset from its eye's centre, in units of half the eye's width (x towards the image's
+    /// right, y down): right eye, then left eye.
+    pub irises: [(f32, f32); 2],
+}
+
+impl Landmarks {
+    /// Image coordinates of mesh point `index`.
+    pub fn in_image(&self, index: usize) -> (f32, f32) {
+        let [x, y, _] = self.mesh[index];
+        self.region.to_image(x / self.region.size + 0.5, y / self.region.size + 0.5)
+    }
+}
+
+pub struct FaceMesh {
+    mesh: ImageModel,
+    iris: ImageModel,
+}
+
+impl FaceMesh {
+    /// `dir` holds `face_landmark.onnx` and `iris_landmark.onnx`.
+    pub fn load(dir: &Path) -> Result<Self, InferenceError> {
+        Ok(Self {
+            mesh: ImageModel::load(&dir.join("face_landmark.onnx"), &[1, MESH_SIZE, MESH_SIZE, 3])?,
+            iris: ImageModel::load(&dir.join("iris_landmark.onnx"), &[1, IRIS_SIZE, IRIS_SIZE, 3])?,
+        })
+    }
+
+    /// Landmarks of the detected face, or `None` if the mesh model sees no face there.
+    pub fn landmarks(&self, image: &RgbImage, face: &Detection) -> Result<Option<Landmarks>, InferenceError> {
+        let region = Region {
+            cx: face.cx,
+            cy: face.cy,
+            size: face.width.max(face.height) * MESH_SCALE,
+            angle: face.roll(),
+        };
+        let input = image.crop(&region, MESH_SIZE, false, |v| v / 255.0);
+        let outputs = self.mesh.run(&[1, MESH_SIZE, MESH_SIZE, 3], input)?;
+        let (Some(points), Some(&logit)) = (outputs.first(), outputs.get(1).and_then(|p| p.first())) else {
+            return Err(InferenceError::Run("the face mesh gave too few outputs".into()));
+        };
+        let presence = 1.0 / (1.0 + (-logit).exp());
+        if presence < MIN_PRESENCE || points.len() < 468 * 3 {
+            return Ok(None);
+        }
+        // Crop pixels -> the upright frame in image pixels, centred on the crop.
+        let scale = region.size / MESH_SIZE as f32;
+        let half = MESH_SIZE as f32 / 2.0;
+        let mesh: Vec<[f32; 3]> =
+            points.chunks_exact(3).map(|p| [(p[0] - half) * scale, (p[1] - half) * scale, p[2] * scale]).collect();
+        let mut landmarks = Landmarks { presence, mesh, region, irises: [(0.0, 0.0); 2] };
+        landmarks.irises = [
+            self.iris(image, &landmarks, point::RIGHT_EYE_OUTER, point::RIGHT_EYE_INNER, false)?,
+            self.iris(image, &landmarks, point::LEFT_EYE_INNER, point::LEFT_EYE_OUTER, true)?,
+        ];
+        Ok(Some(landmarks))
+    }
+
+    /// The iris centre's offset within the eye whose corners are `a` (image-left) and `b`.
+    fn iris(&self, image: &RgbImage, face: &Landmarks, a: usize, b: usize, mirror: bool) -> Result<(f32, f32), InferenceError> {
+        let (ax, ay) = face.in_image(a);
+        let (bx, by) = face.in_image(b);
+        let width = ((bx - ax).powi(2) + (by - ay).powi(2)).sqrt().max(1.0);
+        let region =
+            Region { cx: (ax + bx) / 2.0, cy: (ay + by) / 2.0, size: width * EYE_SCALE, angle: (by - ay).atan2(bx - ax) };
+        let input = image.crop(&region, IRIS_SIZE, mirror, |v| v / 255.0);
+        let outputs = self.iris.run(&[1, IRIS_SIZE, IRIS_SIZE, 3], input)?;
+        let Some(&[x, y, ..]) = outputs.get(1).map(Vec::as_slice) else {
+            return Err(InferenceError::Run("the iris model gave too few outputs".into()));
+        };
+        // Crop pixels from the centre, in half eye widths; mirrored crops are flipped back.
+        let half_eye = IRIS_SIZE as f32 / EYE_SCALE / 2.0;
+        let dx = (x - IRIS_SIZE as f32 / 2.0) / half_eye;
+        Ok((if mirror { -dx } else { dx }, (y - IRIS_SIZE as f32 / 2.0) / half_eye))
+    }
+}
