@@ -28,6 +28,8 @@ pub struct Metrics {
     pub rtp_packets_lost: IntCounterVec,
     pub rtp_jitter: HistogramVec,
     pub video_frames_dropped: IntCounter,
+    pub video_frames_stale: IntCounter,
+    pub vision_frame: Histogram,
     pub peer_failures: IntCounter,
     pub session_duration: Histogram,
     pub speech_stage: HistogramVec,
@@ -96,6 +98,16 @@ impl Metrics {
             "Encoded video frames dropped because the decoder was behind (a keyframe is requested each time)",
         )
         .expect("valid metric");
+        let video_frames_stale = IntCounter::new(
+            "video_frames_stale_total",
+            "Decoded frames not analysed because a newer one arrived first (the newest frame wins)",
+        )
+        .expect("valid metric");
+        let vision_frame = Histogram::with_opts(
+            HistogramOpts::new("vision_frame_seconds", "Face analysis time per video frame")
+                .buckets(vec![0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5]),
+        )
+        .expect("valid metric");
         let peer_failures =
             IntCounter::new("peer_failures_total", "Peer connections that failed (ICE or DTLS)").expect("valid metric");
         let session_duration = Histogram::with_opts(
@@ -153,6 +165,8 @@ impl Metrics {
             Box::new(rtp_packets_lost.clone()),
             Box::new(rtp_jitter.clone()),
             Box::new(video_frames_dropped.clone()),
+            Box::new(video_frames_stale.clone()),
+            Box::new(vision_frame.clone()),
             Box::new(peer_failures.clone()),
             Box::new(session_duration.clone()),
             Box::new(speech_stage.clone()),
@@ -180,6 +194,8 @@ impl Metrics {
             rtp_packets_lost,
             rtp_jitter,
             video_frames_dropped,
+            video_frames_stale,
+            vision_frame,
             peer_failures,
             session_duration,
             speech_stage,

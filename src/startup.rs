@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use crate::api::{AppState, router};
 use crate::auth::{Tokens, random_secret};
 use crate::config::Config;
-use crate::live::SpeechService;
+use crate::live::Engines;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::store::{Store, StoreError};
@@ -63,12 +63,12 @@ impl Application {
             TcpListener::bind(config.bind).await.map_err(|source| StartupError::Bind { addr: config.bind, source })?;
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::new());
-        let speech_config = config.clone();
-        let speech = tokio::task::spawn_blocking(move || SpeechService::load(&speech_config))
+        let engines_config = config.clone();
+        let engines = tokio::task::spawn_blocking(move || Engines::load(&engines_config))
             .await
-            .unwrap_or_else(|_| SpeechService::disabled("loading the models panicked"));
+            .unwrap_or_else(|_| Engines::disabled("loading the models panicked"));
         let state = AppState {
-            live: crate::live::Live::new(config.clone(), store.clone(), metrics.clone(), Arc::new(speech)),
+            live: crate::live::Live::new(config.clone(), store.clone(), metrics.clone(), Arc::new(engines)),
             config,
             store,
             tokens: Arc::new(tokens),

@@ -31,8 +31,9 @@ fn run(command: &mut Command) {
     assert!(status.success(), "{command:?} failed");
 }
 
-/// Speech as 48 kHz mono 16-bit WAV and a 320x240 4:2:0 Y4M, the formats Chromium's fake devices read.
-fn media(dir: &Path) -> (PathBuf, PathBuf) {
+/// Speech as 48 kHz mono 16-bit WAV and a 4:2:0 Y4M, the formats Chromium's fake devices read. The camera shows
+/// the test portrait (a smiling face, 640x480) when it is fetched, else a 320x240 test pattern.
+fn media(dir: &Path, portrait: Option<&Path>) -> (PathBuf, PathBuf) {
     let raw = dir.join("raw.wav");
     let wav = dir.join("speech.wav");
     let y4m = dir.join("camera.y4m");
@@ -41,9 +42,16 @@ fn media(dir: &Path) -> (PathBuf, PathBuf) {
         .arg(&raw)
         .arg("I led the migration of our billing system to a new database, and we cut costs by a third."));
     run(Command::new("sox").arg(&raw).args(["-r", "48000", "-c", "1", "-b", "16"]).arg(&wav));
-    run(Command::new("ffmpeg")
-        .args(["-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=15", "-t", "4", "-pix_fmt", "yuv420p"])
-        .arg(&y4m));
+    match portrait {
+        Some(png) => run(Command::new("ffmpeg")
+            .args(["-y", "-loop", "1", "-framerate", "15", "-i"])
+            .arg(png)
+            .args(["-vf", "crop=400:400:56:0,scale=480:480,pad=640:480:80:0", "-t", "1", "-pix_fmt", "yuv420p"])
+            .arg(&y4m)),
+        None => run(Command::new("ffmpeg")
+            .args(["-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=15", "-t", "4", "-pix_fmt", "yuv420p"])
+            .arg(&y4m)),
+    }
     (wav, y4m)
 }
 
@@ -76,12 +84,16 @@ async fn devtools_page(profile: &Path) -> String {
 
 #[tokio::test]
 async fn the_room_page_in_chromium_connects_receives_events_and_hears_the_interviewer() {
-    let app = helpers::spawn_app(helpers::Backend::Sqlite).await;
+    let app = helpers::spawn_app_with(helpers::Backend::Sqlite, helpers::with_models).await;
     let (token, _) = app.signed_in_user("ada@example.com").await;
     let interview = app.create_interview(&token).await;
+    // With the vision models and the portrait, the page must also see the face it sends.
+    let portrait = app.state.config.models_dir.join("astronaut.png");
+    let vision = app.get("/readyz", None).await.body["engines"]["vision"] == "ok" && portrait.exists();
+    assert!(vision || std::env::var("CANDOR_TEST_REQUIRE_SERVICES").is_err(), "vision models or portrait missing");
 
     let dir = tempfile::tempdir().unwrap();
-    let (wav, y4m) = media(dir.path());
+    let (wav, y4m) = media(dir.path(), vision.then_some(portrait.as_path()));
     let profile = dir.path().join("profile");
     let url = app.url(&format!("/room.html?interview={interview}&autostart=1#access_token={token}"));
     let _browser = Browser(
@@ -132,7 +144,9 @@ async fn the_room_page_in_chromium_connects_receives_events_and_hears_the_interv
             .map(|e| e.iter().filter_map(|e| e["type"].as_str()).collect())
             .unwrap_or_default();
         let heard = report["received"]["audio"].as_u64().unwrap_or(0);
-        if types.contains(&"session.state") && types.contains(&"speech.metrics") && heard > 0 {
+        let events = report["events"].as_array().cloned().unwrap_or_default();
+        let face = events.iter().find(|e| e["type"] == "vision.metrics" && e["face"] == true);
+        if types.contains(&"session.state") && types.contains(&"speech.metrics") && heard > 0 && (face.is_some() || !vision) {
             if let Ok(dir) = std::env::var("CANDOR_SCREENSHOT_DIR") {
                 let shot = json!({"id": 10_000, "method": "Page.captureScreenshot", "params": {"format": "png"}});
                 devtools.send(Message::Text(shot.to_string().into())).await.unwrap();
@@ -151,6 +165,11 @@ async fn the_room_page_in_chromium_connects_receives_events_and_hears_the_interv
             let speech = report["events"].as_array().unwrap().iter().find(|e| e["type"] == "speech.metrics").unwrap();
             assert!(speech["volume_dbfs"].as_f64().unwrap() > -60.0, "the fake microphone's speech is heard: {speech}");
             assert!(report["events"].as_array().unwrap().iter().all(|e| e["v"] == 1));
+            if let Some(face) = face {
+                let expression = face["expression"].as_object().unwrap();
+                let happy = expression["happy"].as_f64().unwrap();
+                assert!(expression.values().all(|p| p.as_f64().unwrap() <= happy), "the smile is seen: {face}");
+            }
             return;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -54,6 +54,8 @@ pub struct Options {
     pub audio: Option<(Vec<f32>, u32)>,
     /// The synthetic camera: codec, width, height and frame rate.
     pub video: Option<(CameraCodec, u32, u32, u32)>,
+    /// A still RGB24 picture of the camera's size for it to show instead of its moving test pattern.
+    pub picture: Option<Vec<u8>>,
     /// Trickle candidates (browsers) or put them all in the offer (non-trickle clients).
     pub trickle: bool,
     /// Signal with WHIP (one HTTP POST, complete offer) instead of the WebSocket.
@@ -321,7 +323,10 @@ impl Client {
             tasks.push(tokio::spawn(send_audio(track, garbage, pcm, recorded.clone())));
         }
         if let (Some(track), Some((codec, w, h, fps))) = (video_track, options.video) {
-            let camera = Camera::new(codec, w, h, fps)?;
+            let mut camera = Camera::new(codec, w, h, fps)?;
+            if let Some(picture) = &options.picture {
+                camera.show(picture);
+            }
             let payload_type = if codec == CameraCodec::H264 { H264_PT } else { VP8_PT };
             tasks.push(tokio::spawn(send_video(track, camera, payload_type, recorded.clone())));
         }

@@ -1,5 +1,5 @@
-//! Media sources for synthetic participants: PCM from WAV files, and a VP8 "camera" that encodes a moving test
-//! pattern with FFmpeg's libvpx encoder.
+//! Media sources for synthetic participants: PCM from WAV files, and a VP8 or H264 "camera" that encodes a
+//! moving test pattern, or a still picture, with FFmpeg's encoders.
 
 use std::path::Path;
 
@@ -39,11 +39,13 @@ pub enum CameraCodec {
     H264,
 }
 
-/// A synthetic camera: `next_frame()` returns one encoded frame of a moving gradient.
+/// A synthetic camera: `next_frame()` returns one encoded frame of a moving gradient, or of the picture given
+/// to `show`.
 pub struct Camera {
     encoder: ffmpeg::encoder::Video,
     frame: ffmpeg::frame::Video,
     index: i64,
+    still: bool,
     pub width: u32,
     pub height: u32,
     pub fps: u32,
@@ -81,13 +83,46 @@ impl Camera {
         }
         let encoder = context.open_with(options)?;
         let frame = ffmpeg::frame::Video::new(ffmpeg::format::Pixel::YUV420P, width, height);
-        Ok(Self { encoder, frame, index: 0, width, height, fps })
+        Ok(Self { encoder, frame, index: 0, still: false, width, height, fps })
+    }
+
+    /// Shows a still RGB24 picture of the camera's size (rows packed) from the next frame on.
+    pub fn show(&mut self, rgb: &[u8]) {
+        let (w, h) = (self.width as usize, self.height as usize);
+        assert_eq!(rgb.len(), w * h * 3, "the picture has the camera's size");
+        let pixel = |x: usize, y: usize| {
+            let p = &rgb[(y * w + x) * 3..][..3];
+            (f32::from(p[0]), f32::from(p[1]), f32::from(p[2]))
+        };
+        // BT.601 limited range, as the encoders assume for YUV420P.
+        let luma = self.frame.stride(0);
+        for y in 0..h {
+            for x in 0..w {
+                let (r, g, b) = pixel(x, y);
+                self.frame.data_mut(0)[y * luma + x] = (16.0 + 0.257 * r + 0.504 * g + 0.098 * b).round() as u8;
+            }
+        }
+        for plane in 1..3 {
+            let stride = self.frame.stride(plane);
+            for y in 0..h / 2 {
+                for x in 0..w / 2 {
+                    let (r, g, b) = pixel(x * 2, y * 2);
+                    let value = if plane == 1 {
+                        128.0 - 0.148 * r - 0.291 * g + 0.439 * b
+                    } else {
+                        128.0 + 0.439 * r - 0.368 * g - 0.071 * b
+                    };
+                    self.frame.data_mut(plane)[y * stride + x] = value.round() as u8;
+                }
+            }
+        }
+        self.still = true;
     }
 
     /// The next encoded frame (possibly several packets' worth of VP8 bitstream, concatenated per frame).
     pub fn next_frame(&mut self) -> Result<Vec<Vec<u8>>, MediaError> {
         let t = self.index as usize;
-        for plane in 0..3 {
+        for plane in (0..3).filter(|_| !self.still) {
             let stride = self.frame.stride(plane);
             let (w, h) = if plane == 0 {
                 (self.width as usize, self.height as usize)

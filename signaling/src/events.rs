@@ -69,7 +69,10 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         speaking_share: Option<f32>,
     },
-    /// Non-verbal signals. Until the vision pipeline runs, the face fields are `null` and the frame fields say
+    /// Non-verbal signals of the last second: `face` (a face in at least half the analysed frames), `eye_contact`
+    /// (share of those frames looking at the camera, 0 to 1), mean `head_yaw` (degrees, positive: turned to
+    /// the candidate's left) and `head_pitch` (positive: up), mean `expression` probabilities. All `null` when
+    /// no frame was analysed (no vision models); the face fields are `null` without a face. The frame fields say
     /// what video is arriving (an addition to v1 that clients may ignore).
     #[serde(rename = "vision.metrics")]
     VisionMetrics {

@@ -52,7 +52,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
     }
     let ready = checks.values().all(|v| v == "ok");
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let engines = state.live.speech.status.clone();
+    let engines = state.live.engines.status.clone();
     (status, Json(Health { status: if ready { "ready" } else { "unavailable" }, checks, engines }))
 }
 

@@ -3,8 +3,9 @@
 //! - Audio: Opus RTP is decoded (with loss concealment for small gaps), resampled to 16 kHz mono for the speech
 //!   pipelines, and measured: one `speech.metrics` event and one stored sample per second.
 //! - Video: RTP is reassembled into frames and decoded on a dedicated thread. Every frame must be decoded, but
-//!   only about five a second are converted for analysis (latest frame wins). If the decoder falls behind, whole
-//!   frames are dropped and a keyframe is requested, since later frames cannot be decoded without it.
+//!   only about five a second are converted for face analysis (latest frame wins): one `vision.metrics` event
+//!   and one stored sample per second. If the decoder falls behind, whole frames are dropped and a keyframe is
+//!   requested, since later frames cannot be decoded without it.
 //!
 //! Every packet is also copied to observers, unchanged.
 
@@ -12,8 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use candor_pipelines::audio::{LevelMeter, OPUS_RATE, OpusDecoder, PIPELINE_RATE, Resampler};
-use candor_pipelines::video::{VideoCodec, VideoDecoder};
-use candor_signaling::EventBody;
+use candor_pipelines::video::{DecodedFrame, VideoCodec, VideoDecoder};
 use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::h264::H264Packet;
@@ -23,6 +23,7 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use super::SessionContext;
 use super::speech::SpeechFeed;
+use super::vision::VisionFeed;
 
 /// Gaps up to this many packets (100 ms of 20 ms frames) are concealed; longer ones restart the timeline.
 const MAX_CONCEALED_PACKETS: u16 = 5;
@@ -41,7 +42,7 @@ pub async fn run_audio(ctx: SessionContext, track: Arc<dyn TrackRemote>, copies:
     };
     let mut resampler = Resampler::new(OPUS_RATE, PIPELINE_RATE);
     let mut meter = LevelMeter::new(PIPELINE_RATE as usize);
-    let mut speech = SpeechFeed::new(ctx.clone(), ctx.speech.clone());
+    let mut speech = SpeechFeed::new(ctx.clone(), ctx.engines.clone());
     let (mut pcm48, mut pcm16) = (Vec::new(), Vec::new());
     let mut last_seq: Option<u16> = None;
     let mut seconds: u64 = 0;
@@ -161,13 +162,14 @@ pub async fn run_video(ctx: SessionContext, track: Arc<dyn TrackRemote>, copies:
     request_keyframe().await;
 
     let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, u64)>(VIDEO_QUEUE);
-    let (decoded_tx, mut decoded_rx) = tokio::sync::mpsc::channel::<(u32, u32, u64)>(4);
+    let (decoded_tx, mut decoded_rx) = tokio::sync::mpsc::channel::<(DecodedFrame, u64)>(2);
     let metrics = ctx.metrics.clone();
     std::thread::Builder::new()
         .name("candor-video-decode".into())
         .spawn(move || decode_video(codec, frames_rx, decoded_tx, metrics))
         .expect("a thread can be spawned");
 
+    let mut vision = VisionFeed::new(ctx.clone(), ctx.engines.clone());
     let mut reassembler = Reassembler::new(codec);
     let started = Instant::now();
     let mut window = (Instant::now(), 0_u32);
@@ -193,32 +195,30 @@ pub async fn run_video(ctx: SessionContext, track: Arc<dyn TrackRemote>, copies:
                     }
                 }
             }
-            Some((width, height, decoded)) = decoded_rx.recv() => {
-                last_size = Some((width, height));
+            Some((frame, decoded)) = decoded_rx.recv() => {
+                last_size = Some((frame.source_width, frame.source_height));
                 window.1 += u32::try_from(decoded).unwrap_or(u32::MAX);
+                vision.push(frame);
             }
+            done = vision.done() => vision.handle(done),
             () = ctx.keyframe.notified() => request_keyframe().await,
             _ = ticker.tick() => {
-                let Some((width, height)) = last_size else { continue };
+                let Some(size) = last_size else { continue };
                 let elapsed = window.0.elapsed().as_secs_f32().max(0.001);
                 let fps = window.1 as f32 / elapsed;
                 window = (Instant::now(), 0);
-                let body = EventBody::VisionMetrics {
-                    face: None, eye_contact: None, head_yaw: None, head_pitch: None, expression: None,
-                    frame_width: Some(width), frame_height: Some(height), fps: Some((fps * 10.0).round() / 10.0),
-                };
-                ctx.events.send(body).await;
+                vision.second(size, fps).await;
             }
         }
     }
 }
 
-/// The decoder thread: decodes every frame; reports `(width, height, frames decoded since the last report)`
-/// whenever the analysis gate lets a frame through.
+/// The decoder thread: decodes every frame; hands on `(frame, frames decoded since the last one)` whenever the
+/// analysis gate lets a frame through.
 fn decode_video(
     codec: VideoCodec,
     frames: std::sync::mpsc::Receiver<(Vec<u8>, u64)>,
-    decoded: tokio::sync::mpsc::Sender<(u32, u32, u64)>,
+    decoded: tokio::sync::mpsc::Sender<(DecodedFrame, u64)>,
     metrics: Arc<crate::metrics::Metrics>,
 ) {
     let mut decoder = match VideoDecoder::new(codec, ANALYSIS_MAX_SIDE, ANALYSIS_INTERVAL_MS) {
@@ -234,7 +234,7 @@ fn decode_video(
             Ok(Some(frame)) => {
                 let count = decoder.decoded - reported;
                 reported = decoder.decoded;
-                if decoded.blocking_send((frame.source_width, frame.source_height, count)).is_err() {
+                if decoded.blocking_send((frame, count)).is_err() {
                     return;
                 }
             }

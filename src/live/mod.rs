@@ -4,8 +4,10 @@
 //! - `peer`: building peer connections and turning their callbacks into events.
 //! - `session`: a candidate's session: negotiation results, its tasks, its end.
 //! - `media`: inbound audio and video: decode, measure, copy to observers.
-//! - `speech`: speech models (loaded once) and each candidate's feed through the speech pipeline.
-//! - `pool`: the bounded worker pool where inference runs.
+//! - `engines`: the speech and vision models (loaded once) and the bounded worker pool where inference runs.
+//! - `speech`: each candidate's audio through the speech pipeline.
+//! - `vision`: each candidate's video frames through face analysis.
+//! - `pool`: the bounded worker pool.
 //! - `voice`: the interviewer's outbound voice track.
 //! - `events`: delivering v1 events to the data channel and to observers.
 //! - `observer`: a coach's receive-only peer fed from a session's copies.
@@ -14,6 +16,7 @@
 //! `Live` is the process-wide part: the peer factory and the registry that enforces one live session per user
 //! and lets observers find the session they may watch.
 
+mod engines;
 mod events;
 mod media;
 mod observer;
@@ -22,6 +25,7 @@ mod pool;
 mod session;
 pub mod signaling;
 mod speech;
+mod vision;
 mod voice;
 
 use std::collections::HashMap;
@@ -35,14 +39,14 @@ use crate::store::Store;
 pub use events::EventSink;
 pub use peer::PeerFactory;
 pub use session::{Session, SessionContext, SessionError};
-pub use speech::SpeechService;
+pub use engines::Engines;
 
 pub struct Live {
     pub factory: PeerFactory,
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
-    pub speech: Arc<SpeechService>,
+    pub engines: Arc<Engines>,
     registry: Mutex<Registry>,
 }
 
@@ -70,13 +74,13 @@ impl Drop for Claim {
 }
 
 impl Live {
-    pub fn new(config: Arc<Config>, store: Store, metrics: Arc<Metrics>, speech: Arc<SpeechService>) -> Arc<Self> {
+    pub fn new(config: Arc<Config>, store: Store, metrics: Arc<Metrics>, engines: Arc<Engines>) -> Arc<Self> {
         Arc::new(Self {
             factory: PeerFactory::new(&config),
             store,
             metrics,
             config,
-            speech,
+            engines,
             registry: Mutex::default(),
         })
     }

@@ -64,7 +64,7 @@ pub struct SessionContext {
     pub keyframe: Arc<Notify>,
     /// The candidate's video codec once its track arrived, e.g. `video/VP8`.
     pub video_mime: Arc<std::sync::Mutex<Option<String>>>,
-    pub speech: Arc<super::SpeechService>,
+    pub engines: Arc<super::Engines>,
 }
 
 impl SessionContext {
@@ -128,7 +128,7 @@ impl Session {
             store: live.store.clone(),
             keyframe: Arc::new(Notify::new()),
             video_mime: Arc::default(),
-            speech: live.speech.clone(),
+            engines: live.engines.clone(),
         };
         let voice = VoiceOut::new(&claim.interview.to_string())?;
         let negotiated = async {

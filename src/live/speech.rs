@@ -1,5 +1,4 @@
-//! The speech side of a live session: models loaded once per process (`SpeechService`), and per candidate a
-//! `SpeechFeed` that moves decoded 16 kHz audio through a `SpeechPipeline` on the inference pool and turns its
+//! The speech side of a live session: per candidate a `SpeechFeed` that moves decoded 16 kHz audio through a `SpeechPipeline` on the inference pool and turns its
 //! results into v1 events (`transcript.partial`, `transcript.final`, rolling `speech.metrics` fields, sparse
 //! `cue`s) and stored turns.
 //!
@@ -7,28 +6,23 @@
 //! one larger chunk next (counted as a merge). Past `MAX_BACKLOG_MS` the oldest audio is dropped and counted:
 //! never silently.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use candor_pipelines::inference::init_runtime;
-use candor_pipelines::speech::pipeline::{FinalTurn, SpeechEngines, SpeechError, SpeechEvent, SpeechPipeline};
-use candor_pipelines::speech::stt::{SpeechToText, SttOptions};
-use candor_pipelines::speech::vad::VadModel;
+use candor_pipelines::speech::pipeline::{FinalTurn, SpeechError, SpeechEvent, SpeechPipeline};
+use candor_pipelines::speech::stt::SttOptions;
 use candor_signaling::EventBody;
 use candor_signaling::events::{CueKind, Word};
 use tokio::sync::oneshot;
 
 use super::SessionContext;
-use super::pool::InferencePool;
-use crate::config::Config;
+use super::engines::Engines;
 
 /// Audio waiting for the pipeline beyond this is dropped (oldest first) and counted.
 const MAX_BACKLOG_MS: usize = 30_000;
 /// Smallest chunk worth a trip to the pool.
 const MIN_CHUNK_MS: usize = 96;
-/// Cues are sparse: at most one per this interval.
-const CUE_INTERVAL_MS: u64 = 20_000;
 /// Pace outside this band (words per minute) earns a cue, judged on turns of at least `PACE_MIN_WORDS`.
 const PACE_FAST: f32 = 160.0;
 const PACE_SLOW: f32 = 110.0;
@@ -38,44 +32,6 @@ const LONG_PAUSE_MS: u64 = 3000;
 /// Mean level while speaking under this, over `VOLUME_WINDOW` seconds, earns a volume cue.
 const QUIET_DBFS: f32 = -45.0;
 const VOLUME_WINDOW: usize = 5;
-
-pub struct SpeechService {
-    pub engines: Option<SpeechEngines>,
-    /// Each engine: `ok` or why it is unavailable; shown at start and in `/readyz`.
-    pub status: BTreeMap<&'static str, String>,
-    pub pool: InferencePool,
-}
-
-impl SpeechService {
-    /// Loads what is present in the models directory. Missing or broken files leave that engine off with a
-    /// reason; the server still starts. Blocking (loads tens of megabytes).
-    pub fn load(config: &Config) -> Self {
-        let dir = &config.models_dir;
-        let mut status = BTreeMap::new();
-        let vad = init_runtime(&dir.join("libonnxruntime.so"))
-            .map_err(|e| e.to_string())
-            .and_then(|()| VadModel::load(&dir.join("silero_vad.onnx")).map_err(|e| e.to_string()));
-        let stt = SpeechToText::load(&dir.join("ggml-tiny.en.bin")).map_err(|e| e.to_string());
-        status.insert("vad", vad.as_ref().map(|_| "ok".to_string()).unwrap_or_else(Clone::clone));
-        status.insert("stt", stt.as_ref().map(|_| "ok".to_string()).unwrap_or_else(Clone::clone));
-        for (engine, state) in &status {
-            if state == "ok" {
-                tracing::info!(engine, "speech engine ready");
-            } else {
-                tracing::warn!(engine, reason = %state, "speech engine unavailable; run `python3 models/fetch.py fetch`");
-            }
-        }
-        let engines = vad.ok().map(|vad| SpeechEngines { vad: Arc::new(vad), stt: stt.ok().map(Arc::new) });
-        let workers = std::thread::available_parallelism().map_or(2, usize::from);
-        Self { engines, status, pool: InferencePool::new(workers) }
-    }
-
-    /// No engines at all (tests of other parts, or a machine without models).
-    pub fn disabled(reason: &str) -> Self {
-        let status = BTreeMap::from([("vad", reason.to_string()), ("stt", reason.to_string())]);
-        Self { engines: None, status, pool: InferencePool::new(1) }
-    }
-}
 
 /// A finished chunk: the pipeline back, its events, the time the chunk took, its audio length (ms) and the part
 /// of the time spent in VAD (ms).
@@ -94,7 +50,7 @@ struct Rolling {
 
 pub struct SpeechFeed {
     ctx: SessionContext,
-    service: Arc<SpeechService>,
+    engines: Arc<Engines>,
     pipeline: Option<SpeechPipeline>,
     backlog: Vec<f32>,
     in_flight: Option<oneshot::Receiver<Done>>,
@@ -103,19 +59,18 @@ pub struct SpeechFeed {
     turn_ids: HashMap<u32, String>,
     rolling: Rolling,
     recent_levels: Vec<f32>,
-    last_cue_ms: Option<u64>,
 }
 
 impl SpeechFeed {
-    pub fn new(ctx: SessionContext, service: Arc<SpeechService>) -> Self {
-        let pipeline = service.engines.clone().and_then(|engines| {
-            SpeechPipeline::new(engines, Default::default(), SttOptions::default())
+    pub fn new(ctx: SessionContext, engines: Arc<Engines>) -> Self {
+        let pipeline = engines.speech.clone().and_then(|speech| {
+            SpeechPipeline::new(speech, Default::default(), SttOptions::default())
                 .map_err(|e| tracing::warn!(error = %e, "no speech pipeline for this session"))
                 .ok()
         });
         Self {
             ctx,
-            service,
+            engines,
             pipeline,
             backlog: Vec::new(),
             in_flight: None,
@@ -123,7 +78,6 @@ impl SpeechFeed {
             turn_ids: HashMap::new(),
             rolling: Rolling::default(),
             recent_levels: Vec::new(),
-            last_cue_ms: None,
         }
     }
 
@@ -163,7 +117,7 @@ impl SpeechFeed {
             let vad_ms = pipeline.vad_ms_total - vad_before;
             (pipeline, result, started.elapsed(), audio_ms, vad_ms)
         };
-        match self.service.pool.submit(job) {
+        match self.engines.pool.submit(job) {
             Ok(rx) => {
                 if audio_ms > 4 * MIN_CHUNK_MS {
                     self.ctx.metrics.speech_merged_chunks.inc();
@@ -177,7 +131,7 @@ impl SpeechFeed {
                 self.backlog = chunk;
             }
         }
-        self.ctx.metrics.inference_queue_depth.set(self.service.pool.depth());
+        self.ctx.metrics.inference_queue_depth.set(self.engines.pool.depth());
     }
 
     /// Completes when the pipeline finished a chunk; pending while nothing is in flight.
@@ -324,11 +278,8 @@ impl SpeechFeed {
             }
             let mean = self.recent_levels.iter().sum::<f32>() / self.recent_levels.len() as f32;
             if self.recent_levels.len() == VOLUME_WINDOW && mean < QUIET_DBFS {
-                self.cue(
-                    CueKind::VolumeLow,
-                    "You are hard to hear: speak up a little or move closer to the microphone.",
-                )
-                .await;
+                let text = "You are hard to hear: speak up a little or move closer to the microphone.";
+                self.ctx.events.cue(CueKind::VolumeLow, text).await;
             }
         }
     }
@@ -351,15 +302,6 @@ impl SpeechFeed {
             }
             _ => return,
         };
-        self.cue(kind, text).await;
-    }
-
-    async fn cue(&mut self, kind: CueKind, text: &str) {
-        let now = self.ctx.events.t_ms();
-        if self.last_cue_ms.is_some_and(|last| now < last + CUE_INTERVAL_MS) {
-            return;
-        }
-        self.last_cue_ms = Some(now);
-        self.ctx.events.send(EventBody::Cue { kind, text: text.to_string() }).await;
+        self.ctx.events.cue(kind, text).await;
     }
 }

@@ -35,6 +35,7 @@ pub fn options(app: &TestApp, token: &str, interview: &str, role: Role) -> Optio
         trickle: true,
         whip: false,
         garbage_audio_packets: 0,
+        picture: None,
     }
 }
 

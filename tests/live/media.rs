@@ -294,3 +294,50 @@ async fn a_fast_answer_earns_one_pace_cue() {
     assert!(cues[0]["text"].as_str().is_some_and(|t| !t.is_empty()));
     client.end().await;
 }
+
+/// The test portrait framed as a 640x480 webcam picture, RGB24, or `None` when it is not fetched.
+fn portrait_frame() -> Option<Vec<u8>> {
+    let models = std::env::var_os("CANDOR_MODELS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cache"));
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(models.join("astronaut.png"))
+        .args(["-vf", "crop=400:400:56:0,scale=480:480,pad=640:480:80:0", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .ok()?;
+    (out.stdout.len() == 640 * 480 * 3).then_some(out.stdout)
+}
+
+#[tokio::test]
+async fn a_face_on_camera_comes_back_as_vision_metrics_and_stored_samples() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, crate::helpers::with_models).await;
+    let ready = app.get("/readyz", None).await;
+    let Some(picture) = portrait_frame().filter(|_| ready.body["engines"]["vision"] == "ok") else {
+        assert!(std::env::var("CANDOR_TEST_REQUIRE_SERVICES").is_err(), "vision models missing: {}", ready.body);
+        eprintln!("skipped: vision models or the test portrait are not fetched");
+        return;
+    };
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let interview = app.create_interview(&token).await;
+    let mut opts = options(&app, &token, &interview, Role::Candidate);
+    opts.video = Some((CameraCodec::Vp8, 640, 480, 15));
+    opts.picture = Some(picture);
+    let client = Client::connect(opts).await.expect("connects");
+
+    let seen = |c: &Client| events_of(c, "vision.metrics").into_iter().find(|e| e["face"] == true);
+    assert!(client.wait_until(PATIENCE, |c| seen(c).is_some()).await, "{:?}", client.events());
+    let vision = seen(&client).unwrap();
+    let expression = vision["expression"].as_object().unwrap();
+    assert_eq!(expression.len(), 7);
+    let top = expression.iter().max_by(|a, b| a.1.as_f64().partial_cmp(&b.1.as_f64()).unwrap()).unwrap().0;
+    assert_eq!(top, "happy", "{vision}");
+    assert!(vision["eye_contact"].as_f64().unwrap() >= 0.5, "she looks into the camera: {vision}");
+    assert!(vision["head_yaw"].as_f64().unwrap().abs() < 15.0, "{vision}");
+    assert!(vision["head_pitch"].is_number());
+
+    let stored = app.state.store.metric_samples(interview.parse().unwrap(), "vision").await.unwrap();
+    assert!(stored.iter().any(|(_, data)| data.contains("\"face\":true")), "{stored:?}");
+    assert!(metric(&app, "candor_vision_frame_seconds_count", None) >= 1.0);
+    client.end().await;
+}

@@ -224,6 +224,11 @@ async fn broken_model_files_are_reported_at_start_and_the_server_still_serves() 
     std::fs::write(broken.path().join("silero_vad.onnx"), b"not a model").unwrap();
     let whole = std::fs::read(real.join("ggml-tiny.en.bin")).unwrap();
     std::fs::write(broken.path().join("ggml-tiny.en.bin"), &whole[..whole.len() / 3]).unwrap();
+    for good in ["blazeface_128.onnx", "face-landmarks"] {
+        std::os::unix::fs::symlink(real.join(good), broken.path().join(good)).unwrap();
+    }
+    let expression = std::fs::read(real.join("expression.onnx")).unwrap();
+    std::fs::write(broken.path().join("expression.onnx"), &expression[..expression.len() / 2]).unwrap();
     let dir = broken.path().to_path_buf();
     let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, move |c| c.models_dir = dir).await;
 
@@ -232,13 +237,17 @@ async fn broken_model_files_are_reported_at_start_and_the_server_still_serves() 
     let engines = &ready.body["engines"];
     assert!(engines["vad"].as_str().unwrap().contains("silero_vad.onnx"), "{engines}");
     assert!(engines["stt"].as_str().unwrap().contains("ggml-tiny.en.bin"), "{engines}");
+    assert!(engines["vision"].as_str().unwrap().contains("expression.onnx"), "{engines}");
 
-    // A live session still works, without transcripts.
+    // A live session still works, without transcripts or face readings.
     let (token, _) = app.signed_in_user("ada@example.com").await;
     let interview = app.create_interview(&token).await;
     let mut opts = options(&app, &token, &interview, Role::Candidate);
     opts.audio = Some((vec![0.1; 48_000 * 3], 48_000));
+    opts.video = Some((candor_loadtest::media::CameraCodec::Vp8, 320, 240, 15));
     let client = Client::connect(opts).await.unwrap();
     assert!(client.wait_until(PATIENCE, |c| !crate::events_of(c, "speech.metrics").is_empty()).await);
+    assert!(client.wait_until(PATIENCE, |c| !crate::events_of(c, "vision.metrics").is_empty()).await);
+    assert!(crate::events_of(&client, "vision.metrics").iter().all(|e| e["face"].is_null()));
     client.end().await;
 }

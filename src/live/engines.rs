@@ -1,0 +1,58 @@
+//! The model-backed engines, loaded once per process and shared by every session: speech (VAD, speech-to-text)
+//! and vision (face analysis), with the bounded worker pool their inference runs on. Whatever is missing or
+//! broken stays off with a reason, reported at start and in `/readyz`; the server runs without it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use candor_pipelines::inference::init_runtime;
+use candor_pipelines::speech::pipeline::SpeechEngines;
+use candor_pipelines::speech::stt::SpeechToText;
+use candor_pipelines::speech::vad::VadModel;
+use candor_pipelines::video::FaceAnalyzer;
+
+use super::pool::InferencePool;
+use crate::config::Config;
+
+pub struct Engines {
+    pub speech: Option<SpeechEngines>,
+    pub vision: Option<Arc<FaceAnalyzer>>,
+    /// Each engine: `ok` or why it is unavailable.
+    pub status: BTreeMap<&'static str, String>,
+    pub pool: InferencePool,
+}
+
+impl Engines {
+    /// Loads what is present in the models directory. Blocking (loads tens of megabytes).
+    pub fn load(config: &Config) -> Self {
+        let dir = &config.models_dir;
+        let runtime = init_runtime(&dir.join("libonnxruntime.so")).map_err(|e| e.to_string());
+        let vad = runtime
+            .clone()
+            .and_then(|()| VadModel::load(&dir.join("silero_vad.onnx")).map_err(|e| e.to_string()));
+        let stt = SpeechToText::load(&dir.join("ggml-tiny.en.bin")).map_err(|e| e.to_string());
+        let vision = runtime.and_then(|()| FaceAnalyzer::load(dir).map_err(|e| e.to_string()));
+        let state = |ok: bool, error: Option<&String>| if ok { "ok".to_string() } else { error.cloned().unwrap_or_default() };
+        let status = BTreeMap::from([
+            ("vad", state(vad.is_ok(), vad.as_ref().err())),
+            ("stt", state(stt.is_ok(), stt.as_ref().err())),
+            ("vision", state(vision.is_ok(), vision.as_ref().err())),
+        ]);
+        for (engine, state) in &status {
+            if state == "ok" {
+                tracing::info!(engine, "engine ready");
+            } else {
+                tracing::warn!(engine, reason = %state, "engine unavailable; run `python3 models/fetch.py fetch`");
+            }
+        }
+        let speech = vad.ok().map(|vad| SpeechEngines { vad: Arc::new(vad), stt: stt.ok().map(Arc::new) });
+        let workers = std::thread::available_parallelism().map_or(2, usize::from);
+        Self { speech, vision: vision.ok().map(Arc::new), status, pool: InferencePool::new(workers) }
+    }
+
+    /// No engines at all (loading failed outright).
+    pub fn disabled(reason: &str) -> Self {
+        let status = ["vad", "stt", "vision"].into_iter().map(|engine| (engine, reason.to_string())).collect();
+        Self { speech: None, vision: None, status, pool: InferencePool::new(1) }
+    }
+}
