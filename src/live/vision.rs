@@ -91,14 +91,12 @@ impl VisionFeed {
     pub async fn second(&mut self, frame_size: (u32, u32), fps: f32) {
         let summary = self.window.take();
         let round = |v: f32, step: f32| (v / step).round() * step;
-        let summary_field = |f: fn(&candor_pipelines::video::VisionSummary) -> Option<f32>, step| {
-            summary.as_ref().and_then(f).map(|v| round(v, step))
-        };
+        let field = |value: Option<f32>, step| value.map(|v| round(v, step));
         let body = EventBody::VisionMetrics {
             face: summary.as_ref().map(|s| s.face),
-            eye_contact: summary_field(|s| s.eye_contact, 0.01),
-            head_yaw: summary_field(|s| s.head_yaw, 0.1),
-            head_pitch: summary_field(|s| s.head_pitch, 0.1),
+            eye_contact: field(summary.as_ref().and_then(|s| s.eye_contact), 0.01),
+            head_yaw: field(summary.as_ref().and_then(|s| s.head_yaw), 0.1),
+            head_pitch: field(summary.as_ref().and_then(|s| s.head_pitch), 0.1),
             expression: summary.as_ref().and_then(|s| s.expression.as_ref()).map(|labels| {
                 labels.iter().map(|&(label, p)| (label.to_string(), round(p, 0.01))).collect::<BTreeMap<_, _>>()
             }),
