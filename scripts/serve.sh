@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-ensure_packages "${BUILD_PACKAGES[@]}" "${MODEL_PACKAGES[@]}"
+ensure_packages "${BUILD_PACKAGES[@]}" "${MODEL_PACKAGES[@]}" espeak-ng   # espeak-ng: phonemes for the voice
 ensure_rust
 python3 models/fetch.py fetch
 exec cargo run --release --locked --bin candor -- serve "$@"

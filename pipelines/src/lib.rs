@@ -5,8 +5,8 @@
 //! - `audio`: Opus decoding, resampling, levels.
 //! - `inference`: the ONNX Runtime, loaded once from the fetched library.
 //! - `speech`: pitch, delivery (pace, fillers, pauses) and turn-taking.
-//! - `video`: VP8/H264 decoding to analysis-size RGB frames at a capped rate.
-//! - `voice`: the interviewer's outbound voice: Opus encoding and real-time pacing with immediate stop.
+//! - `video`: VP8/H264 decoding to analysis-size RGB frames at a capped rate; face analysis.
+//! - `voice`: the interviewer's voice: text to speech, Opus encoding and real-time pacing with immediate stop.
 
 pub mod audio;
 pub mod inference;

@@ -1,5 +1,6 @@
-//! The model-backed engines, loaded once per process and shared by every session: speech (VAD, speech-to-text)
-//! and vision (face analysis), with the bounded worker pool their inference runs on. Whatever is missing or
+//! The model-backed engines, loaded once per process and shared by every session: speech (VAD, speech-to-text),
+//! vision (face analysis) and the interviewer's voice (text to speech), with the bounded worker pool their
+//! inference runs on. Whatever is missing or
 //! broken stays off with a reason, reported at start and in `/readyz`; the server runs without it.
 
 use std::collections::BTreeMap;
@@ -10,13 +11,19 @@ use candor_pipelines::speech::pipeline::SpeechEngines;
 use candor_pipelines::speech::stt::SpeechToText;
 use candor_pipelines::speech::vad::VadModel;
 use candor_pipelines::video::FaceAnalyzer;
+use candor_pipelines::voice::tts::{Piper, Voice};
 
 use super::pool::InferencePool;
 use crate::config::Config;
 
+/// The interviewer's Piper voice, inside the models directory.
+const PIPER_VOICE: &str = "piper-joe/en_US-joe-medium.onnx";
+
 pub struct Engines {
     pub speech: Option<SpeechEngines>,
     pub vision: Option<Arc<FaceAnalyzer>>,
+    /// Piper, or espeak-ng alone when the Piper voice is missing; `None` without espeak-ng.
+    pub voice: Option<Arc<Voice>>,
     /// Each engine: `ok` or why it is unavailable.
     pub status: BTreeMap<&'static str, String>,
     pub pool: InferencePool,
@@ -31,12 +38,21 @@ impl Engines {
             .clone()
             .and_then(|()| VadModel::load(&dir.join("silero_vad.onnx")).map_err(|e| e.to_string()));
         let stt = SpeechToText::load(&dir.join("ggml-tiny.en.bin")).map_err(|e| e.to_string());
-        let vision = runtime.and_then(|()| FaceAnalyzer::load(dir).map_err(|e| e.to_string()));
+        let vision = runtime.clone().and_then(|()| FaceAnalyzer::load(dir).map_err(|e| e.to_string()));
+        let piper = runtime.and_then(|()| Piper::load(&dir.join(PIPER_VOICE)).map_err(|e| e.to_string()));
+        let (voice, tts) = match piper {
+            Ok(piper) => (Some(Voice::Piper(piper)), "ok".to_string()),
+            Err(reason) => match Voice::Espeak.synthesize("Ready.") {
+                Ok(_) => (Some(Voice::Espeak), format!("espeak-ng alone (the Piper voice: {reason})")),
+                Err(e) => (None, format!("{reason}; {e}")),
+            },
+        };
         let state = |ok: bool, error: Option<&String>| if ok { "ok".to_string() } else { error.cloned().unwrap_or_default() };
         let status = BTreeMap::from([
             ("vad", state(vad.is_ok(), vad.as_ref().err())),
             ("stt", state(stt.is_ok(), stt.as_ref().err())),
             ("vision", state(vision.is_ok(), vision.as_ref().err())),
+            ("tts", tts),
         ]);
         for (engine, state) in &status {
             if state == "ok" {
@@ -47,12 +63,13 @@ impl Engines {
         }
         let speech = vad.ok().map(|vad| SpeechEngines { vad: Arc::new(vad), stt: stt.ok().map(Arc::new) });
         let workers = std::thread::available_parallelism().map_or(2, usize::from);
-        Self { speech, vision: vision.ok().map(Arc::new), status, pool: InferencePool::new(workers) }
+        let (vision, voice) = (vision.ok().map(Arc::new), voice.map(Arc::new));
+        Self { speech, vision, voice, status, pool: InferencePool::new(workers) }
     }
 
     /// No engines at all (loading failed outright).
     pub fn disabled(reason: &str) -> Self {
-        let status = ["vad", "stt", "vision"].into_iter().map(|engine| (engine, reason.to_string())).collect();
-        Self { speech: None, vision: None, status, pool: InferencePool::new(1) }
+        let status = ["vad", "stt", "vision", "tts"].into_iter().map(|engine| (engine, reason.to_string())).collect();
+        Self { speech: None, vision: None, voice: None, status, pool: InferencePool::new(1) }
     }
 }

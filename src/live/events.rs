@@ -1,5 +1,7 @@
-//! `EventSink`: where a session's v1 events go: the candidate's `events` data channel (once open), the observers
-//! (a broadcast that drops for observers that lag, never blocking the session), and a log line on failure.
+//! `EventSink`: where a session's v1 events go: the candidate's `events` data channel, the observers (a
+//! broadcast that drops for observers that lag, never blocking the session), and a log line on failure. Events
+//! sent before the data channel opens (the greeting starts as soon as media flows) wait for it, up to
+//! `EARLY_EVENTS`; beyond that the oldest are dropped.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -11,13 +13,15 @@ use webrtc::data_channel::DataChannel;
 
 /// Events an observer may lag behind before it misses some; about a minute of steady events.
 const OBSERVER_BACKLOG: usize = 256;
+/// Events kept for a data channel that has not opened yet.
+const EARLY_EVENTS: usize = 64;
 /// Cues are sparse: at most one per this interval, whichever pipeline asks.
 const CUE_INTERVAL_MS: u64 = 20_000;
 
 #[derive(Clone)]
 pub struct EventSink {
     started: Instant,
-    channel: Arc<Mutex<Option<Arc<dyn DataChannel>>>>,
+    channel: Arc<Mutex<Channel>>,
     observers: broadcast::Sender<Arc<str>>,
     last_cue_ms: Arc<Mutex<Option<u64>>>,
 }
@@ -26,7 +30,7 @@ impl EventSink {
     pub fn new(started: Instant) -> Self {
         Self {
             started,
-            channel: Arc::new(Mutex::new(None)),
+            channel: Arc::default(),
             observers: broadcast::channel(OBSERVER_BACKLOG).0,
             last_cue_ms: Arc::new(Mutex::new(None)),
         }
@@ -37,8 +41,23 @@ impl EventSink {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    pub fn attach(&self, channel: Arc<dyn DataChannel>) {
-        *self.channel.lock().unwrap_or_else(|p| p.into_inner()) = Some(channel);
+    /// The candidate's data channel is open: early events go out first, in order.
+    pub async fn attach(&self, channel: Arc<dyn DataChannel>) {
+        // Events sent while the early ones go out join the queue, so order holds; the channel counts as open
+        // once the queue is empty.
+        loop {
+            let early = {
+                let mut state = self.channel.lock().unwrap_or_else(|p| p.into_inner());
+                if state.early.is_empty() {
+                    state.open = Some(channel);
+                    return;
+                }
+                std::mem::take(&mut state.early)
+            };
+            for text in early {
+                deliver(&channel, &text).await;
+            }
+        }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
@@ -49,12 +68,32 @@ impl EventSink {
     pub async fn send(&self, body: EventBody) {
         let text: Arc<str> = Event::new(self.t_ms(), body).to_json().into();
         let _ = self.observers.send(text.clone());
-        let channel = self.channel.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if let Some(channel) = channel
-            && let Err(e) = channel.send_text(&text).await
-        {
-            tracing::debug!(error = %e, "event not delivered: data channel closed");
+        let open = {
+            let mut state = self.channel.lock().unwrap_or_else(|p| p.into_inner());
+            if state.open.is_none() {
+                if state.early.len() == EARLY_EVENTS {
+                    state.early.remove(0);
+                }
+                state.early.push(text.clone());
+            }
+            state.open.clone()
+        };
+        if let Some(channel) = open {
+            deliver(&channel, &text).await;
         }
+    }
+}
+
+/// The candidate's data channel once open; until then the events waiting for it.
+#[derive(Default)]
+struct Channel {
+    open: Option<Arc<dyn DataChannel>>,
+    early: Vec<Arc<str>>,
+}
+
+async fn deliver(channel: &Arc<dyn DataChannel>, text: &str) {
+    if let Err(e) = channel.send_text(text).await {
+        tracing::debug!(error = %e, "event not delivered: data channel closed");
     }
 }
 

@@ -36,6 +36,8 @@ const GATHERING_TIMEOUT: Duration = Duration::from_secs(5);
 const STATS_INTERVAL: Duration = Duration::from_secs(5);
 /// RTP packets an observer may lag behind before it misses some (about 2 s of video).
 const FORWARD_BACKLOG: usize = 512;
+/// What the interviewer says when media starts flowing (until the interviewer leads the conversation).
+const GREETING: &str = "Hello, and welcome to your practice interview. To start, tell me a little about yourself.";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -65,6 +67,8 @@ pub struct SessionContext {
     /// The candidate's video codec once its track arrived, e.g. `video/VP8`.
     pub video_mime: Arc<std::sync::Mutex<Option<String>>>,
     pub engines: Arc<super::Engines>,
+    /// The interviewer's voice on this session's audio track.
+    pub voice: VoiceOut,
 }
 
 impl SessionContext {
@@ -90,7 +94,6 @@ pub struct Session {
     pub user: UserId,
     pub context: SessionContext,
     pub fanout: Fanout,
-    pub voice: VoiceOut,
     pc: Arc<dyn PeerConnection>,
     live: Arc<Live>,
     cancel: CancellationToken,
@@ -121,6 +124,7 @@ impl Session {
         let (pc, peer_events) = live.factory.create().await?;
         let started = Instant::now();
         let events = EventSink::new(started);
+        let voice = VoiceOut::new(&claim.interview.to_string())?;
         let context = SessionContext {
             interview: claim.interview,
             events: events.clone(),
@@ -129,8 +133,8 @@ impl Session {
             keyframe: Arc::new(Notify::new()),
             video_mime: Arc::default(),
             engines: live.engines.clone(),
+            voice: voice.clone(),
         };
-        let voice = VoiceOut::new(&claim.interview.to_string())?;
         let negotiated = async {
             pc.set_remote_description(RTCSessionDescription::offer(offer.as_str().to_string())?).await?;
             let sender = pc.add_track(voice.track()).await?;
@@ -162,7 +166,6 @@ impl Session {
             user: claim.user,
             context,
             fanout: fanout.clone(),
-            voice: voice.clone(),
             pc: pc.clone(),
             live: live.clone(),
             cancel: CancellationToken::new(),
@@ -327,14 +330,23 @@ impl Session {
             Err(e) => tracing::warn!(error = %e, "interview start not stored"),
         }
         self.context.events.send(EventBody::SessionState { state: SessionPhase::Interviewing }).await;
-        if let Err(e) = self.voice.say(chime(48_000), 48_000).await {
+        let context = self.context.clone();
+        if context.engines.voice.is_some() {
+            let cancel = self.cancel.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = context.voice.speak(&context, GREETING) => {}
+                    () = cancel.cancelled() => {}
+                }
+            });
+        } else if let Err(e) = context.voice.say(chime(48_000), 48_000).await {
             tracing::warn!(error = %e, "greeting not played");
         }
     }
 
     /// The `events` data channel: events go out through the sink; control messages come in.
     async fn serve_events(self: Arc<Self>, channel: Arc<dyn DataChannel>) {
-        self.context.events.attach(channel.clone());
+        self.context.events.attach(channel.clone()).await;
         let connected = self.connected.load(Ordering::SeqCst);
         let state = if connected { SessionPhase::Interviewing } else { SessionPhase::Connecting };
         self.context.events.send(EventBody::SessionState { state }).await;

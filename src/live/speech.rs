@@ -175,7 +175,11 @@ impl SpeechFeed {
     async fn emit(&mut self, event: SpeechEvent) {
         let offset = self.offset_ms.unwrap_or(0);
         match event {
-            SpeechEvent::TurnStarted { .. } | SpeechEvent::Discarded { .. } => {}
+            SpeechEvent::TurnStarted { .. } => {
+                // The candidate cut in: the interviewer stops talking at once.
+                self.ctx.voice.interrupt(&self.ctx).await;
+            }
+            SpeechEvent::Discarded { .. } => {}
             SpeechEvent::Partial { turn, text, decode_ms } => {
                 self.ctx.metrics.speech_stage.with_label_values(&["stt_partial"]).observe(decode_ms as f64 / 1000.0);
                 if !text.is_empty() {

@@ -1,12 +1,20 @@
 //! `VoiceOut`: the interviewer's outbound audio track. Audio pushed with `say` is encoded off the async runtime,
 //! paced in real time by `candor_pipelines::voice::VoicePacer`, written to the WebRTC track one 20 ms Opus frame
-//! at a time, and copied to observers. `stop()` is the barge-in: the queue empties at once.
+//! at a time, and copied to observers.
+//!
+//! `speak` says a text as one utterance: `interviewer.speech` start, each sentence synthesised on the inference
+//! pool and queued as soon as it is ready (the first plays while the next is made), end once it has played; the
+//! utterance is stored as an interviewer turn. `interrupt` is the barge-in: the queue empties at once (the next
+//! 20 ms frame is silence) and the utterance ends as interrupted.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use candor_pipelines::voice::tts::{Speech, TtsError, sentences};
 use candor_pipelines::voice::{VoiceError, VoicePacer};
+use candor_signaling::EventBody;
+use candor_signaling::events::SpeechPhase;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
@@ -15,8 +23,12 @@ use tokio_util::sync::CancellationToken;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 
+use super::SessionContext;
 use super::peer::codec;
 use crate::metrics::Metrics;
+
+/// How long a sentence may wait for room in a full inference pool before it is skipped.
+const POOL_PATIENCE: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct VoiceOut {
@@ -24,6 +36,15 @@ pub struct VoiceOut {
     wake: Arc<Notify>,
     track: Arc<TrackLocalStaticSample>,
     ssrc: u32,
+    /// The utterance being spoken, if any.
+    current: Arc<Mutex<Option<Utterance>>>,
+}
+
+#[derive(Debug, Clone)]
+struct Utterance {
+    id: String,
+    text: String,
+    start_ms: u64,
 }
 
 impl VoiceOut {
@@ -47,6 +68,7 @@ impl VoiceOut {
             wake: Arc::new(Notify::new()),
             track: Arc::new(track),
             ssrc,
+            current: Arc::default(),
         })
     }
 
@@ -68,9 +90,67 @@ impl VoiceOut {
         Ok(())
     }
 
-    /// Barge-in: drops everything queued; returns how many 20 ms frames were dropped.
+    /// Drops everything queued; returns how many 20 ms frames were dropped.
     pub fn stop(&self) -> usize {
         self.pacer.lock().unwrap_or_else(|p| p.into_inner()).stop()
+    }
+
+    fn queued(&self) -> usize {
+        self.pacer.lock().unwrap_or_else(|p| p.into_inner()).queued()
+    }
+
+    fn speaking(&self, id: &str) -> bool {
+        self.current.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|u| u.id == id)
+    }
+
+    /// Says `text` as one utterance and returns when it has played or was interrupted. Without a voice engine
+    /// nothing is said.
+    pub async fn speak(&self, ctx: &SessionContext, text: &str) {
+        let Some(voice) = ctx.engines.voice.clone() else { return };
+        let id = uuid::Uuid::new_v4().to_string();
+        let utterance = Utterance { id: id.clone(), text: text.to_string(), start_ms: ctx.events.t_ms() };
+        if let Some(previous) = self.current.lock().unwrap_or_else(|p| p.into_inner()).replace(utterance) {
+            tracing::warn!(utterance = previous.id, "an utterance was still playing; the new one follows it");
+        }
+        let start = EventBody::InterviewerSpeech {
+            utterance_id: id.clone(),
+            phase: SpeechPhase::Start,
+            text: text.to_string(),
+            interrupted: None,
+        };
+        ctx.events.send(start).await;
+        for sentence in sentences(text) {
+            let sentence = sentence.to_string();
+            let voice = voice.clone();
+            let Some(speech) = synthesize(ctx, move || voice.synthesize(&sentence)).await else { continue };
+            if !self.speaking(&id) {
+                return; // interrupted while the sentence was made
+            }
+            if let Err(e) = self.say(speech.pcm, speech.rate).await {
+                tracing::warn!(error = %e, "interviewer sentence not encoded");
+            }
+        }
+        let mut poll = tokio::time::interval(Duration::from_millis(VoicePacer::FRAME_MS));
+        while self.speaking(&id) && self.queued() > 0 {
+            poll.tick().await;
+        }
+        let finished = {
+            let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+            if current.as_ref().is_some_and(|u| u.id == id) { current.take() } else { None }
+        };
+        if let Some(utterance) = finished {
+            end(ctx, utterance, false).await;
+        }
+    }
+
+    /// Barge-in: silences the voice at once and ends the utterance being spoken as interrupted. False when the
+    /// interviewer was not speaking.
+    pub async fn interrupt(&self, ctx: &SessionContext) -> bool {
+        let Some(utterance) = self.current.lock().unwrap_or_else(|p| p.into_inner()).take() else { return false };
+        let dropped = self.stop();
+        tracing::info!(utterance = utterance.id, dropped_ms = dropped as u64 * VoicePacer::FRAME_MS, "barge-in");
+        end(ctx, utterance, true).await;
+        true
     }
 
     /// Writes due frames to the track until `cancel`. Each frame also goes to `copies` (observers).
@@ -110,6 +190,62 @@ impl VoiceOut {
             }
             let _ = copies.send(data);
         }
+    }
+}
+
+/// Runs one synthesis on the inference pool, waiting a little for room when it is full.
+async fn synthesize<F>(ctx: &SessionContext, job: F) -> Option<Speech>
+where
+    F: FnOnce() -> Result<Speech, TtsError> + Send + 'static,
+{
+    let waited = Instant::now();
+    let mut job = job;
+    let result = loop {
+        match ctx.engines.pool.submit(job) {
+            Ok(rx) => break rx.await.ok(),
+            Err(refused) if waited.elapsed() < POOL_PATIENCE => {
+                job = refused;
+                tokio::time::sleep(Duration::from_millis(VoicePacer::FRAME_MS)).await;
+            }
+            Err(_) => break None,
+        }
+    };
+    match result {
+        Some(Ok(speech)) => Some(speech),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "interviewer sentence not synthesised");
+            None
+        }
+        None => {
+            tracing::warn!("interviewer sentence skipped: the inference pool stayed full");
+            None
+        }
+    }
+}
+
+/// `interviewer.speech` end, and the utterance stored as an interviewer turn.
+async fn end(ctx: &SessionContext, utterance: Utterance, interrupted: bool) {
+    let body = EventBody::InterviewerSpeech {
+        utterance_id: utterance.id.clone(),
+        phase: SpeechPhase::End,
+        text: utterance.text.clone(),
+        interrupted: Some(interrupted),
+    };
+    ctx.events.send(body).await;
+    let turn = crate::store::NewTurn {
+        id: &utterance.id,
+        interview: ctx.interview,
+        question_id: None,
+        speaker: "interviewer",
+        text: &utterance.text,
+        start_ms: utterance.start_ms,
+        end_ms: ctx.events.t_ms(),
+        interrupted,
+        words: "[]",
+        metrics: "{}",
+    };
+    if let Err(e) = ctx.store.insert_turn(turn).await {
+        tracing::warn!(error = %e, "interviewer turn not stored");
     }
 }
 

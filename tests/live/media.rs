@@ -341,3 +341,79 @@ async fn a_face_on_camera_comes_back_as_vision_metrics_and_stored_samples() {
     assert!(metric(&app, "candor_vision_frame_seconds_count", None) >= 1.0);
     client.end().await;
 }
+
+/// A server with the fetched models, or `None` (skipped) when `engine` is not ready.
+async fn app_with(engines: &[&str]) -> Option<crate::helpers::TestApp> {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, crate::helpers::with_models).await;
+    let ready = app.get("/readyz", None).await;
+    if engines.iter().any(|e| ready.body["engines"][e] != "ok") {
+        assert!(std::env::var("CANDOR_TEST_REQUIRE_SERVICES").is_err(), "models missing: {}", ready.body);
+        eprintln!("skipped: models are not fetched");
+        return None;
+    }
+    Some(app)
+}
+
+fn speech_events(client: &Client, phase: &str) -> Vec<serde_json::Value> {
+    events_of(client, "interviewer.speech").into_iter().filter(|e| e["phase"] == phase).collect()
+}
+
+#[tokio::test]
+async fn the_interviewer_greets_with_a_voice_that_plays_to_the_end_and_is_stored() {
+    let Some(app) = app_with(&["tts"]).await else { return };
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let interview = app.create_interview(&token).await;
+    let client = Client::connect(options(&app, &token, &interview, Role::Candidate)).await.expect("connects");
+
+    assert!(client.wait_until(PATIENCE, |c| !speech_events(c, "end").is_empty()).await, "{:?}", client.events());
+    let (start, end) = (speech_events(&client, "start").remove(0), speech_events(&client, "end").remove(0));
+    assert_eq!(start["utterance_id"], end["utterance_id"]);
+    assert!(start["text"].as_str().unwrap().contains("tell me a little about yourself"));
+    assert_eq!(end["interrupted"], false);
+    // It played in real time: about as long as the speech, all of which arrived.
+    let played_ms = end["t_ms"].as_u64().unwrap() - start["t_ms"].as_u64().unwrap();
+    let heard_ms = client.inbound().audio_packets * 20;
+    assert!(played_ms > 3000 && heard_ms + 400 >= played_ms, "played {played_ms} ms, heard {heard_ms} ms");
+    assert!(dbfs(&client.inbound().first_audio_pcm) > -40.0);
+
+    let detail = app.get(&format!("/api/v1/interviews/{interview}"), Some(&token)).await;
+    let turns = detail.body["turns"].as_array().unwrap();
+    assert_eq!((turns.len(), &turns[0]["speaker"], &turns[0]["interrupted"]), (1, &"interviewer".into(), &false.into()));
+    client.end().await;
+}
+
+#[tokio::test]
+async fn a_candidate_who_starts_speaking_cuts_the_interviewer_off_at_once() {
+    let Some(app) = app_with(&["tts", "vad"]).await else { return };
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let interview = app.create_interview(&token).await;
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("answer.wav");
+    let text = "Sure. I have been a backend engineer for six years, mostly on payments and billing systems.";
+    assert!(Command::new("espeak-ng").args(["-v", "en-us", "-w"]).arg(&wav).arg(text).status().unwrap().success());
+    let (pcm, rate) = read_wav(&wav).unwrap();
+    // The candidate answers one second in, while the greeting (about five seconds) is still playing.
+    let mut answer = vec![0.0; rate as usize];
+    answer.extend(pcm);
+    let mut opts = options(&app, &token, &interview, Role::Candidate);
+    opts.audio = Some((answer, rate));
+    let client = Client::connect(opts).await.expect("connects");
+
+    assert!(client.wait_until(PATIENCE, |c| !speech_events(c, "end").is_empty()).await, "{:?}", client.events());
+    let (start, end) = (speech_events(&client, "start").remove(0), speech_events(&client, "end").remove(0));
+    assert_eq!(end["interrupted"], true, "{end}");
+    let spoke_ms = end["t_ms"].as_u64().unwrap() - start["t_ms"].as_u64().unwrap();
+    assert!(spoke_ms < 3500, "the greeting was cut short: {spoke_ms} ms");
+    // Nothing more of it is sent once it is cut off.
+    let heard = client.inbound().audio_packets;
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert!(client.inbound().audio_packets <= heard + 3, "{} then {}", heard, client.inbound().audio_packets);
+
+    assert!(client.wait_until(PATIENCE, |c| !events_of(c, "transcript.final").is_empty()).await);
+    let detail = app.get(&format!("/api/v1/interviews/{interview}"), Some(&token)).await;
+    let turns = detail.body["turns"].as_array().unwrap();
+    let interviewer = turns.iter().find(|t| t["speaker"] == "interviewer").unwrap();
+    assert_eq!(interviewer["interrupted"], true);
+    assert!(turns.iter().any(|t| t["speaker"] == "candidate"));
+    client.end().await;
+}
