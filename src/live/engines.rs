@@ -47,11 +47,10 @@ impl Engines {
                 Err(e) => (None, format!("{reason}; {e}")),
             },
         };
-        let state = |ok: bool, error: Option<&String>| if ok { "ok".to_string() } else { error.cloned().unwrap_or_default() };
         let status = BTreeMap::from([
-            ("vad", state(vad.is_ok(), vad.as_ref().err())),
-            ("stt", state(stt.is_ok(), stt.as_ref().err())),
-            ("vision", state(vision.is_ok(), vision.as_ref().err())),
+            ("vad", state(&vad)),
+            ("stt", state(&stt)),
+            ("vision", state(&vision)),
             ("tts", tts),
         ]);
         for (engine, state) in &status {
@@ -72,4 +71,9 @@ impl Engines {
         let status = ["vad", "stt", "vision", "tts"].into_iter().map(|engine| (engine, reason.to_string())).collect();
         Self { speech: None, vision: None, voice: None, status, pool: InferencePool::new(1) }
     }
+}
+
+/// `ok`, or why the engine is off.
+fn state<T>(loaded: &Result<T, String>) -> String {
+    loaded.as_ref().map_or_else(Clone::clone, |_| "ok".to_string())
 }

@@ -79,6 +79,18 @@ impl InferencePool {
     }
 }
 
+/// The result of an in-flight job; pending forever while nothing is in flight (or the job was lost), so it
+/// can sit in a `select!` beside other work.
+pub async fn completion<T>(in_flight: &mut Option<oneshot::Receiver<T>>) -> T {
+    match in_flight.as_mut() {
+        Some(rx) => match rx.await {
+            Ok(done) => done,
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

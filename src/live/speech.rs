@@ -17,6 +17,7 @@ use candor_signaling::events::{CueKind, Word};
 use tokio::sync::oneshot;
 
 use super::SessionContext;
+use super::pool::completion;
 use super::engines::Engines;
 
 /// Audio waiting for the pipeline beyond this is dropped (oldest first) and counted.
@@ -136,13 +137,7 @@ impl SpeechFeed {
 
     /// Completes when the pipeline finished a chunk; pending while nothing is in flight.
     pub async fn done(&mut self) -> Done {
-        match self.in_flight.as_mut() {
-            Some(rx) => match rx.await {
-                Ok(done) => done,
-                Err(_) => std::future::pending().await,
-            },
-            None => std::future::pending().await,
-        }
+        completion(&mut self.in_flight).await
     }
 
     pub async fn handle(&mut self, (pipeline, result, elapsed, audio_ms, vad_ms): Done) {

@@ -14,6 +14,7 @@ use candor_signaling::events::CueKind;
 use tokio::sync::oneshot;
 
 use super::SessionContext;
+use super::pool::completion;
 use super::engines::Engines;
 
 /// Seconds with a face over which eye contact is judged for the cue, and the share under which it comes.
@@ -67,13 +68,7 @@ impl VisionFeed {
 
     /// Completes when a frame's analysis is done; pending while nothing is in flight.
     pub async fn done(&mut self) -> Done {
-        match self.in_flight.as_mut() {
-            Some(rx) => match rx.await {
-                Ok(done) => done,
-                Err(_) => std::future::pending().await,
-            },
-            None => std::future::pending().await,
-        }
+        completion(&mut self.in_flight).await
     }
 
     pub fn handle(&mut self, (reading, elapsed): Done) {
