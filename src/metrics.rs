@@ -179,6 +179,11 @@ impl Metrics {
         ] {
             registry.register(collector).expect("metric names are unique");
         }
+        // CPU time, resident memory and open files of the process (what the load generator reads).
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .expect("metric names are unique");
         Self {
             registry,
             http_requests,

@@ -4,9 +4,12 @@
 //!
 //! # Layout
 //! - `client`: connect, negotiate, run the media, record what comes back.
-//! - `media`: WAV loading and the synthetic VP8/H264 camera.
+//! - `media`: WAV and picture loading, and the synthetic VP8/H264 camera.
+//! - `load`: the load generator (`candor-loadtest` is its command line): many candidates, and what they cost
+//!   the server.
 
 mod client;
+pub mod load;
 pub mod media;
 
 pub use client::{Client, ClientError, Inbound, Options, Role};

@@ -31,6 +31,51 @@ pub fn read_wav(path: &Path) -> Result<(Vec<f32>, u32), MediaError> {
     Ok((mono, spec.sample_rate))
 }
 
+/// A picture file (PNG, JPEG, ...) as packed RGB24 of exactly `width` x `height` (scaled to fit, letterboxed).
+pub fn read_picture(path: &Path, width: u32, height: u32) -> Result<Vec<u8>, MediaError> {
+    ffmpeg::init()?;
+    let mut input = ffmpeg::format::input(path)?;
+    let stream = input.streams().best(ffmpeg::media::Type::Video).ok_or(ffmpeg::Error::StreamNotFound)?;
+    let index = stream.index();
+    let mut decoder = ffmpeg::codec::context::Context::from_parameters(stream.parameters())?.decoder().video()?;
+    let mut frame = ffmpeg::frame::Video::empty();
+    let mut decoded = false;
+    for (stream, packet) in input.packets() {
+        if stream.index() == index {
+            decoder.send_packet(&packet)?;
+            if decoder.receive_frame(&mut frame).is_ok() {
+                decoded = true;
+                break;
+            }
+        }
+    }
+    if !decoded {
+        decoder.send_eof()?;
+        decoder.receive_frame(&mut frame)?;
+    }
+    // Scale to fit inside the camera, keeping the aspect ratio; the rest stays black.
+    let scale = (width as f32 / frame.width() as f32).min(height as f32 / frame.height() as f32);
+    let (w, h) = (((frame.width() as f32 * scale) as u32).max(1), ((frame.height() as f32 * scale) as u32).max(1));
+    let mut scaler = ffmpeg::software::scaling::Context::get(
+        frame.format(),
+        frame.width(),
+        frame.height(),
+        ffmpeg::format::Pixel::RGB24,
+        w,
+        h,
+        ffmpeg::software::scaling::Flags::BILINEAR,
+    )?;
+    let mut rgb = ffmpeg::frame::Video::empty();
+    scaler.run(&frame, &mut rgb)?;
+    let (left, top) = ((width - w) as usize / 2, (height - h) as usize / 2);
+    let mut out = vec![0_u8; width as usize * height as usize * 3];
+    for row in 0..h as usize {
+        let source = &rgb.data(0)[row * rgb.stride(0)..][..w as usize * 3];
+        out[((top + row) * width as usize + left) * 3..][..w as usize * 3].copy_from_slice(source);
+    }
+    Ok(out)
+}
+
 /// The codec a synthetic camera encodes with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CameraCodec {

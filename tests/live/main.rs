@@ -5,6 +5,7 @@
 #[allow(dead_code)]
 mod helpers;
 
+mod load;
 mod media;
 mod signaling;
 
@@ -58,4 +59,16 @@ pub fn metric(app: &TestApp, name: &str, label: Option<(&str, &str)>) -> f64 {
             matches.then(|| value.parse().ok()).flatten()
         })
         .unwrap_or(0.0)
+}
+
+/// A server with the fetched models, or `None` (skip the test) when one of `engines` is not ready.
+pub async fn app_with(engines: &[&str]) -> Option<TestApp> {
+    let app = helpers::spawn_app_with(Backend::Sqlite, helpers::with_models).await;
+    let ready = app.get("/readyz", None).await;
+    if engines.iter().any(|e| ready.body["engines"][e] != "ok") {
+        assert!(std::env::var("CANDOR_TEST_REQUIRE_SERVICES").is_err(), "models missing: {}", ready.body);
+        eprintln!("skipped: models are not fetched");
+        return None;
+    }
+    Some(app)
 }

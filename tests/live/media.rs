@@ -8,7 +8,7 @@ use candor_loadtest::media::{CameraCodec, read_wav};
 use candor_loadtest::{Client, Role};
 use candor_pipelines::audio::dbfs;
 
-use crate::{PATIENCE, candidate_app, events_of, metric, options};
+use crate::{PATIENCE, app_with, candidate_app, events_of, metric, options};
 
 fn sine(freq: f32, amplitude: f32, seconds: f32, rate: u32) -> Vec<f32> {
     (0..(seconds * rate as f32) as usize)
@@ -342,18 +342,6 @@ async fn a_face_on_camera_comes_back_as_vision_metrics_and_stored_samples() {
     assert!(stored.iter().any(|(_, data)| data.contains("\"face\":true")), "{stored:?}");
     assert!(metric(&app, "candor_vision_frame_seconds_count", None) >= 1.0);
     client.end().await;
-}
-
-/// A server with the fetched models, or `None` (skipped) when `engine` is not ready.
-async fn app_with(engines: &[&str]) -> Option<crate::helpers::TestApp> {
-    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, crate::helpers::with_models).await;
-    let ready = app.get("/readyz", None).await;
-    if engines.iter().any(|e| ready.body["engines"][e] != "ok") {
-        assert!(std::env::var("CANDOR_TEST_REQUIRE_SERVICES").is_err(), "models missing: {}", ready.body);
-        eprintln!("skipped: models are not fetched");
-        return None;
-    }
-    Some(app)
 }
 
 fn speech_events(client: &Client, phase: &str) -> Vec<serde_json::Value> {

@@ -1,0 +1,272 @@
+//! The load generator: many synthetic candidates at once against a running server. Each signs up, plans an
+//! interview of its own, connects over WebRTC, speaks a recorded answer again and again (with pauses, so turns
+//! end) and shows its camera. The server's own Prometheus figures, read when every session is live and again
+//! at the end, say what the load cost: CPU (so sessions per core), memory, pipeline latencies, dropped work.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::media::CameraCodec;
+use crate::{Client, ClientError, Options, Role};
+
+pub struct Load {
+    pub server: SocketAddr,
+    pub sessions: usize,
+    /// How long all sessions run together (measured from the moment the last one connected).
+    pub duration: Duration,
+    /// One spoken answer (mono PCM and its rate), repeated with `pause` between repetitions.
+    pub answer: (Vec<f32>, u32),
+    pub pause: Duration,
+    /// Codec, width, height and frame rate of each candidate's camera; `None` for audio only.
+    pub camera: Option<(CameraCodec, u32, u32, u32)>,
+    /// A still RGB24 picture for the cameras to show (e.g. a face), of the camera's size.
+    pub picture: Option<Vec<u8>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("HTTP: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("the server refused {what}: {status} {body}")]
+    Refused { what: &'static str, status: u16, body: String },
+    #[error("no session connected: {0}")]
+    NoSession(String),
+}
+
+/// What a run did and cost. Latencies are means over the run, from the server's histograms.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub sessions: usize,
+    pub connected: usize,
+    pub failures: Vec<String>,
+    pub seconds: f64,
+    /// Server CPU time over the run, and the same as cores busy on average.
+    pub server_cpu_seconds: f64,
+    pub cores_used: f64,
+    pub server_memory_mb: f64,
+    /// Final transcripts, and `vision.metrics` seconds with a face, that the candidates received.
+    pub transcripts: usize,
+    pub face_seconds: usize,
+    pub latency_ms: BTreeMap<&'static str, f64>,
+    pub stale_video_frames: f64,
+    pub dropped_audio_ms: f64,
+}
+
+impl Report {
+    /// Live sessions one core of this server carries at this load.
+    pub fn sessions_per_core(&self) -> Option<f64> {
+        (self.cores_used > 0.0).then(|| self.connected as f64 / self.cores_used)
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "sessions": self.sessions,
+            "connected": self.connected,
+            "failures": self.failures,
+            "seconds": self.seconds,
+            "server_cpu_seconds": self.server_cpu_seconds,
+            "cores_used": self.cores_used,
+            "sessions_per_core": self.sessions_per_core(),
+            "server_memory_mb": self.server_memory_mb,
+            "transcripts": self.transcripts,
+            "face_seconds": self.face_seconds,
+            "latency_ms": self.latency_ms,
+            "stale_video_frames": self.stale_video_frames,
+            "dropped_audio_ms": self.dropped_audio_ms,
+        })
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "sessions: {} of {} connected over {:.0} s", self.connected, self.sessions, self.seconds)?;
+        for failure in &self.failures {
+            writeln!(f, "  failed: {failure}")?;
+        }
+        let per_core = self.sessions_per_core().map_or("-".into(), |v| format!("{v:.1}"));
+        writeln!(f, "server CPU: {:.2} cores busy -> {per_core} sessions per core", self.cores_used)?;
+        writeln!(f, "server memory: {:.0} MB resident", self.server_memory_mb)?;
+        writeln!(f, "received: {} final transcripts, {} seconds with a face", self.transcripts, self.face_seconds)?;
+        for (stage, ms) in &self.latency_ms {
+            writeln!(f, "mean {stage}: {ms:.1} ms")?;
+        }
+        write!(f, "stale video frames: {}, dropped audio: {} ms", self.stale_video_frames, self.dropped_audio_ms)
+    }
+}
+
+/// Histograms whose mean the report gives: name, label filter, report key.
+const LATENCIES: [(&str, &str, &str); 5] = [
+    ("candor_speech_stage_seconds", "stage=\"turn_wait\"", "turn_wait"),
+    ("candor_speech_stage_seconds", "stage=\"stt_final\"", "stt_final"),
+    ("candor_speech_stage_seconds", "stage=\"stt_partial\"", "stt_partial"),
+    ("candor_speech_stage_seconds", "stage=\"pipeline_chunk\"", "speech_chunk"),
+    ("candor_vision_frame_seconds", "", "vision_frame"),
+];
+
+pub async fn run(load: &Load) -> Result<Report, LoadError> {
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", load.server);
+    let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
+    let audio = repeated(&load.answer, load.pause, load.duration + Duration::from_secs(5));
+
+    let mut clients = Vec::new();
+    let mut failures = Vec::new();
+    for index in 0..load.sessions {
+        let result = async {
+            let (token, interview) = sign_up(&http, &base, &format!("load-{run}-{index}@example.com")).await?;
+            let options = Options {
+                server: load.server,
+                interview_id: interview,
+                access_token: token,
+                role: Role::Candidate,
+                audio: Some(audio.clone()),
+                video: load.camera,
+                picture: load.picture.clone(),
+                trickle: true,
+                whip: false,
+                garbage_audio_packets: 0,
+            };
+            Client::connect(options).await.map_err(|e: ClientError| e.to_string())
+        }
+        .await;
+        match result {
+            Ok(client) => clients.push(client),
+            Err(e) => failures.push(format!("session {index}: {e}")),
+        }
+    }
+    for client in &clients {
+        if !client.wait_until(Duration::from_secs(20), Client::is_connected).await {
+            failures.push("a session did not connect within 20 s".into());
+        }
+    }
+    if clients.is_empty() {
+        return Err(LoadError::NoSession(failures.join("; ")));
+    }
+
+    let before = scrape(&http, &base).await?;
+    let started = Instant::now();
+    tokio::time::sleep(load.duration).await;
+    let after = scrape(&http, &base).await?;
+    let seconds = started.elapsed().as_secs_f64();
+
+    let delta = |name: &str, labels: &str| sum(&after, name, labels) - sum(&before, name, labels);
+    let server_cpu_seconds = delta("candor_process_cpu_seconds_total", "");
+    let mut latency_ms = BTreeMap::new();
+    for (name, labels, key) in LATENCIES {
+        let count = delta(&format!("{name}_count"), labels);
+        if count > 0.0 {
+            latency_ms.insert(key, delta(&format!("{name}_sum"), labels) / count * 1000.0);
+        }
+    }
+    let mut report = Report {
+        sessions: load.sessions,
+        connected: clients.iter().filter(|c| c.is_connected()).count(),
+        failures,
+        seconds,
+        server_cpu_seconds,
+        cores_used: server_cpu_seconds / seconds,
+        server_memory_mb: sum(&after, "candor_process_resident_memory_bytes", "") / 1e6,
+        transcripts: 0,
+        face_seconds: 0,
+        latency_ms,
+        stale_video_frames: delta("candor_video_frames_stale_total", ""),
+        dropped_audio_ms: delta("candor_speech_overflow_milliseconds_total", ""),
+    };
+    for client in clients {
+        let events = client.events();
+        report.transcripts += events.iter().filter(|e| e["type"] == "transcript.final").count();
+        report.face_seconds += events.iter().filter(|e| e["type"] == "vision.metrics" && e["face"] == true).count();
+        client.end().await;
+    }
+    Ok(report)
+}
+
+/// The answer again and again, `pause` apart, for at least `total`.
+fn repeated((pcm, rate): &(Vec<f32>, u32), pause: Duration, total: Duration) -> (Vec<f32>, u32) {
+    let silence = vec![0.0; (pause.as_secs_f64() * f64::from(*rate)) as usize];
+    let wanted = (total.as_secs_f64() * f64::from(*rate)) as usize;
+    let mut out = Vec::with_capacity(wanted + pcm.len());
+    while out.len() < wanted && !pcm.is_empty() {
+        out.extend_from_slice(&silence);
+        out.extend_from_slice(pcm);
+    }
+    (out, *rate)
+}
+
+/// A new account with an interview: (access token, interview id).
+async fn sign_up(http: &reqwest::Client, base: &str, email: &str) -> Result<(String, String), String> {
+    let password = "load-test-password";
+    let body = json!({"email": email, "password": password, "name": "Load test"});
+    post(http, &format!("{base}/api/v1/auth/register"), None, body, "the sign-up").await?;
+    let login = json!({"email": email, "password": password});
+    let tokens = post(http, &format!("{base}/api/v1/auth/login"), None, login, "the login").await?;
+    let token = tokens["access_token"].as_str().unwrap_or_default().to_string();
+    let plan = json!({"role": "Backend engineer", "interview_type": "behavioral", "experience_level": "mid"});
+    let interview = post(http, &format!("{base}/api/v1/interviews"), Some(&token), plan, "the interview").await?;
+    Ok((token, interview["id"].as_str().unwrap_or_default().to_string()))
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    body: Value,
+    what: &'static str,
+) -> Result<Value, String> {
+    let mut request = http.post(url).header("content-type", "application/json").body(body.to_string());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let text = response.text().await.map_err(|e| e.to_string())?;
+    if status >= 300 {
+        return Err(LoadError::Refused { what, status, body: text }.to_string());
+    }
+    serde_json::from_str(&text).map_err(|e| format!("{what}: {e}"))
+}
+
+async fn scrape(http: &reqwest::Client, base: &str) -> Result<String, LoadError> {
+    Ok(http.get(format!("{base}/metrics")).send().await?.error_for_status()?.text().await?)
+}
+
+/// The sum of every series of `name` whose labels contain `labels`, in Prometheus text format.
+fn sum(text: &str, name: &str, labels: &str) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            if !(rest.starts_with(' ') || rest.starts_with('{')) || !rest.contains(labels) {
+                return None;
+            }
+            rest.rsplit(' ').next()?.parse::<f64>().ok()
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_are_summed_by_name_and_labels() {
+        let text = "# HELP x\ncandor_a_sum{stage=\"vad\"} 1.5\ncandor_a_sum{stage=\"stt\"} 2\ncandor_a_sum_other 7\n\
+                    candor_b 3\n";
+        assert_eq!(sum(text, "candor_a_sum", ""), 3.5);
+        assert_eq!(sum(text, "candor_a_sum", "stage=\"stt\""), 2.0);
+        assert_eq!(sum(text, "candor_b", ""), 3.0);
+        assert_eq!(sum(text, "candor_c", ""), 0.0);
+    }
+
+    #[test]
+    fn the_answer_repeats_with_pauses_for_the_whole_run() {
+        let (pcm, rate) = repeated(&(vec![1.0; 100], 100), Duration::from_millis(500), Duration::from_secs(5));
+        assert_eq!(rate, 100);
+        assert!(pcm.len() >= 500);
+        assert_eq!(&pcm[..50], &[0.0; 50][..]);
+        assert_eq!(pcm[50], 1.0);
+    }
+}
