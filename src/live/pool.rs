@@ -1,10 +1,11 @@
 //! `InferencePool`: a fixed set of worker threads (one per core) with one bounded queue, where the speech
 //! pipelines' blocking work runs. Nothing CPU-heavy runs on the async runtime. A full queue refuses new work at
 //! once (`submit` hands the job back); callers keep their audio and submit more of it later, so audio is never
-//! dropped by the pool.
+//! dropped by the pool. `busy` says how many workers are running a job, so a job can take a second thread
+//! only when a core is free.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 
 use tokio::sync::oneshot;
@@ -14,6 +15,7 @@ type Job = Box<dyn FnOnce() + Send>;
 pub struct InferencePool {
     queue: SyncSender<Job>,
     depth: Arc<AtomicI64>,
+    busy: Arc<AtomicUsize>,
     workers: usize,
 }
 
@@ -26,9 +28,11 @@ impl InferencePool {
         let (queue, jobs) = sync_channel::<Job>(workers * Self::QUEUE_PER_WORKER);
         let jobs = Arc::new(std::sync::Mutex::new(jobs));
         let depth = Arc::new(AtomicI64::new(0));
+        let busy = Arc::new(AtomicUsize::new(0));
         for index in 0..workers {
             let jobs = jobs.clone();
             let depth = depth.clone();
+            let busy = busy.clone();
             std::thread::Builder::new()
                 .name(format!("candor-inference-{index}"))
                 .spawn(move || {
@@ -36,12 +40,14 @@ impl InferencePool {
                         let job = { jobs.lock().unwrap_or_else(|p| p.into_inner()).recv() };
                         let Ok(job) = job else { return };
                         depth.fetch_sub(1, Ordering::Relaxed);
+                        busy.fetch_add(1, Ordering::Relaxed);
                         job();
+                        busy.fetch_sub(1, Ordering::Relaxed);
                     }
                 })
                 .expect("a worker thread can be spawned");
         }
-        Self { queue, depth, workers }
+        Self { queue, depth, busy, workers }
     }
 
     pub fn workers(&self) -> usize {
@@ -51,6 +57,11 @@ impl InferencePool {
     /// Jobs waiting for a worker.
     pub fn depth(&self) -> i64 {
         self.depth.load(Ordering::Relaxed)
+    }
+
+    /// Workers running a job now, shared so that a running job can look (it counts itself).
+    pub fn busy(&self) -> Arc<AtomicUsize> {
+        self.busy.clone()
     }
 
     /// Queues `job`; its result arrives on the returned channel. A full pool hands the job back untouched.
@@ -98,8 +109,12 @@ mod tests {
     #[tokio::test]
     async fn jobs_run_off_the_runtime_and_return_their_results() {
         let pool = InferencePool::new(2);
-        let name = pool.submit(|| std::thread::current().name().unwrap_or_default().to_string()).ok().unwrap();
-        assert!(name.await.unwrap().starts_with("candor-inference-"));
+        let busy = pool.busy();
+        let job = move || (std::thread::current().name().unwrap_or_default().to_string(), busy.load(Ordering::Relaxed));
+        let (name, busy) = pool.submit(job).ok().unwrap().await.unwrap();
+        assert!(name.starts_with("candor-inference-"));
+        assert_eq!(busy, 1, "a running job counts itself");
+        assert_eq!(pool.busy().load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test]

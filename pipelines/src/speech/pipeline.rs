@@ -143,6 +143,12 @@ impl SpeechPipeline {
         self.turns.is_speaking()
     }
 
+    /// Threads the final decode of a turn may use from now on (whisper.cpp's threads spin while they wait for
+    /// one another, so a busy machine is better served by one).
+    pub fn set_final_threads(&mut self, threads: usize) {
+        self.options.threads = threads.max(1);
+    }
+
     /// Adds 16 kHz samples. Runs VAD on every complete 32 ms chunk and speech-to-text when a partial is due or
     /// a turn ends.
     pub fn push(&mut self, samples: &[f32]) -> Result<Vec<SpeechEvent>, SpeechError> {
