@@ -60,13 +60,12 @@ fn stt(c: &mut Criterion) {
     for seconds in [3, 5, 10, 25] {
         let audio = answer(seconds);
         for threads in [1, 2] {
-            let mut session = stt.session().unwrap();
             let options = SttOptions { threads, ..SttOptions::default() };
             group.throughput(Throughput::Elements(seconds as u64));
             group.bench_with_input(
                 BenchmarkId::new(format!("{threads}_threads"), format!("{seconds}s")),
                 &audio,
-                |b, audio| b.iter(|| session.transcribe(audio, 0, &options).unwrap()),
+                |b, audio| b.iter(|| stt.transcribe(audio, 0, &options).unwrap()),
             );
         }
     }
@@ -75,7 +74,7 @@ fn stt(c: &mut Criterion) {
 
 fn delivery(c: &mut Criterion) {
     let stt = SpeechToText::load(&models_dir().join("ggml-tiny.en.bin")).expect("whisper tiny.en");
-    let words = stt.session().unwrap().transcribe(&answer(25), 0, &SttOptions::default()).unwrap().words;
+    let words = stt.transcribe(&answer(25), 0, &SttOptions::default()).unwrap().words;
     let mut group = c.benchmark_group("delivery");
     group.throughput(Throughput::Elements(25));
     group.bench_function("25s_answer", |b| b.iter(|| analyze(&words)));

@@ -31,9 +31,8 @@ const ANSWER: &str = "In my last role I led the migration of our billing service
 fn espeak_speech_is_transcribed_with_a_word_error_rate_under_fifteen_percent() {
     let Some(path) = model("ggml-tiny.en.bin") else { return };
     let stt = SpeechToText::load(&path).unwrap();
-    let mut session = stt.session().unwrap();
     let transcript =
-        session.transcribe(&speak(ANSWER, 160), 0, &SttOptions { prompt: None, ..SttOptions::default() }).unwrap();
+        stt.transcribe(&speak(ANSWER, 160), 0, &SttOptions { prompt: None, ..SttOptions::default() }).unwrap();
     let wer = word_error_rate(ANSWER, &transcript.text);
     assert!(wer <= 0.15, "WER {wer:.2}: {:?}", transcript.text);
     // Word timings are ordered and inside the audio.
@@ -45,9 +44,8 @@ fn espeak_speech_is_transcribed_with_a_word_error_rate_under_fifteen_percent() {
 fn pace_from_transcribed_words_is_within_ten_percent() {
     let Some(path) = model("ggml-tiny.en.bin") else { return };
     let stt = SpeechToText::load(&path).unwrap();
-    let mut session = stt.session().unwrap();
     let audio = speak(ANSWER, 150);
-    let transcript = session.transcribe(&audio, 0, &SttOptions::default()).unwrap();
+    let transcript = stt.transcribe(&audio, 0, &SttOptions::default()).unwrap();
     let measured = analyze(&transcript.words).wpm.unwrap();
     // The truth: the reference's words over the time from the first to the last voiced sample.
     let voiced: Vec<usize> = audio.iter().enumerate().filter(|(_, s)| s.abs() > 0.01).map(|(i, _)| i).collect();
@@ -60,9 +58,8 @@ fn pace_from_transcribed_words_is_within_ten_percent() {
 fn fillers_in_an_answer_are_found() {
     let Some(path) = model("ggml-tiny.en.bin") else { return };
     let stt = SpeechToText::load(&path).unwrap();
-    let mut session = stt.session().unwrap();
     let spoken = "Um, I think the main problem was, uh, the database. Um, we had to, like, rebuild it, you know.";
-    let transcript = session.transcribe(&speak(spoken, 150), 0, &SttOptions::default()).unwrap();
+    let transcript = stt.transcribe(&speak(spoken, 150), 0, &SttOptions::default()).unwrap();
     let report = analyze(&transcript.words);
     assert!(report.fillers >= 2, "fillers {:?} in {:?}", report.filler_counts, transcript.text);
 }
@@ -159,7 +156,25 @@ fn the_converted_multilingual_base_model_transcribes_when_fetched() {
         return;
     }
     let stt = SpeechToText::load(&path).unwrap();
-    let transcript = stt.session().unwrap().transcribe(&speak(ANSWER, 160), 0, &SttOptions::default()).unwrap();
+    let transcript = stt.transcribe(&speak(ANSWER, 160), 0, &SttOptions::default()).unwrap();
     let wer = word_error_rate(ANSWER, &transcript.text);
     assert!(wer <= 0.15, "WER {wer:.2}: {:?}", transcript.text);
+}
+
+#[test]
+fn decoder_states_follow_concurrent_decodes_not_sessions() {
+    let Some(path) = model("ggml-tiny.en.bin") else { return };
+    let stt = SpeechToText::load(&path).unwrap();
+    assert_eq!(stt.idle_states(), 1, "one state is made at load, to check the model");
+    let audio = speak("Tell me about yourself.", 160);
+    for _ in 0..3 {
+        stt.transcribe(&audio, 0, &SttOptions::default()).unwrap();
+    }
+    assert_eq!(stt.idle_states(), 1, "decodes one after another reuse one state");
+    std::thread::scope(|scope| {
+        for _ in 0..3 {
+            scope.spawn(|| stt.transcribe(&audio, 0, &SttOptions { threads: 1, ..SttOptions::default() }).unwrap());
+        }
+    });
+    assert!((1..=3).contains(&stt.idle_states()), "at most one state per decode at once");
 }

@@ -34,7 +34,7 @@ fn what_the_piper_voice_says_whisper_hears() {
     let mut pcm16 = Vec::new();
     Resampler::new(speech.rate, 16_000).process(&speech.pcm, &mut pcm16);
     let stt = SpeechToText::load(&models_dir().join("ggml-tiny.en.bin")).unwrap();
-    let heard = stt.session().unwrap().transcribe(&pcm16, 0, &SttOptions { prompt: None, ..SttOptions::default() });
+    let heard = stt.transcribe(&pcm16, 0, &SttOptions { prompt: None, ..SttOptions::default() });
     let heard = heard.unwrap().text;
     let wer = word_error_rate(text, &heard);
     assert!(wer <= 0.15, "WER {wer:.2}: {heard:?}");

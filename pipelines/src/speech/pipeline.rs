@@ -17,7 +17,7 @@ use std::time::Instant;
 use super::TimedWord;
 use super::delivery::{Delivery, analyze};
 use super::pitch::PitchTracker;
-use super::stt::{SpeechToText, SttError, SttOptions, SttSession, Transcript};
+use super::stt::{SpeechToText, SttError, SttOptions, Transcript};
 use super::turn::{Hesitation, TurnConfig, TurnDetector, TurnEvent};
 use super::vad::{CHUNK_MS, VadModel, VadStream};
 use crate::inference::InferenceError;
@@ -92,7 +92,7 @@ pub struct SpeechPipeline {
     engines: SpeechEngines,
     vad: VadStream,
     turns: TurnDetector,
-    stt: Option<SttSession>,
+    stt: Option<Arc<SpeechToText>>,
     options: SttOptions,
     /// Audio from `audio_start_ms` on: the pre-roll while idle, the whole turn while speaking.
     audio: Vec<f32>,
@@ -117,7 +117,7 @@ pub struct SpeechPipeline {
 
 impl SpeechPipeline {
     pub fn new(engines: SpeechEngines, config: TurnConfig, options: SttOptions) -> Result<Self, SpeechError> {
-        let stt = engines.stt.as_ref().map(|s| s.session()).transpose()?;
+        let stt = engines.stt.clone();
         Ok(Self {
             engines,
             vad: VadStream::default(),
@@ -234,7 +234,7 @@ impl SpeechPipeline {
         let prompt = format!("{} {settled_text}", self.options.prompt.as_deref().unwrap_or_default());
         let options = SttOptions { threads, prompt: Some(prompt.trim().to_string()) };
         let audio = self.audio_between(from_ms, to_ms).to_vec();
-        let Some(stt) = self.stt.as_mut() else { return Ok(Vec::new()) };
+        let Some(stt) = self.stt.as_ref() else { return Ok(Vec::new()) };
         Ok(stt.transcribe(&audio, from_ms, &options)?.words)
     }
 

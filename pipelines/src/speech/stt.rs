@@ -1,12 +1,14 @@
-//! Speech-to-text with whisper.cpp (whisper-rs). The model loads once per process (`SpeechToText`); each live
-//! session has its own decoder state (`SttSession`). Calls block for tens to hundreds of milliseconds, so callers
-//! run them on a worker pool, never on the async runtime.
+//! Speech-to-text with whisper.cpp (whisper-rs). The model loads once per process (`SpeechToText`). Decoder
+//! states (tens of megabytes each) are pooled and reused: a decode takes an idle one and gives it back, so their
+//! number follows the decodes running at once (the inference workers), not the sessions. Calls block for tens
+//! to hundreds of milliseconds, so callers run them on a worker pool, never on the async runtime.
 //!
 //! Short audio decodes faster when whisper's audio context shrinks to the audio actually present (50 encoder
 //! frames per second); `transcribe` does that. Whisper tends to drop disfluencies, so the initial prompt is
 //! written with fillers, which makes it keep "um" and "uh" (measured in the tests and the benchmark).
 
 use std::path::Path;
+use std::sync::Mutex;
 
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
 
@@ -23,9 +25,10 @@ pub enum SttError {
     Whisper(#[from] whisper_rs::WhisperError),
 }
 
-/// The loaded model, shared by every session.
+/// The loaded model and its idle decoder states, shared by every session.
 pub struct SpeechToText {
     context: WhisperContext,
+    idle: Mutex<Vec<WhisperState>>,
 }
 
 impl SpeechToText {
@@ -39,17 +42,26 @@ impl SpeechToText {
         whisper_rs::install_logging_hooks();
         let context = WhisperContext::new_with_params(path, WhisperContextParameters::default())
             .map_err(|e| model(&format!("not a valid whisper.cpp model ({e})")))?;
-        Ok(Self { context })
+        let first = context.create_state()?;
+        Ok(Self { context, idle: Mutex::new(vec![first]) })
     }
 
-    /// Decoder state for one session.
-    pub fn session(&self) -> Result<SttSession, SttError> {
-        Ok(SttSession { state: self.context.create_state()? })
+    /// Transcribes 16 kHz mono PCM that starts `offset_ms` into the session; word times are session times.
+    pub fn transcribe(&self, pcm: &[f32], offset_ms: u64, options: &SttOptions) -> Result<Transcript, SttError> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut state = match idle {
+            Some(state) => state,
+            None => self.context.create_state()?,
+        };
+        let result = transcribe(&mut state, pcm, offset_ms, options);
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(state);
+        result
     }
-}
 
-pub struct SttSession {
-    state: WhisperState,
+    /// Decoder states made so far (idle ones; the rest are decoding).
+    pub fn idle_states(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -71,73 +83,75 @@ impl Default for SttOptions {
     }
 }
 
-impl SttSession {
-    /// Transcribes 16 kHz mono PCM that starts `offset_ms` into the session; word times are session times.
-    pub fn transcribe(&mut self, pcm: &[f32], offset_ms: u64, options: &SttOptions) -> Result<Transcript, SttError> {
-        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-        params.set_n_threads(options.threads.max(1) as i32);
-        params.set_language(Some("en"));
-        params.set_print_progress(false);
-        params.set_print_realtime(false);
-        params.set_print_special(false);
-        params.set_print_timestamps(false);
-        params.set_token_timestamps(true);
-        params.set_no_context(true);
-        params.set_single_segment(false);
-        params.set_temperature_inc(0.0);
-        if let Some(prompt) = &options.prompt {
-            params.set_initial_prompt(prompt);
-        }
-        // 50 encoder frames per second of audio, plus a second of margin, in steps of 64 (the encoder's
-        // convolution needs a multiple of its stride; smaller contexts than ~6 s lose accuracy).
-        let seconds = pcm.len() as f32 / 16_000.0;
-        let frames = (((seconds + 1.0) * 50.0) as u32).div_ceil(64) as i32 * 64;
-        params.set_audio_ctx(frames.clamp(384, 1500));
-        // whisper.cpp needs at least one second; pad short clips with silence.
-        let mut padded;
-        let audio = if pcm.len() < 16_000 {
-            padded = pcm.to_vec();
-            padded.resize(16_000 + 1600, 0.0);
-            &padded[..]
-        } else {
-            pcm
-        };
-        self.state.full(params, audio)?;
-        Ok(self.collect(offset_ms))
+fn transcribe(
+    state: &mut WhisperState,
+    pcm: &[f32],
+    offset_ms: u64,
+    options: &SttOptions,
+) -> Result<Transcript, SttError> {
+    let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+    params.set_n_threads(options.threads.max(1) as i32);
+    params.set_language(Some("en"));
+    params.set_print_progress(false);
+    params.set_print_realtime(false);
+    params.set_print_special(false);
+    params.set_print_timestamps(false);
+    params.set_token_timestamps(true);
+    params.set_no_context(true);
+    params.set_single_segment(false);
+    params.set_temperature_inc(0.0);
+    if let Some(prompt) = &options.prompt {
+        params.set_initial_prompt(prompt);
     }
+    // 50 encoder frames per second of audio, plus a second of margin, in steps of 64 (the encoder's
+    // convolution needs a multiple of its stride; smaller contexts than ~6 s lose accuracy).
+    let seconds = pcm.len() as f32 / 16_000.0;
+    let frames = (((seconds + 1.0) * 50.0) as u32).div_ceil(64) as i32 * 64;
+    params.set_audio_ctx(frames.clamp(384, 1500));
+    // whisper.cpp needs at least one second; pad short clips with silence.
+    let mut padded;
+    let audio = if pcm.len() < 16_000 {
+        padded = pcm.to_vec();
+        padded.resize(16_000 + 1600, 0.0);
+        &padded[..]
+    } else {
+        pcm
+    };
+    state.full(params, audio)?;
+    Ok(collect(state, offset_ms))
+}
 
-    fn collect(&self, offset_ms: u64) -> Transcript {
-        let mut text = String::new();
-        let mut words: Vec<TimedWord> = Vec::new();
-        for segment in self.state.as_iter() {
-            for index in 0..segment.n_tokens() {
-                let Some(token) = segment.get_token(index) else { continue };
-                let Ok(piece) = token.to_str_lossy() else { continue };
-                let piece = piece.to_string();
-                if piece.starts_with("[_") || piece.starts_with("<|") {
-                    continue; // special tokens: timestamps, end of text
+fn collect(state: &WhisperState, offset_ms: u64) -> Transcript {
+    let mut text = String::new();
+    let mut words: Vec<TimedWord> = Vec::new();
+    for segment in state.as_iter() {
+        for index in 0..segment.n_tokens() {
+            let Some(token) = segment.get_token(index) else { continue };
+            let Ok(piece) = token.to_str_lossy() else { continue };
+            let piece = piece.to_string();
+            if piece.starts_with("[_") || piece.starts_with("<|") {
+                continue; // special tokens: timestamps, end of text
+            }
+            let data = token.token_data();
+            let (start, end) = (offset_ms + data.t0.max(0) as u64 * 10, offset_ms + data.t1.max(0) as u64 * 10);
+            text.push_str(&piece);
+            let continues_word = !piece.starts_with(' ') && !words.is_empty();
+            match words.last_mut() {
+                Some(word) if continues_word => {
+                    word.text.push_str(&piece);
+                    word.end_ms = end.max(word.end_ms);
                 }
-                let data = token.token_data();
-                let (start, end) = (offset_ms + data.t0.max(0) as u64 * 10, offset_ms + data.t1.max(0) as u64 * 10);
-                text.push_str(&piece);
-                let continues_word = !piece.starts_with(' ') && !words.is_empty();
-                match words.last_mut() {
-                    Some(word) if continues_word => {
-                        word.text.push_str(&piece);
-                        word.end_ms = end.max(word.end_ms);
-                    }
-                    _ => {
-                        let trimmed = piece.trim();
-                        if !trimmed.is_empty() {
-                            words.push(TimedWord::new(trimmed, start, end.max(start)));
-                        }
+                _ => {
+                    let trimmed = piece.trim();
+                    if !trimmed.is_empty() {
+                        words.push(TimedWord::new(trimmed, start, end.max(start)));
                     }
                 }
             }
         }
-        words.retain(|w| w.text.chars().any(char::is_alphanumeric));
-        Transcript { text: text.trim().to_string(), words }
     }
+    words.retain(|w| w.text.chars().any(char::is_alphanumeric));
+    Transcript { text: text.trim().to_string(), words }
 }
 
 /// Word error rate of `hypothesis` against `reference`: edits (substitutions, insertions, deletions) per
