@@ -167,6 +167,8 @@ async fn the_room_page_in_chromium_connects_receives_events_and_hears_the_interv
                 }
             }
             assert!(report["events"].as_array().unwrap().iter().all(|e| e["v"] == 1));
+            let caption = report["captions"]["interviewer"].as_str().unwrap_or_default();
+            assert!(caption.contains("welcome to your practice interview"), "the page shows what was said: {caption}");
             if let Some(face) = face {
                 let expression = face["expression"].as_object().unwrap();
                 let happy = expression["happy"].as_f64().unwrap();
