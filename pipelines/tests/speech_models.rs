@@ -178,3 +178,38 @@ fn decoder_states_follow_concurrent_decodes_not_sessions() {
     });
     assert!((1..=3).contains(&stt.idle_states()), "at most one state per decode at once");
 }
+
+#[test]
+fn under_load_partials_come_half_as_often_and_the_final_is_the_same() {
+    let Some(vad) = vad() else { return };
+    let Some(path) = model("ggml-tiny.en.bin") else { return };
+    use candor_pipelines::speech::pipeline::{SpeechEngines, SpeechEvent, SpeechPipeline};
+    let engines =
+        SpeechEngines { vad: std::sync::Arc::new(vad), stt: Some(std::sync::Arc::new(SpeechToText::load(&path).unwrap())) };
+    let mut audio = vec![0.0_f32; 8000];
+    audio.extend(speak(ANSWER, 160));
+    audio.extend(std::iter::repeat_n(0.0, 24_000));
+    let run = |waiting: bool| {
+        let mut pipeline = SpeechPipeline::new(engines.clone(), Default::default(), SttOptions::default()).unwrap();
+        let mut events = Vec::new();
+        for chunk in audio.chunks(1600) {
+            pipeline.set_load(waiting, waiting);
+            events.extend(pipeline.push(chunk).unwrap());
+        }
+        let partials = events.iter().filter(|e| matches!(e, SpeechEvent::Partial { .. })).count();
+        let finals: Vec<String> = events
+            .into_iter()
+            .filter_map(|e| match e {
+                SpeechEvent::Final(f) => Some(f.transcript.text),
+                _ => None,
+            })
+            .collect();
+        (partials, finals)
+    };
+    let (relaxed, relaxed_finals) = run(false);
+    let (loaded, loaded_finals) = run(true);
+    assert!(relaxed >= 8, "about one partial a second over ~11 s of speech: {relaxed}");
+    assert!(loaded * 2 <= relaxed + 1 && loaded >= 3, "half as many under load: {loaded} vs {relaxed}");
+    assert_eq!(relaxed_finals.len(), 1);
+    assert!(word_error_rate(&relaxed_finals[0], &loaded_finals[0]) <= 0.1, "{relaxed_finals:?} {loaded_finals:?}");
+}

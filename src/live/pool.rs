@@ -1,8 +1,8 @@
 //! `InferencePool`: a fixed set of worker threads (one per core) with one bounded queue, where the speech
 //! pipelines' blocking work runs. Nothing CPU-heavy runs on the async runtime. A full queue refuses new work at
 //! once (`submit` hands the job back); callers keep their audio and submit more of it later, so audio is never
-//! dropped by the pool. `busy` says how many workers are running a job, so a job can take a second thread
-//! only when a core is free.
+//! dropped by the pool. `load` lets a running job see how busy the pool is (workers running, jobs waiting), so
+//! it can take a second thread only when a core is free, and drop optional work when others wait.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -59,9 +59,9 @@ impl InferencePool {
         self.depth.load(Ordering::Relaxed)
     }
 
-    /// Workers running a job now, shared so that a running job can look (it counts itself).
-    pub fn busy(&self) -> Arc<AtomicUsize> {
-        self.busy.clone()
+    /// A view of the pool's load for a running job to look at: workers busy (counting itself) and jobs waiting.
+    pub fn load(&self) -> PoolLoad {
+        PoolLoad { busy: self.busy.clone(), waiting: self.depth.clone() }
     }
 
     /// Queues `job`; its result arrives on the returned channel. A full pool hands the job back untouched.
@@ -90,6 +90,19 @@ impl InferencePool {
     }
 }
 
+#[derive(Clone)]
+pub struct PoolLoad {
+    busy: Arc<AtomicUsize>,
+    waiting: Arc<AtomicI64>,
+}
+
+impl PoolLoad {
+    /// Other jobs running besides the caller's, and jobs waiting for a worker.
+    pub fn others(&self) -> (usize, i64) {
+        (self.busy.load(Ordering::Relaxed).saturating_sub(1), self.waiting.load(Ordering::Relaxed))
+    }
+}
+
 /// The result of an in-flight job; pending forever while nothing is in flight (or the job was lost), so it
 /// can sit in a `select!` beside other work.
 pub async fn completion<T>(in_flight: &mut Option<oneshot::Receiver<T>>) -> T {
@@ -109,12 +122,11 @@ mod tests {
     #[tokio::test]
     async fn jobs_run_off_the_runtime_and_return_their_results() {
         let pool = InferencePool::new(2);
-        let busy = pool.busy();
-        let job = move || (std::thread::current().name().unwrap_or_default().to_string(), busy.load(Ordering::Relaxed));
-        let (name, busy) = pool.submit(job).ok().unwrap().await.unwrap();
+        let load = pool.load();
+        let job = move || (std::thread::current().name().unwrap_or_default().to_string(), load.others());
+        let (name, others) = pool.submit(job).ok().unwrap().await.unwrap();
         assert!(name.starts_with("candor-inference-"));
-        assert_eq!(busy, 1, "a running job counts itself");
-        assert_eq!(pool.busy().load(Ordering::Relaxed), 0);
+        assert_eq!(others, (0, 0), "alone: nothing else running or waiting");
     }
 
     #[tokio::test]
@@ -126,10 +138,12 @@ mod tests {
         while pool.depth() > 0 {
             tokio::task::yield_now().await;
         }
+        assert_eq!(pool.load().others(), (0, 0), "the blocker runs; seen from outside, busy counts it");
         let mut queued = Vec::new();
         for i in 0..InferencePool::QUEUE_PER_WORKER {
             queued.push(pool.submit(move || i).ok().expect("room in the queue"));
         }
+        assert_eq!(pool.load().others().1, InferencePool::QUEUE_PER_WORKER as i64, "jobs waiting");
         let refused = pool.submit(|| 99);
         assert!(refused.is_err(), "the bound holds");
         assert_eq!(refused.err().map(|job| job()), Some(99), "the job comes back intact");

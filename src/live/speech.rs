@@ -109,13 +109,12 @@ impl SpeechFeed {
         // The work travels in a slot so that a refused job gives both back untouched.
         let slot = Arc::new(Mutex::new(Some((pipeline, chunk))));
         let work = slot.clone();
-        let busy = self.engines.pool.busy();
+        let load = self.engines.pool.load();
         let job = move || {
             let (mut pipeline, chunk) =
                 work.lock().unwrap_or_else(|p| p.into_inner()).take().expect("the work is there");
-            // A turn's final decode takes a second thread only when no other job is running.
-            let alone = busy.load(std::sync::atomic::Ordering::Relaxed) <= 1;
-            pipeline.set_final_threads(if alone { SttOptions::default().threads } else { 1 });
+            let (running, waiting) = load.others();
+            pipeline.set_load(running > 0, waiting > 0);
             let started = Instant::now();
             let vad_before = pipeline.vad_ms_total;
             let result = pipeline.push(&chunk);

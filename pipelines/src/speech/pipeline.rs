@@ -29,6 +29,8 @@ const PRE_ROLL_MS: u64 = 300;
 const POST_ROLL_MS: u64 = 200;
 /// Partial transcripts at most this often, and only over the most recent audio (bounded decode cost).
 const PARTIAL_EVERY_MS: u64 = 1000;
+/// Partials under load (inference jobs waiting): half as often.
+const PARTIAL_EVERY_MS_LOADED: u64 = 2000;
 const PARTIAL_WINDOW_MS: u64 = 15_000;
 /// A turn longer than this is transcribed in pieces of this size for the final (whisper's 30 s window).
 const FINAL_PIECE_MS: u64 = 28_000;
@@ -94,6 +96,9 @@ pub struct SpeechPipeline {
     turns: TurnDetector,
     stt: Option<Arc<SpeechToText>>,
     options: SttOptions,
+    /// Threads the final decode may use when the machine has room (`options.threads` follows the load).
+    full_threads: usize,
+    partial_every_ms: u64,
     /// Audio from `audio_start_ms` on: the pre-roll while idle, the whole turn while speaking.
     audio: Vec<f32>,
     audio_start_ms: u64,
@@ -123,7 +128,9 @@ impl SpeechPipeline {
             vad: VadStream::default(),
             turns: TurnDetector::new(config),
             stt,
+            full_threads: options.threads,
             options,
+            partial_every_ms: PARTIAL_EVERY_MS,
             audio: Vec::new(),
             audio_start_ms: 0,
             now_ms: 0,
@@ -143,10 +150,13 @@ impl SpeechPipeline {
         self.turns.is_speaking()
     }
 
-    /// Threads the final decode of a turn may use from now on (whisper.cpp's threads spin while they wait for
-    /// one another, so a busy machine is better served by one).
-    pub fn set_final_threads(&mut self, threads: usize) {
-        self.options.threads = threads.max(1);
+    /// How busy the machine is, as the caller sees it before each chunk. With other inference jobs running,
+    /// the final decode keeps to one thread (whisper.cpp's threads spin while they wait for one another, which
+    /// collapses on a busy machine); with jobs waiting, partials come half as often. Finals are what the
+    /// conversation waits for; partials are a courtesy.
+    pub fn set_load(&mut self, others_running: bool, others_waiting: bool) {
+        self.options.threads = if others_running { 1 } else { self.full_threads };
+        self.partial_every_ms = if others_waiting { PARTIAL_EVERY_MS_LOADED } else { PARTIAL_EVERY_MS };
     }
 
     /// Adds 16 kHz samples. Runs VAD on every complete 32 ms chunk and speech-to-text when a partial is due or
@@ -186,7 +196,7 @@ impl SpeechPipeline {
         }
         self.now_ms += (probabilities.len() * chunk_samples / RATE_PER_MS) as u64;
         if self.turns.is_speaking() {
-            if self.now_ms >= self.last_partial_ms + PARTIAL_EVERY_MS
+            if self.now_ms >= self.last_partial_ms + self.partial_every_ms
                 && let Some(partial) = self.partial()?
             {
                 events.push(partial);
