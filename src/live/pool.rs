@@ -3,14 +3,35 @@
 //! once (`submit` hands the job back); callers keep their audio and submit more of it later, so audio is never
 //! dropped by the pool. `load` lets a running job see how busy the pool is (workers running, jobs waiting), so
 //! it can take a second thread only when a core is free, and drop optional work when others wait.
+//!
+//! At process exit, C++ inference libraries (whisper.cpp's ggml, ONNX Runtime) destroy their static state; a
+//! job still running then crashes the process. So each pool registers an exit handler that stops workers from
+//! starting jobs and waits (a few seconds at most) for the running ones to finish. Exit handlers run in reverse
+//! order of registration, so the handler must come after the libraries' statics: pools are made after the
+//! models have been loaded and run once (`Engines::load`).
 
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 
 use tokio::sync::oneshot;
 
 type Job = Box<dyn FnOnce() + Send>;
+
+/// Jobs running in any pool of the process, and whether the process is exiting.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+static EXITING: AtomicBool = AtomicBool::new(false);
+/// The longest the exit waits for running jobs (a final decode takes well under a second).
+const EXIT_WAIT: Duration = Duration::from_secs(5);
+
+extern "C" fn finish_running_jobs() {
+    EXITING.store(true, Ordering::SeqCst);
+    let started = Instant::now();
+    while RUNNING.load(Ordering::SeqCst) > 0 && started.elapsed() < EXIT_WAIT {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
 
 pub struct InferencePool {
     queue: SyncSender<Job>,
@@ -24,6 +45,11 @@ impl InferencePool {
     const QUEUE_PER_WORKER: usize = 32;
 
     pub fn new(workers: usize) -> Self {
+        // SAFETY: `atexit` takes a plain function that lives as long as the program; registering it again is
+        // harmless (it is idempotent).
+        unsafe {
+            libc::atexit(finish_running_jobs);
+        }
         let workers = workers.max(1);
         let (queue, jobs) = sync_channel::<Job>(workers * Self::QUEUE_PER_WORKER);
         let jobs = Arc::new(std::sync::Mutex::new(jobs));
@@ -40,9 +66,16 @@ impl InferencePool {
                         let job = { jobs.lock().unwrap_or_else(|p| p.into_inner()).recv() };
                         let Ok(job) = job else { return };
                         depth.fetch_sub(1, Ordering::Relaxed);
+                        // Counted before the check, so the exit handler either waits for this job or stops it.
+                        RUNNING.fetch_add(1, Ordering::SeqCst);
+                        if EXITING.load(Ordering::SeqCst) {
+                            RUNNING.fetch_sub(1, Ordering::SeqCst);
+                            return;
+                        }
                         busy.fetch_add(1, Ordering::Relaxed);
                         job();
                         busy.fetch_sub(1, Ordering::Relaxed);
+                        RUNNING.fetch_sub(1, Ordering::SeqCst);
                     }
                 })
                 .expect("a worker thread can be spawned");

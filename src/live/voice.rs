@@ -76,11 +76,25 @@ impl VoiceOut {
         self.track.clone()
     }
 
-    /// Queues one utterance (mono PCM at any rate). Encoding runs on the blocking pool.
+    /// Queues audio (mono PCM at any rate). Encoding runs on the blocking pool.
     pub async fn say(&self, pcm: Vec<f32>, rate: u32) -> Result<(), VoiceError> {
-        let pacer = self.pacer.clone();
+        self.say_for(None, pcm, rate).await
+    }
+
+    /// Queues audio only if `utterance` (when given) is still the one being spoken. The check and the queueing
+    /// happen under the pacer's lock, so a barge-in either sees the audio queued and drops it, or the audio is
+    /// never queued: nothing of an interrupted utterance plays.
+    async fn say_for(&self, utterance: Option<&str>, pcm: Vec<f32>, rate: u32) -> Result<(), VoiceError> {
+        let (pacer, current) = (self.pacer.clone(), self.current.clone());
+        let utterance = utterance.map(str::to_string);
         tokio::task::spawn_blocking(move || {
             let mut pacer = pacer.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(id) = utterance {
+                let current = current.lock().unwrap_or_else(|p| p.into_inner());
+                if current.as_ref().is_none_or(|u| u.id != id) {
+                    return Ok(());
+                }
+            }
             pacer.push_pcm(&pcm, rate)?;
             pacer.finish()
         })
@@ -108,10 +122,10 @@ impl VoiceOut {
     pub async fn speak(&self, ctx: &SessionContext, text: &str) {
         let Some(voice) = ctx.engines.voice.clone() else { return };
         let id = uuid::Uuid::new_v4().to_string();
+        // A new utterance cuts off one still playing.
+        self.interrupt(ctx).await;
         let utterance = Utterance { id: id.clone(), text: text.to_string(), start_ms: ctx.events.t_ms() };
-        if let Some(previous) = self.current.lock().unwrap_or_else(|p| p.into_inner()).replace(utterance) {
-            tracing::warn!(utterance = previous.id, "an utterance was still playing; the new one follows it");
-        }
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(utterance);
         let start = EventBody::InterviewerSpeech {
             utterance_id: id.clone(),
             phase: SpeechPhase::Start,
@@ -126,7 +140,7 @@ impl VoiceOut {
             if !self.speaking(&id) {
                 return; // interrupted while the sentence was made
             }
-            if let Err(e) = self.say(speech.pcm, speech.rate).await {
+            if let Err(e) = self.say_for(Some(&id), speech.pcm, speech.rate).await {
                 tracing::warn!(error = %e, "interviewer sentence not encoded");
             }
         }
@@ -143,12 +157,12 @@ impl VoiceOut {
         }
     }
 
-    /// Barge-in: silences the voice at once and ends the utterance being spoken as interrupted. False when the
-    /// interviewer was not speaking.
+    /// Barge-in (or a newer utterance): silences the voice at once and ends the utterance being spoken as
+    /// interrupted. False when the interviewer was not speaking.
     pub async fn interrupt(&self, ctx: &SessionContext) -> bool {
         let Some(utterance) = self.current.lock().unwrap_or_else(|p| p.into_inner()).take() else { return false };
         let dropped = self.stop();
-        tracing::info!(utterance = utterance.id, dropped_ms = dropped as u64 * VoicePacer::FRAME_MS, "barge-in");
+        tracing::info!(utterance = utterance.id, dropped_ms = dropped as u64 * VoicePacer::FRAME_MS, "utterance cut off");
         end(ctx, utterance, true).await;
         true
     }

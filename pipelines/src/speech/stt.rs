@@ -42,8 +42,12 @@ impl SpeechToText {
         whisper_rs::install_logging_hooks();
         let context = WhisperContext::new_with_params(path, WhisperContextParameters::default())
             .map_err(|e| model(&format!("not a valid whisper.cpp model ({e})")))?;
-        let first = context.create_state()?;
-        Ok(Self { context, idle: Mutex::new(vec![first]) })
+        let stt = Self { idle: Mutex::new(vec![context.create_state()?]), context };
+        // One decode now: a file that parses but does not decode fails here, and whisper.cpp sets up its lazy
+        // internals before any session (and before the inference pool's exit handler, see candor's pool).
+        stt.transcribe(&[0.0; 16_000], 0, &SttOptions { threads: 1, prompt: None })
+            .map_err(|e| model(&format!("does not decode ({e})")))?;
+        Ok(stt)
     }
 
     /// Transcribes 16 kHz mono PCM that starts `offset_ms` into the session; word times are session times.
