@@ -53,3 +53,58 @@ async fn a_dead_server_is_a_clear_error() {
     assert!(matches!(error, LoadError::NoSession(_)), "{error}");
     assert!(error.to_string().contains("session 0"), "{error}");
 }
+
+/// The real binary, stopped with SIGTERM while candidates talk and show their faces: it must exit cleanly,
+/// not crash in an inference library torn down under a running job.
+#[tokio::test]
+async fn the_server_stops_cleanly_while_inference_runs() {
+    let Some(app) = app_with(&["vad", "stt", "vision", "tts"]).await else { return };
+    let models = app.state.config.models_dir.clone();
+    drop(app);
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_candor"))
+        .arg("serve")
+        .env("CANDOR_BIND", format!("127.0.0.1:{port}"))
+        .env("CANDOR_DATA_DIR", data.path())
+        .env("CANDOR_MODELS_DIR", &models)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let address: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let ready = format!("http://{address}/readyz");
+    let mut up = false;
+    for _ in 0..300 {
+        if reqwest::get(&ready).await.is_ok_and(|r| r.status().is_success()) {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "the server came up");
+
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("answer.wav");
+    let text = "I led the migration of our billing service to a new database.";
+    assert!(Command::new("espeak-ng").args(["-v", "en-us", "-w"]).arg(&wav).arg(text).status().unwrap().success());
+    let load = Load {
+        server: address,
+        sessions: 2,
+        duration: Duration::from_secs(60),
+        answer: read_wav(&wav).unwrap(),
+        pause: Duration::from_millis(500),
+        camera: Some((CameraCodec::Vp8, 320, 240, 15)),
+        picture: Some(read_picture(&models.join("astronaut.png"), 320, 240).unwrap()),
+    };
+    let candidates = tokio::spawn(async move { run(&load).await });
+    // Speech and faces are being analysed by now.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let pid = server.id().expect("running") as i32;
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = tokio::time::timeout(Duration::from_secs(30), server.wait()).await.expect("it stops").unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    candidates.abort();
+}
