@@ -3,8 +3,8 @@
 //! at a time, and copied to observers.
 //!
 //! `speak` says a text as one utterance: `interviewer.speech` start, each sentence synthesised on the inference
-//! pool and queued as soon as it is ready (the first plays while the next is made), end once it has played; the
-//! utterance is stored as an interviewer turn. `interrupt` is the barge-in: the queue empties at once (the next
+//! pool and queued as soon as it is ready (the first plays while the next is made) with its `avatar.visemes`,
+//! end once it has played; the utterance is stored as an interviewer turn. `interrupt` is the barge-in: the queue empties at once (the next
 //! 20 ms frame is silence) and the utterance ends as interrupted.
 
 use std::sync::{Arc, Mutex};
@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use candor_pipelines::voice::tts::{Speech, TtsError, sentences};
+use candor_pipelines::voice::visemes::visemes;
 use candor_pipelines::voice::{VoiceError, VoicePacer};
 use candor_signaling::EventBody;
-use candor_signaling::events::SpeechPhase;
+use candor_signaling::events::{SpeechPhase, VisemeFrame};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
@@ -133,6 +134,8 @@ impl VoiceOut {
             interrupted: None,
         };
         ctx.events.send(start).await;
+        // Where the next sentence starts in the utterance's audio (sentences play back to back).
+        let mut offset_ms = 0;
         for sentence in sentences(text) {
             let sentence = sentence.to_string();
             let voice = voice.clone();
@@ -140,9 +143,17 @@ impl VoiceOut {
             if !self.speaking(&id) {
                 return; // interrupted while the sentence was made
             }
+            let duration_ms = (speech.pcm.len() as u64 * 1000) / u64::from(speech.rate.max(1));
+            let frames = visemes(&speech.phonemes, duration_ms)
+                .into_iter()
+                .map(|(t_ms, viseme)| VisemeFrame { t_ms: offset_ms + t_ms, viseme: viseme.to_string() })
+                .collect();
             if let Err(e) = self.say_for(Some(&id), speech.pcm, speech.rate).await {
                 tracing::warn!(error = %e, "interviewer sentence not encoded");
+                continue;
             }
+            offset_ms += duration_ms;
+            ctx.events.send(EventBody::AvatarVisemes { utterance_id: id.clone(), frames }).await;
         }
         let mut poll = tokio::time::interval(Duration::from_millis(VoicePacer::FRAME_MS));
         while self.speaking(&id) && self.queued() > 0 {

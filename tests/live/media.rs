@@ -366,6 +366,20 @@ async fn the_interviewer_greets_with_a_voice_that_plays_to_the_end_and_is_stored
     assert!(played_ms > 3000 && heard_ms + 400 >= played_ms, "played {played_ms} ms, heard {heard_ms} ms");
     assert!(dbfs(&client.inbound().first_audio_pcm) > -40.0);
 
+    // Mouth shapes for avatars, one event per sentence, on the utterance's own clock.
+    let visemes = events_of(&client, "avatar.visemes");
+    assert_eq!(visemes.len(), 2, "two sentences");
+    let frames: Vec<(u64, String)> = visemes
+        .iter()
+        .inspect(|e| assert_eq!(e["utterance_id"], start["utterance_id"]))
+        .flat_map(|e| e["frames"].as_array().unwrap().clone())
+        .map(|f| (f["t_ms"].as_u64().unwrap(), f["viseme"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(frames[0].0, 0);
+    assert!(frames.windows(2).all(|w| w[0].0 <= w[1].0), "in order: {frames:?}");
+    assert!(frames.last().unwrap().0 <= played_ms + 200, "within the speech: {frames:?}");
+    assert!(frames.iter().any(|(_, v)| v == "PP"), "lips close for the m of welcome: {frames:?}");
+
     let detail = app.get(&format!("/api/v1/interviews/{interview}"), Some(&token)).await;
     let turns = detail.body["turns"].as_array().unwrap();
     assert_eq!((turns.len(), &turns[0]["speaker"], &turns[0]["interrupted"]), (1, &"interviewer".into(), &false.into()));

@@ -1,9 +1,11 @@
-//! The interviewer's voice: `tts` turns text into speech (Piper, or espeak-ng alone); on its way out, PCM at any
+//! The interviewer's voice: `tts` turns text into speech (Piper, or espeak-ng alone), `visemes` into mouth shapes
+//! for avatars; on its way out, PCM at any
 //! rate is resampled to 48 kHz, cut into 20 ms frames, Opus-encoded and released one frame per 20 ms by
 //! `VoicePacer`, which the caller drives with timestamps.
 
 mod pacer;
 pub mod tts;
+pub mod visemes;
 
 pub use pacer::{VoiceError, VoicePacer};
 

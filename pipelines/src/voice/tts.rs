@@ -30,11 +30,12 @@ pub enum TtsError {
     Inference(#[from] InferenceError),
 }
 
-/// Mono speech and its sample rate.
+/// Mono speech, its sample rate, and the phonemes spoken (IPA, for visemes).
 #[derive(Debug, Clone)]
 pub struct Speech {
     pub pcm: Vec<f32>,
     pub rate: u32,
+    pub phonemes: String,
 }
 
 impl Speech {
@@ -96,7 +97,7 @@ impl Piper {
     pub fn synthesize(&self, text: &str) -> Result<Speech, TtsError> {
         let phonemes = phonemize(text)?;
         if phonemes.trim().is_empty() {
-            return Ok(Speech { pcm: Vec::new(), rate: self.rate });
+            return Ok(Speech { pcm: Vec::new(), rate: self.rate, phonemes });
         }
         // "^", then each known phoneme followed by the pad "_", then "$".
         let mut ids = self.ids[&'^'].clone();
@@ -116,7 +117,7 @@ impl Piper {
         let outputs =
             session.run(ort::inputs!["input" => input, "input_lengths" => lengths, "scales" => scales]).map_err(run)?;
         let (_, audio) = outputs[0].try_extract_tensor::<f32>().map_err(run)?;
-        Ok(Speech { pcm: audio.iter().map(|s| s.clamp(-1.0, 1.0)).collect(), rate: self.rate })
+        Ok(Speech { pcm: audio.iter().map(|s| s.clamp(-1.0, 1.0)).collect(), rate: self.rate, phonemes })
     }
 }
 
@@ -174,13 +175,13 @@ fn espeak_ipa(clause: &str) -> Result<String, TtsError> {
 /// `espeak-ng` speaking by itself: 22,050 Hz 16-bit WAV on its standard output.
 fn espeak(text: &str) -> Result<Speech, TtsError> {
     if text.trim().is_empty() {
-        return Ok(Speech { pcm: Vec::new(), rate: 22_050 });
+        return Ok(Speech { pcm: Vec::new(), rate: 22_050, phonemes: String::new() });
     }
     let wav = run_espeak(&["-v", "en-us", "--stdout"], text)?;
     let data = wav.windows(4).position(|w| w == b"data").map(|at| at + 8).filter(|&at| at <= wav.len());
     let Some(data) = data else { return Err(TtsError::Espeak("no WAV data in its output".into())) };
     let pcm = wav[data..].chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect();
-    Ok(Speech { pcm, rate: 22_050 })
+    Ok(Speech { pcm, rate: 22_050, phonemes: phonemize(text)? })
 }
 
 fn run_espeak(args: &[&str], text: &str) -> Result<Vec<u8>, TtsError> {
