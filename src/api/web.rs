@@ -15,6 +15,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("style.css", "text/css; charset=utf-8", include_bytes!("../../web/style.css")),
     ("api.js", "text/javascript; charset=utf-8", include_bytes!("../../web/api.js")),
     ("rtc.js", "text/javascript; charset=utf-8", include_bytes!("../../web/rtc.js")),
+    ("feedback.js", "text/javascript; charset=utf-8", include_bytes!("../../web/feedback.js")),
 ];
 
 fn serve(name: &str) -> Response {

@@ -237,3 +237,23 @@ fn collect_refs(value: &Value, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+#[tokio::test]
+async fn the_web_client_is_served_with_its_content_types() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/room.html", "text/html"),
+        ("/observe.html", "text/html"),
+        ("/api.js", "text/javascript"),
+        ("/rtc.js", "text/javascript"),
+        ("/feedback.js", "text/javascript"),
+        ("/style.css", "text/css"),
+    ] {
+        let reply = app.get(path, None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        let content_type = reply.headers["content-type"].to_str().unwrap();
+        assert!(content_type.starts_with(kind), "{path}: {content_type}");
+    }
+    assert_eq!(app.get("/nope.js", None).await.status, StatusCode::NOT_FOUND);
+}

@@ -1,0 +1,26 @@
+// Live feedback shared by the interview room and the coach's view: meters, captions and cues from v1 events.
+// Each element is optional; a page shows what it has room for.
+function showFeedback(event) {
+  const set = (id, text, muted) => {
+    const node = document.getElementById(id);
+    if (!node) return;
+    node.textContent = text;
+    if (muted !== undefined) node.classList.toggle("muted", muted);
+  };
+  if (event.type === "speech.metrics") {
+    if (event.volume_dbfs != null) set("volume", `${event.volume_dbfs.toFixed(0)} dBFS`);
+    if (event.wpm != null) set("wpm", `${Math.round(event.wpm)} wpm`);
+  } else if (event.type === "vision.metrics") {
+    if (event.frame_width) set("video", `${event.frame_width}×${event.frame_height} @ ${event.fps}`);
+    if (event.face === false) { set("eye-contact", "no face"); set("expression", "–"); }
+    if (event.eye_contact != null) set("eye-contact", `${Math.round(event.eye_contact * 100)}%`);
+    if (event.expression) set("expression", Object.entries(event.expression).sort((a, b) => b[1] - a[1])[0][0]);
+  } else if (event.type === "interviewer.speech") {
+    set("interviewer-text", event.text, false);
+    document.getElementById("interviewer-caption")?.classList.toggle("speaking", event.phase === "start");
+  } else if (event.type === "transcript.partial" || event.type === "transcript.final") {
+    set("you-text", event.text, event.type === "transcript.partial");
+  } else if (event.type === "cue") {
+    set("cue", event.text);
+  }
+}
