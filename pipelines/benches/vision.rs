@@ -4,7 +4,7 @@
 //!
 //! - Face detection alone on a 640x480 frame.
 //! - The whole analysis of a frame (detection, mesh, both irises, pose, expression): at the live rate of five
-//!   frames a second, one stream's share of a core is 5 x this.
+//!   frames a second, one stream's share of a core is 5 x this. And the same while tracking (no detector).
 
 #[allow(dead_code)] // the speech helpers
 #[path = "../tests/support/mod.rs"]
@@ -37,7 +37,11 @@ fn vision(c: &mut Criterion) {
     let detector = FaceDetector::load(&models_dir().join("blazeface_128.onnx")).expect("BlazeFace");
     c.bench_function("vision/detect_640x480", |b| b.iter(|| detector.detect(&frame).unwrap().expect("a face")));
     let analyzer = FaceAnalyzer::load(&models_dir()).expect("the vision models");
-    c.bench_function("vision/analyze_640x480", |b| b.iter(|| analyzer.analyze(&frame).unwrap().expect("a face")));
+    c.bench_function("vision/analyze_640x480", |b| b.iter(|| analyzer.analyze(&frame, None).unwrap().expect("a face")));
+    let track = analyzer.analyze(&frame, None).unwrap().expect("a face").next;
+    c.bench_function("vision/analyze_tracked_640x480", |b| {
+        b.iter(|| analyzer.analyze(&frame, Some(track)).unwrap().expect("a face"))
+    });
 }
 
 criterion_group!(benches, vision);

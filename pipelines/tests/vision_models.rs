@@ -123,7 +123,7 @@ fn analyzer() -> Option<FaceAnalyzer> {
 }
 
 fn analyze(analyzer: &FaceAnalyzer, data: &[u8], width: u32, height: u32) -> Option<FaceReading> {
-    analyzer.analyze(&RgbImage { width, height, data }).unwrap()
+    analyzer.analyze(&RgbImage { width, height, data }, None).unwrap()
 }
 
 #[test]
@@ -158,4 +158,22 @@ fn head_pose_is_mirrored_with_the_picture_and_roll_does_not_leak_into_yaw() {
     assert!((tilted.head.roll - (upright.head.roll - 25.0)).abs() < 5.0, "{:?} vs {:?}", tilted.head, upright.head);
     assert!((tilted.head.yaw - upright.head.yaw).abs() < 5.0 && (tilted.head.pitch - upright.head.pitch).abs() < 5.0);
     assert_eq!(tilted.eye_contact, upright.eye_contact);
+}
+
+#[test]
+fn a_face_found_once_is_tracked_without_the_detector_and_found_again_when_lost() {
+    let (Some(analyzer), Some(data)) = (analyzer(), portrait()) else { return };
+    let frame = reframe(&data, square(256.0, 200.0, 400.0), 640, 480, false);
+    let image = RgbImage { width: 640, height: 480, data: &frame };
+    let first = analyzer.analyze(&image, None).unwrap().expect("a face");
+    assert!(!first.tracked);
+    let second = analyzer.analyze(&image, Some(first.next)).unwrap().expect("still the face");
+    assert!(second.tracked, "found where it was, without the detector");
+    let moved = ((second.centre.0 - first.centre.0).powi(2) + (second.centre.1 - first.centre.1).powi(2)).sqrt();
+    assert!(moved < 5.0 && (second.head.yaw - first.head.yaw).abs() < 3.0, "{first:?} vs {second:?}");
+    assert_eq!(second.eye_contact, first.eye_contact);
+    // Looking in the wrong place (the face moved away): the detector finds it again.
+    let elsewhere = Region { cx: 80.0, cy: 400.0, ..first.next };
+    let found = analyzer.analyze(&image, Some(elsewhere)).unwrap().expect("found again");
+    assert!(!found.tracked && (found.centre.0 - first.centre.0).abs() < 5.0);
 }

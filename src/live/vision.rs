@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use candor_pipelines::inference::InferenceError;
+use candor_pipelines::video::image::Region;
 use candor_pipelines::video::{DecodedFrame, FaceReading, RgbImage, VisionWindow};
 use candor_signaling::EventBody;
 use candor_signaling::events::CueKind;
@@ -29,13 +30,23 @@ pub struct VisionFeed {
     waiting: Option<DecodedFrame>,
     in_flight: Option<oneshot::Receiver<Done>>,
     window: VisionWindow,
+    /// Where the last frame's face was: the next frame looks there first (no detector while it is found).
+    track: Option<Region>,
     /// Eye-contact share of recent seconds that showed a face.
     recent_contact: VecDeque<f32>,
 }
 
 impl VisionFeed {
     pub fn new(ctx: SessionContext, engines: Arc<Engines>) -> Self {
-        Self { ctx, engines, waiting: None, in_flight: None, window: VisionWindow::default(), recent_contact: VecDeque::new() }
+        Self {
+            ctx,
+            engines,
+            waiting: None,
+            in_flight: None,
+            window: VisionWindow::default(),
+            track: None,
+            recent_contact: VecDeque::new(),
+        }
     }
 
     /// A newly decoded frame: analysed next, unless a newer one comes first.
@@ -54,10 +65,11 @@ impl VisionFeed {
             return;
         }
         let (Some(analyzer), Some(frame)) = (self.engines.vision.clone(), self.waiting.take()) else { return };
+        let track = self.track;
         let job = move || {
             let started = Instant::now();
             let image = RgbImage { width: frame.width, height: frame.height, data: &frame.rgb };
-            (analyzer.analyze(&image), started.elapsed())
+            (analyzer.analyze(&image, track), started.elapsed())
         };
         match self.engines.pool.submit(job) {
             Ok(rx) => self.in_flight = Some(rx),
@@ -75,8 +87,14 @@ impl VisionFeed {
         self.in_flight = None;
         self.ctx.metrics.vision_frame.observe(elapsed.as_secs_f64());
         match reading {
-            Ok(reading) => self.window.push(reading.as_ref()),
-            Err(e) => tracing::warn!(error = %e, "face analysis failed on a frame"),
+            Ok(reading) => {
+                self.track = reading.as_ref().map(|r| r.next);
+                self.window.push(reading.as_ref());
+            }
+            Err(e) => {
+                self.track = None;
+                tracing::warn!(error = %e, "face analysis failed on a frame");
+            }
         }
         self.submit();
     }

@@ -1,13 +1,13 @@
-//! One frame in, one reading out: detect the face, take its landmarks and irises, work out head pose, gaze and
-//! eye contact, and classify the expression. `VisionWindow` folds readings into the per-second summary that
-//! `vision.metrics` carries.
+//! One frame in, one reading out: find the face (where the previous frame's mesh says it is, else with the
+//! detector), take its landmarks and irises, work out head pose, gaze and eye contact, and classify the
+//! expression. `VisionWindow` folds readings into the per-second summary that `vision.metrics` carries.
 
 use std::path::Path;
 
 use super::detect::FaceDetector;
 use super::expression::{EXPRESSIONS, ExpressionModel};
 use super::image::{Region, RgbImage};
-use super::landmarks::FaceMesh;
+use super::landmarks::{FaceMesh, face_region};
 use super::pose::{Pose, eye_contact, gaze, head_pose};
 use crate::inference::InferenceError;
 
@@ -17,8 +17,12 @@ const EXPRESSION_MARGIN: f32 = 1.1;
 /// What one frame shows of the candidate's face.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaceReading {
-    /// Detector confidence, 0 to 1.
+    /// Confidence, 0 to 1: the detector's, or the mesh's while tracking.
     pub score: f32,
+    /// Found where the previous frame's face was, without running the detector.
+    pub tracked: bool,
+    /// Where to look for the face in the next frame (pass it to `analyze`).
+    pub next: Region,
     /// Centre of the face in the image (pixels).
     pub centre: (f32, f32),
     pub head: Pose,
@@ -45,30 +49,32 @@ impl FaceAnalyzer {
         })
     }
 
-    /// The candidate's face in `image`, or `None` when there is no face.
-    pub fn analyze(&self, image: &RgbImage) -> Result<Option<FaceReading>, InferenceError> {
-        let Some(detection) = self.detector.detect(image)? else { return Ok(None) };
-        let Some(landmarks) = self.mesh.landmarks(image, &detection)? else { return Ok(None) };
+    /// The candidate's face in `image`, or `None` when there is no face. `track` is the previous reading's
+    /// `next` region, if any: when the face is still there the detector does not run.
+    pub fn analyze(&self, image: &RgbImage, track: Option<Region>) -> Result<Option<FaceReading>, InferenceError> {
+        let tracked = match track {
+            Some(region) => self.mesh.landmarks(image, region)?,
+            None => None,
+        };
+        let (landmarks, score, tracked) = match tracked {
+            Some(landmarks) => {
+                let presence = landmarks.presence;
+                (landmarks, presence, true)
+            }
+            None => {
+                let Some(detection) = self.detector.detect(image)? else { return Ok(None) };
+                let Some(landmarks) = self.mesh.landmarks(image, face_region(&detection))? else { return Ok(None) };
+                (landmarks, detection.score, false)
+            }
+        };
         let head = head_pose(&landmarks);
         let gaze = gaze(&landmarks, &head);
-        // The face's extent in its upright frame, as a square around its middle.
-        let (mut low, mut high) = ([f32::MAX; 2], [f32::MIN; 2]);
-        for p in &landmarks.mesh {
-            for axis in 0..2 {
-                low[axis] = low[axis].min(p[axis]);
-                high[axis] = high[axis].max(p[axis]);
-            }
-        }
-        let region = landmarks.region;
-        let (cx, cy) = region.to_image(
-            (low[0] + high[0]) / 2.0 / region.size + 0.5,
-            (low[1] + high[1]) / 2.0 / region.size + 0.5,
-        );
-        let size = (high[0] - low[0]).max(high[1] - low[1]) * EXPRESSION_MARGIN;
-        let face = Region { cx, cy, size, angle: region.angle };
+        let face = landmarks.extent(EXPRESSION_MARGIN);
         Ok(Some(FaceReading {
-            score: detection.score,
-            centre: (cx, cy),
+            score,
+            tracked,
+            next: landmarks.next_region(),
+            centre: (face.cx, face.cy),
             head,
             gaze,
             eye_contact: eye_contact(gaze),
@@ -142,7 +148,17 @@ mod tests {
         expression[3] = happy;
         expression[6] = 1.0 - happy;
         let head = Pose { yaw, pitch: 0.0, roll: 0.0 };
-        FaceReading { score: 0.9, centre: (0.0, 0.0), head, gaze: (yaw, 0.0), eye_contact: contact, expression }
+        let next = Region { cx: 0.0, cy: 0.0, size: 1.0, angle: 0.0 };
+        FaceReading {
+            score: 0.9,
+            tracked: false,
+            next,
+            centre: (0.0, 0.0),
+            head,
+            gaze: (yaw, 0.0),
+            eye_contact: contact,
+            expression,
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Face landmarks: the MediaPipe face mesh (468 points in 3-D) on a crop around the detected face, turned so the
-//! eyes are level, then the iris model on a crop around each eye (the left eye mirrored, as the model expects).
-//! Both models were converted from TFLite by `models/convert_tflite.py`.
+//! Face landmarks: the MediaPipe face mesh (468 points in 3-D) on a crop around the face, turned so the eyes are
+//! level, then the iris model on a crop around each eye (the left eye mirrored, as the model expects). The crop
+//! comes from the detector (`face_region`) or, while the face is tracked, from the previous frame's mesh
+//! (`Landmarks::next_region`). Both models were converted from TFLite by `models/convert_tflite.py`.
 
 use std::path::Path;
 
@@ -43,7 +44,37 @@ pub struct Landmarks {
     pub irises: [(f32, f32); 2],
 }
 
+/// The crop the mesh model takes around a detected face.
+pub fn face_region(face: &Detection) -> Region {
+    Region { cx: face.cx, cy: face.cy, size: face.width.max(face.height) * MESH_SCALE, angle: face.roll() }
+}
+
 impl Landmarks {
+    /// The square around the mesh (in its upright frame), its side `margin` times the mesh's larger extent.
+    pub fn extent(&self, margin: f32) -> Region {
+        let (mut low, mut high) = ([f32::MAX; 2], [f32::MIN; 2]);
+        for p in &self.mesh {
+            for axis in 0..2 {
+                low[axis] = low[axis].min(p[axis]);
+                high[axis] = high[axis].max(p[axis]);
+            }
+        }
+        let region = self.region;
+        let (cx, cy) = region.to_image(
+            (low[0] + high[0]) / 2.0 / region.size + 0.5,
+            (low[1] + high[1]) / 2.0 / region.size + 0.5,
+        );
+        Region { cx, cy, size: (high[0] - low[0]).max(high[1] - low[1]) * margin, angle: region.angle }
+    }
+
+    /// Where to look in the next frame: the mesh's extent enlarged as a detection's box would be, turned to
+    /// the eye line (MediaPipe's tracking; the detector runs again only when the mesh loses the face).
+    pub fn next_region(&self) -> Region {
+        let (rx, ry) = self.in_image(point::RIGHT_EYE_OUTER);
+        let (lx, ly) = self.in_image(point::LEFT_EYE_OUTER);
+        Region { angle: (ly - ry).atan2(lx - rx), ..self.extent(MESH_SCALE) }
+    }
+
     /// Image coordinates of mesh point `index`.
     pub fn in_image(&self, index: usize) -> (f32, f32) {
         let [x, y, _] = self.mesh[index];
@@ -65,14 +96,8 @@ impl FaceMesh {
         })
     }
 
-    /// Landmarks of the detected face, or `None` if the mesh model sees no face there.
-    pub fn landmarks(&self, image: &RgbImage, face: &Detection) -> Result<Option<Landmarks>, InferenceError> {
-        let region = Region {
-            cx: face.cx,
-            cy: face.cy,
-            size: face.width.max(face.height) * MESH_SCALE,
-            angle: face.roll(),
-        };
+    /// Landmarks of the face in `region`, or `None` if the mesh model sees no face there.
+    pub fn landmarks(&self, image: &RgbImage, region: Region) -> Result<Option<Landmarks>, InferenceError> {
         let input = image.crop(&region, MESH_SIZE, false, |v| v / 255.0);
         let outputs = self.mesh.run(&[1, MESH_SIZE, MESH_SIZE, 3], input)?;
         let (Some(points), Some(&logit)) = (outputs.first(), outputs.get(1).and_then(|p| p.first())) else {
