@@ -332,13 +332,7 @@ impl Session {
         self.context.events.send(EventBody::SessionState { state: SessionPhase::Interviewing }).await;
         let context = self.context.clone();
         if context.engines.voice.is_some() {
-            let cancel = self.cancel.clone();
-            tokio::spawn(async move {
-                tokio::select! {
-                    () = context.voice.speak(&context, GREETING) => {}
-                    () = cancel.cancelled() => {}
-                }
-            });
+            self.beside(async move { context.voice.speak(&context, GREETING).await });
         } else if let Err(e) = context.voice.say(chime(48_000), 48_000).await {
             tracing::warn!(error = %e, "greeting not played");
         }
@@ -366,10 +360,27 @@ impl Session {
         }
     }
 
+    /// Runs `work` (an utterance, say) beside the session; it stops when the session ends.
+    fn beside(&self, work: impl Future<Output = ()> + Send + 'static) {
+        let cancel = self.cancel.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = work => {}
+                () = cancel.cancelled() => {}
+            }
+        });
+    }
+
     async fn handle_client_event(&self, text: &str) {
         let error = |e: ProtocolError| EventBody::Error { code: e.code().to_string(), message: e.to_string() };
         match ClientEvent::parse(text) {
             Ok(ClientEvent::Control(candor_signaling::ControlAction::End)) => self.end("client_ended").await,
+            Ok(ClientEvent::Control(candor_signaling::ControlAction::Repeat)) => {
+                let context = self.context.clone();
+                self.beside(async move {
+                    context.voice.repeat(&context).await;
+                });
+            }
             Ok(event) => tracing::debug!(?event, "client event not handled until the interviewer exists"),
             Err(e) => self.context.events.send(error(e)).await,
         }

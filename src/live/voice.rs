@@ -39,6 +39,8 @@ pub struct VoiceOut {
     ssrc: u32,
     /// The utterance being spoken, if any.
     current: Arc<Mutex<Option<Utterance>>>,
+    /// The text of the last utterance begun, for `repeat`.
+    last_text: Arc<Mutex<Option<String>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +72,7 @@ impl VoiceOut {
             track: Arc::new(track),
             ssrc,
             current: Arc::default(),
+            last_text: Arc::default(),
         })
     }
 
@@ -127,6 +130,7 @@ impl VoiceOut {
         self.interrupt(ctx).await;
         let utterance = Utterance { id: id.clone(), text: text.to_string(), start_ms: ctx.events.t_ms() };
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(utterance);
+        *self.last_text.lock().unwrap_or_else(|p| p.into_inner()) = Some(text.to_string());
         let start = EventBody::InterviewerSpeech {
             utterance_id: id.clone(),
             phase: SpeechPhase::Start,
@@ -166,6 +170,14 @@ impl VoiceOut {
         if let Some(utterance) = finished {
             end(ctx, utterance, false).await;
         }
+    }
+
+    /// Says the last utterance again (the candidate asked for it); false when nothing was said yet.
+    pub async fn repeat(&self, ctx: &SessionContext) -> bool {
+        let last = self.last_text.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(text) = last else { return false };
+        self.speak(ctx, &text).await;
+        true
     }
 
     /// Barge-in (or a newer utterance): silences the voice at once and ends the utterance being spoken as

@@ -421,3 +421,21 @@ async fn a_candidate_who_starts_speaking_cuts_the_interviewer_off_at_once() {
     assert!(turns.iter().any(|t| t["speaker"] == "candidate"));
     client.end().await;
 }
+
+#[tokio::test]
+async fn a_candidate_who_asks_hears_the_interviewer_again() {
+    let Some(app) = app_with(&["tts"]).await else { return };
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let interview = app.create_interview(&token).await;
+    let client = Client::connect(options(&app, &token, &interview, Role::Candidate)).await.expect("connects");
+    assert!(client.wait_until(PATIENCE, |c| !speech_events(c, "end").is_empty()).await);
+    let heard = client.inbound().audio_packets;
+
+    client.send_event(r#"{"v":1,"type":"control","action":"repeat"}"#).await.unwrap();
+    assert!(client.wait_until(PATIENCE, |c| speech_events(c, "end").len() == 2).await, "{:?}", client.events());
+    let starts = speech_events(&client, "start");
+    assert_eq!(starts[0]["text"], starts[1]["text"]);
+    assert_ne!(starts[0]["utterance_id"], starts[1]["utterance_id"], "a new utterance");
+    assert!(client.inbound().audio_packets > heard + 100, "it was heard again");
+    client.end().await;
+}
