@@ -1,5 +1,20 @@
 // Live feedback shared by the interview room and the coach's view: meters, captions and cues from v1 events.
-// Each element is optional; a page shows what it has room for.
+// `mountFeedback` builds the panel into a page's container; `showFeedback` updates it from each event.
+function mountFeedback(container, { candidate }) {
+  const meter = (label, id) => el("div", { class: "meter" }, el("span", { class: "muted" }, label), el("strong", { id }, "–"));
+  const caption = (id, who, textId) =>
+    el("p", { class: "caption", id }, el("span", { class: "who" }, who), el("span", { id: textId, class: "muted" }, "…"));
+  container.append(
+    el("div", { class: "meters" },
+      meter("Volume", "volume"), meter("Pace", "wpm"), meter("Video", "video"),
+      meter("Eye contact", "eye-contact"), meter("Expression", "expression")),
+    el("div", { class: "captions", "aria-live": "polite" },
+      caption("interviewer-caption", "Interviewer", "interviewer-text"),
+      caption("you-caption", candidate, "you-text")),
+    el("p", { id: "cue", class: "muted", role: "status", "aria-live": "polite" }),
+  );
+}
+
 function showFeedback(event) {
   const set = (id, text, muted) => {
     const node = document.getElementById(id);
