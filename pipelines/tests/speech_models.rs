@@ -7,7 +7,8 @@ mod support;
 use std::path::PathBuf;
 
 use candor_pipelines::speech::delivery::analyze;
-use candor_pipelines::speech::stt::{SpeechToText, SttOptions, word_error_rate};
+use candor_pipelines::speech::stt::{SpeechToText, SttOptions};
+use candor_pipelines::speech::text::word_error_rate;
 use support::{models_dir, speak};
 
 fn model(name: &str) -> Option<PathBuf> {

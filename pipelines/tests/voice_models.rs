@@ -6,7 +6,8 @@ mod support;
 
 use candor_pipelines::audio::Resampler;
 use candor_pipelines::inference::init_runtime;
-use candor_pipelines::speech::stt::{SpeechToText, SttOptions, word_error_rate};
+use candor_pipelines::speech::stt::{SpeechToText, SttOptions};
+use candor_pipelines::speech::text::word_error_rate;
 use candor_pipelines::voice::tts::{Piper, TtsError, Voice};
 use support::models_dir;
 

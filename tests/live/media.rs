@@ -231,7 +231,7 @@ async fn a_spoken_answer_comes_back_as_a_final_transcript_and_a_stored_turn() {
     );
     let last = events_of(&client, "transcript.final").pop().unwrap();
     let heard = last["text"].as_str().unwrap();
-    let wer = candor_pipelines::speech::stt::word_error_rate(text, heard);
+    let wer = candor_pipelines::speech::text::word_error_rate(text, heard);
     assert!(wer <= 0.2, "WER {wer:.2}: {heard}");
     let words = last["words"].as_array().unwrap();
     assert!(words.len() >= 10 && words.iter().all(|w| w["end_ms"].as_u64() >= w["start_ms"].as_u64()));

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::TimedWord;
+use super::text::spoken_length;
 
 /// Single-word fillers.
 pub const FILLER_WORDS: &[&str] = &["um", "umm", "uh", "uhh", "uhm", "er", "erm", "hmm", "mm", "ah", "basically"];
@@ -63,7 +64,7 @@ const LIKE_PAUSE_MS: u64 = 300;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Delivery {
-    /// Words that are not fillers.
+    /// Words that are not fillers, as spoken ("40%" is two).
     pub content_words: usize,
     /// Content words per minute of speech (first word to last), when there is at least a second of speech.
     pub wpm: Option<f32>,
@@ -135,7 +136,9 @@ pub fn analyze(words: &[TimedWord]) -> Delivery {
     let filler_total: usize = filler_counts.values().sum();
     let speaking_ms = last.end_ms.saturating_sub(first.start_ms);
     let minutes = speaking_ms as f32 / 60_000.0;
-    let content_words = words.len() - fillers.len();
+    // Words as spoken: "40%" is two words said, not one.
+    let filler_at: std::collections::HashSet<usize> = fillers.iter().map(|(i, _)| *i).collect();
+    let content_words: usize = (0..words.len()).filter(|i| !filler_at.contains(i)).map(|i| spoken_length(&words[i].text)).sum();
     let gaps: Vec<u64> = words.windows(2).map(|w| w[1].start_ms.saturating_sub(w[0].end_ms)).collect();
     Delivery {
         content_words,

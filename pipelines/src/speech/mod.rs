@@ -4,6 +4,7 @@
 //! - `pitch`: fundamental frequency (YIN) of voiced frames, its mean and variability.
 //! - `delivery`: pace, fillers, pauses and speaking time from timed words.
 //! - `stt`: speech-to-text (whisper.cpp) with word timings.
+//! - `text`: comparing transcripts (word error rate) and counting spoken words.
 //! - `vad`: voice activity (Silero VAD v6) per 32 ms chunk.
 //! - `pipeline`: all of the above for one stream: audio in, turns, transcripts and measurements out.
 //! - `turn`: when the candidate has finished a turn, from voice activity and the last words.
@@ -12,6 +13,7 @@ pub mod delivery;
 pub mod pipeline;
 pub mod pitch;
 pub mod stt;
+pub mod text;
 pub mod turn;
 pub mod vad;
 

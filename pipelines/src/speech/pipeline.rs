@@ -118,6 +118,8 @@ pub struct SpeechPipeline {
     pause_ms: u64,
     /// Milliseconds spent in VAD so far, for metrics.
     pub vad_ms_total: f64,
+    /// Decodes repeated in the larger window because the first looked degenerate, for metrics.
+    pub redecodes: u64,
 }
 
 impl SpeechPipeline {
@@ -143,6 +145,7 @@ impl SpeechPipeline {
             segment_start_ms: 0,
             pause_ms: 0,
             vad_ms_total: 0.0,
+            redecodes: 0,
         })
     }
 
@@ -242,10 +245,12 @@ impl SpeechPipeline {
         let recent: Vec<&str> = self.settled.iter().rev().take(40).map(|w| w.text.as_str()).collect();
         let settled_text = recent.into_iter().rev().collect::<Vec<_>>().join(" ");
         let prompt = format!("{} {settled_text}", self.options.prompt.as_deref().unwrap_or_default());
-        let options = SttOptions { threads, prompt: Some(prompt.trim().to_string()) };
+        let options = SttOptions { threads, prompt: Some(prompt.trim().to_string()), full_window: false };
         let audio = self.audio_between(from_ms, to_ms).to_vec();
         let Some(stt) = self.stt.as_ref() else { return Ok(Vec::new()) };
-        Ok(stt.transcribe(&audio, from_ms, &options)?.words)
+        let transcript = stt.transcribe(&audio, from_ms, &options)?;
+        self.redecodes += u64::from(transcript.redecoded);
+        Ok(transcript.words)
     }
 
     /// Decodes every closed segment not decoded yet, once.
@@ -299,8 +304,14 @@ impl SpeechPipeline {
                 piece_start = piece_end;
             }
         }
-        let words = std::mem::take(&mut self.settled);
-        let transcript = Transcript { text: join(&words), words };
+        // Whisper's word times are rough at the edges (they spread into the pre- and post-roll); the VAD knows
+        // to a chunk when the voice began and stopped, and pace is measured over that span.
+        let mut words = std::mem::take(&mut self.settled);
+        for word in &mut words {
+            word.start_ms = word.start_ms.clamp(self.turn_start_ms, last_voice_ms);
+            word.end_ms = word.end_ms.clamp(word.start_ms, last_voice_ms);
+        }
+        let transcript = Transcript { text: join(&words), words, redecoded: false };
         let decode_ms = started.elapsed().as_millis() as u64;
         self.turns.handle_words(&[]);
         self.trim_to(self.now_ms.saturating_sub(PRE_ROLL_MS));

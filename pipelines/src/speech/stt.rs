@@ -3,10 +3,17 @@
 //! number follows the decodes running at once (the inference workers), not the sessions. Calls block for tens
 //! to hundreds of milliseconds, so callers run them on a worker pool, never on the async runtime.
 //!
-//! Short audio decodes faster when whisper's audio context shrinks to the audio actually present (50 encoder
-//! frames per second); `transcribe` does that. Whisper tends to drop disfluencies, so the initial prompt is
-//! written with fillers, which makes it keep "um" and "uh" (measured in the tests and the benchmark).
-
+//! Whisper tends to drop disfluencies, so the decoder is prompted with a text full of fillers, which makes it
+//! keep "um" and "uh" (measured in the tests and the benchmark).
+//!
+//! Short audio decodes faster when whisper's audio context (the encoder window, 50 frames per second) shrinks
+//! to the audio actually present. But a short window with the filler prompt is what made live transcripts loop
+//! ("try again. Try again. Try again..."): the prompt switches the decoder out of timestamp mode, and in a
+//! window of a few seconds it no longer sees where the audio ends, so nothing stops it repeating itself. With a
+//! window of 15 s or more it ends every clip of the real-speech test set cleanly. So each decode runs first in
+//! the fitted window (`FAST_AUDIO_CTX`, cheap), is bounded to the words a person can say in that much audio, and
+//! is decoded again in `SAFE_AUDIO_CTX` when it looks degenerate (`degenerate`): too many words for the audio,
+//! or a phrase repeated back to back. Most decodes pay nothing extra; a loop costs one bounded decode more.
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -16,6 +23,19 @@ use super::TimedWord;
 
 /// Primes the decoder to transcribe disfluencies rather than clean them up.
 pub const FILLER_PROMPT: &str = "Umm, so, uh, I was like, you know, thinking about it. Hmm, I mean, er, okay.";
+
+/// The smallest audio context of a first decode (7.7 s): the window fitted to the audio plus a second.
+const FAST_AUDIO_CTX: u32 = 384;
+/// The smallest audio context of a decode repeated because the first looked degenerate (15.4 s).
+const SAFE_AUDIO_CTX: u32 = 768;
+/// Whisper's whole window, 30 s: what an offline decode uses.
+const FULL_AUDIO_CTX: u32 = 1500;
+/// Fast speech is about 4 words a second; more than this many per second of audio is a decoder running on.
+const MAX_WORDS_PER_SECOND: f32 = 6.0;
+/// Tokens the decoder may produce per second of audio, and the allowance every decode gets (words are 1-2
+/// tokens; punctuation is one more). Bounds what a runaway decode costs before it is noticed.
+const MAX_TOKENS_PER_SECOND: f32 = 10.0;
+const MIN_TOKENS: f32 = 16.0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SttError {
@@ -45,7 +65,7 @@ impl SpeechToText {
         let stt = Self { idle: Mutex::new(vec![context.create_state()?]), context };
         // One decode now: a file that parses but does not decode fails here, and whisper.cpp sets up its lazy
         // internals before any session (and before the inference pool's exit handler, see candor's pool).
-        stt.transcribe(&[0.0; 16_000], 0, &SttOptions { threads: 1, prompt: None })
+        stt.transcribe(&[0.0; 16_000], 0, &SttOptions { threads: 1, prompt: None, full_window: false })
             .map_err(|e| model(&format!("does not decode ({e})")))?;
         Ok(stt)
     }
@@ -57,9 +77,30 @@ impl SpeechToText {
             Some(state) => state,
             None => self.context.create_state()?,
         };
-        let result = transcribe(&mut state, pcm, offset_ms, options);
+        let result = self.decode_guarded(&mut state, pcm, offset_ms, options);
         self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(state);
         result
+    }
+
+    /// One decode in the fitted window, and a second in the safe window if the first looks degenerate.
+    fn decode_guarded(
+        &self,
+        state: &mut WhisperState,
+        pcm: &[f32],
+        offset_ms: u64,
+        options: &SttOptions,
+    ) -> Result<Transcript, SttError> {
+        let seconds = pcm.len() as f32 / 16_000.0;
+        if options.full_window {
+            return transcribe(state, pcm, offset_ms, options, FULL_AUDIO_CTX);
+        }
+        let first = transcribe(state, pcm, offset_ms, options, FAST_AUDIO_CTX)?;
+        if !degenerate(&first.words, seconds) {
+            return Ok(first);
+        }
+        let mut second = transcribe(state, pcm, offset_ms, options, SAFE_AUDIO_CTX)?;
+        second.redecoded = true;
+        Ok(second)
     }
 
     /// Decoder states made so far (idle ones; the rest are decoding).
@@ -72,6 +113,8 @@ impl SpeechToText {
 pub struct Transcript {
     pub text: String,
     pub words: Vec<TimedWord>,
+    /// The first decode looked degenerate and this one was made in the larger window.
+    pub redecoded: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -79,11 +122,20 @@ pub struct SttOptions {
     pub threads: usize,
     /// Text that conditions the decoder (fillers, or the question being answered).
     pub prompt: Option<String>,
+    /// Decode in whisper's whole 30 s window, as offline transcription does (slow; for reference decodes).
+    pub full_window: bool,
 }
 
 impl Default for SttOptions {
     fn default() -> Self {
-        Self { threads: 2, prompt: Some(FILLER_PROMPT.to_string()) }
+        Self { threads: 2, prompt: Some(FILLER_PROMPT.to_string()), full_window: false }
+    }
+}
+
+impl SttOptions {
+    /// An offline decode: the whole window, no prompt.
+    pub fn offline(threads: usize) -> Self {
+        Self { threads, prompt: None, full_window: true }
     }
 }
 
@@ -92,6 +144,7 @@ fn transcribe(
     pcm: &[f32],
     offset_ms: u64,
     options: &SttOptions,
+    min_audio_ctx: u32,
 ) -> Result<Transcript, SttError> {
     let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
     params.set_n_threads(options.threads.max(1) as i32);
@@ -108,10 +161,13 @@ fn transcribe(
         params.set_initial_prompt(prompt);
     }
     // 50 encoder frames per second of audio, plus a second of margin, in steps of 64 (the encoder's
-    // convolution needs a multiple of its stride; smaller contexts than ~6 s lose accuracy).
+    // convolution needs a multiple of its stride).
     let seconds = pcm.len() as f32 / 16_000.0;
-    let frames = (((seconds + 1.0) * 50.0) as u32).div_ceil(64) as i32 * 64;
-    params.set_audio_ctx(frames.clamp(384, 1500));
+    let frames = (((seconds + 1.0) * 50.0) as u32).div_ceil(64) * 64;
+    params.set_audio_ctx(frames.clamp(min_audio_ctx, FULL_AUDIO_CTX) as i32);
+    if !options.full_window {
+        params.set_max_tokens((MIN_TOKENS + MAX_TOKENS_PER_SECOND * seconds) as i32);
+    }
     // whisper.cpp needs at least one second; pad short clips with silence.
     let mut padded;
     let audio = if pcm.len() < 16_000 {
@@ -155,38 +211,55 @@ fn collect(state: &WhisperState, offset_ms: u64) -> Transcript {
         }
     }
     words.retain(|w| w.text.chars().any(char::is_alphanumeric));
-    Transcript { text: text.trim().to_string(), words }
+    Transcript { text: text.trim().to_string(), words, redecoded: false }
 }
 
-/// Word error rate of `hypothesis` against `reference`: edits (substitutions, insertions, deletions) per
-/// reference word, compared case- and punctuation-insensitively.
-pub fn word_error_rate(reference: &str, hypothesis: &str) -> f32 {
-    let words = |s: &str| s.split_whitespace().map(super::normalize).filter(|w| !w.is_empty()).collect::<Vec<_>>();
-    let (r, h) = (words(reference), words(hypothesis));
-    if r.is_empty() {
-        return if h.is_empty() { 0.0 } else { 1.0 };
+/// Does a decode of `seconds` of audio look like a decoder running on rather than what was said? More words
+/// than a person can say in that time, a phrase of three or more words twice back to back ("go forward ten
+/// meters. Go forward ten meters."), or a shorter one three times ("try again. Try again. Try again."). A
+/// speaker who really repeats themselves costs a second decode, which keeps the repetition.
+pub fn degenerate(words: &[TimedWord], seconds: f32) -> bool {
+    if words.len() as f32 > 2.0 + MAX_WORDS_PER_SECOND * seconds.max(1.0) {
+        return true;
     }
-    let mut previous: Vec<usize> = (0..=h.len()).collect();
-    for (i, rw) in r.iter().enumerate() {
-        let mut current = vec![i + 1; h.len() + 1];
-        for (j, hw) in h.iter().enumerate() {
-            let substitution = previous[j] + usize::from(rw != hw);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        previous = current;
-    }
-    previous[h.len()] as f32 / r.len() as f32
+    let normalized: Vec<String> = words.iter().map(TimedWord::normalized).collect();
+    let repeated = |len: usize, times: usize| {
+        normalized.len() >= len * times
+            && (0..=normalized.len() - len * times)
+                .any(|i| (1..times).all(|k| normalized[i..i + len] == normalized[i + k * len..i + (k + 1) * len]))
+    };
+    repeated(1, 3) || repeated(2, 3) || (3..=normalized.len() / 2).any(|len| repeated(len, 2))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn words(text: &str, seconds: f32) -> Vec<TimedWord> {
+        let count = text.split_whitespace().count().max(1) as f32;
+        text.split_whitespace()
+            .enumerate()
+            .map(|(i, w)| {
+                let start = (i as f32 * seconds * 1000.0 / count) as u64;
+                TimedWord::new(w, start, start + 100)
+            })
+            .collect()
+    }
+
     #[test]
-    fn word_error_rate_counts_edits_per_reference_word() {
-        assert_eq!(word_error_rate("the cat sat", "The cat sat."), 0.0);
-        assert!((word_error_rate("the cat sat down", "the cat sat") - 0.25).abs() < 1e-6);
-        assert!((word_error_rate("a b", "x b c") - 1.0).abs() < 1e-6);
+    fn loops_and_runaway_decodes_look_degenerate_and_real_speech_does_not() {
+        assert!(degenerate(&words("Go forward 10 meters. Go forward 10 meters.", 2.8), 2.8));
+        assert!(degenerate(&words("try again. Try again. Try again.", 1.2), 1.2));
+        assert!(degenerate(&words("again again again", 1.0), 1.0));
+        assert!(degenerate(&words(&"and so on ".repeat(12), 3.0), 3.0), "more words than fit in the audio");
+        for said in [
+            "Ever tried. Ever failed. No matter. Try again. Fail again. Fail better.",
+            "It was the best of times, it was the worst of times",
+            "um, so I, uh, I think we had to, like, rebuild it",
+            "two nine three four zero",
+        ] {
+            assert!(!degenerate(&words(said, 4.0), 4.0), "{said}");
+        }
     }
 
     #[test]
