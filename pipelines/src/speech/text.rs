@@ -15,7 +15,7 @@ const UNITS: &[&str] = &[
 const TENS: &[&str] = &["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
 const SCALES: &[(&str, u64)] = &[("hundred", 100), ("thousand", 1_000), ("million", 1_000_000)];
 const ABBREVIATIONS: &[(&str, &str)] =
-    &[("mr", "mister"), ("mrs", "missus"), ("dr", "doctor"), ("vs", "versus"), ("ok", "okay")];
+    &[("mr", "mister"), ("mrs", "missus"), ("dr", "doctor"), ("vs", "versus"), ("ok", "okay"), ("alright", "all right")];
 
 /// The comparable words of a text: lower case, punctuation and hyphens gone, abbreviations spelled out, numbers
 /// as single digits.
@@ -32,7 +32,10 @@ pub fn comparable_words(text: &str) -> Vec<String> {
     let mut words: Vec<String> = Vec::new();
     for raw in spaced.split_whitespace() {
         let word = raw.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'');
-        let word = ABBREVIATIONS.iter().find(|(short, _)| *short == word).map_or(word, |(_, long)| long);
+        if let Some((_, long)) = ABBREVIATIONS.iter().find(|(short, _)| *short == word) {
+            words.extend(long.split(' ').map(String::from));
+            continue;
+        }
         if word.is_empty() {
             continue;
         }
@@ -157,6 +160,7 @@ mod tests {
             ("a forty percent drop", "a 40% drop"),
             ("twenty nine people in nineteen eighty four", "29 people in 1984"),
             ("three hundred five", "305"),
+            ("all right thanks", "Alright, thanks."),
         ] {
             assert_eq!(comparable_words(spoken), comparable_words(written), "{spoken} / {written}");
         }
