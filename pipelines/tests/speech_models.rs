@@ -214,3 +214,23 @@ fn under_load_partials_come_half_as_often_and_the_final_is_the_same() {
     assert_eq!(relaxed_finals.len(), 1);
     assert!(word_error_rate(&relaxed_finals[0], &loaded_finals[0]) <= 0.1, "{relaxed_finals:?} {loaded_finals:?}");
 }
+
+/// Under load the live feed hands the pipeline seconds of audio at once; a whole turn can start and end inside
+/// one such chunk (this used to slice the audio backwards and panic the inference worker).
+#[test]
+fn a_whole_turn_inside_one_long_chunk_is_transcribed() {
+    let Some(vad) = vad() else { return };
+    let Some(path) = model("ggml-tiny.en.bin") else { return };
+    use candor_pipelines::speech::pipeline::{SpeechEngines, SpeechEvent, SpeechPipeline};
+    let engines =
+        SpeechEngines { vad: std::sync::Arc::new(vad), stt: Some(std::sync::Arc::new(SpeechToText::load(&path).unwrap())) };
+    let mut pipeline = SpeechPipeline::new(engines, Default::default(), SttOptions::default()).unwrap();
+    let mut audio = vec![0.0_f32; 16_000 * 3];
+    audio.extend(speak("We finished the project two weeks early.", 160));
+    audio.extend(std::iter::repeat_n(0.0, 16_000 * 2));
+    let events = pipeline.push(&audio).unwrap();
+    let finals: Vec<_> = events.iter().filter_map(|e| if let SpeechEvent::Final(f) = e { Some(f) } else { None }).collect();
+    assert_eq!(finals.len(), 1, "{events:?}");
+    let heard = &finals[0].transcript.text;
+    assert!(word_error_rate("we finished the project two weeks early", heard) <= 0.25, "{heard:?}");
+}

@@ -222,7 +222,7 @@ impl SpeechPipeline {
     /// Audio between two stream times, clamped to what is kept.
     fn audio_between(&self, from_ms: u64, to_ms: u64) -> &[f32] {
         let index = |ms: u64| ((ms.saturating_sub(self.audio_start_ms)) as usize * RATE_PER_MS).min(self.audio.len());
-        &self.audio[index(from_ms)..index(to_ms)]
+        &self.audio[index(from_ms).min(index(to_ms))..index(to_ms)]
     }
 
     /// A pause long enough closes the open segment when the voice comes back.
@@ -284,7 +284,9 @@ impl SpeechPipeline {
         waited_for: Option<Hesitation>,
     ) -> Result<FinalTurn, SpeechError> {
         let from = self.turn_start_ms.saturating_sub(PRE_ROLL_MS);
-        let to = (last_voice_ms + POST_ROLL_MS).min(self.now_ms + CHUNK_MS * 64);
+        // The post-roll, as far as audio has arrived (a turn may end inside a long merged chunk).
+        let audio_end_ms = self.audio_start_ms + (self.audio.len() / RATE_PER_MS) as u64;
+        let to = (last_voice_ms + POST_ROLL_MS).min(audio_end_ms);
         let audio = self.audio_between(from, to).to_vec();
         let mut pitch = PitchTracker::new(16_000);
         pitch.push(&audio);
