@@ -9,11 +9,13 @@
 //! Short audio decodes faster when whisper's audio context (the encoder window, 50 frames per second) shrinks
 //! to the audio actually present. But a short window with the filler prompt is what made live transcripts loop
 //! ("try again. Try again. Try again..."): the prompt switches the decoder out of timestamp mode, and in a
-//! window of a few seconds it no longer sees where the audio ends, so nothing stops it repeating itself. With a
-//! window of 15 s or more it ends every clip of the real-speech test set cleanly. So each decode runs first in
-//! the fitted window (`FAST_AUDIO_CTX`, cheap), is bounded to the words a person can say in that much audio, and
-//! is decoded again in `SAFE_AUDIO_CTX` when it looks degenerate (`degenerate`): too many words for the audio,
-//! or a phrase repeated back to back. Most decodes pay nothing extra; a loop costs one bounded decode more.
+//! window of a few seconds it no longer sees where the audio ends, so nothing stops it repeating itself (the
+//! prompt's own fillers loop too: "um, um, um, um"). Measured on the real-speech test set, a decode without the
+//! prompt in a window of 15 s or more never loops. So each decode runs first in the fitted window with the
+//! prompt (`FAST_AUDIO_CTX`, cheap, keeps fillers), bounded to the tokens a person can say in that much audio,
+//! and is decoded again without the prompt in `SAFE_AUDIO_CTX` when it looks degenerate (`degenerate`): too many
+//! words for the audio, or a phrase repeated back to back. Most decodes pay nothing extra; a loop costs one
+//! bounded decode more, and that decode's fillers.
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -82,7 +84,8 @@ impl SpeechToText {
         result
     }
 
-    /// One decode in the fitted window, and a second in the safe window if the first looks degenerate.
+    /// One decode in the fitted window, and a second in the safe window without the prompt if the first looks
+    /// degenerate.
     fn decode_guarded(
         &self,
         state: &mut WhisperState,
@@ -98,7 +101,8 @@ impl SpeechToText {
         if !degenerate(&first.words, seconds) {
             return Ok(first);
         }
-        let mut second = transcribe(state, pcm, offset_ms, options, SAFE_AUDIO_CTX)?;
+        let plain = SttOptions { prompt: None, ..options.clone() };
+        let mut second = transcribe(state, pcm, offset_ms, &plain, SAFE_AUDIO_CTX)?;
         second.redecoded = true;
         Ok(second)
     }
