@@ -19,7 +19,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use serde_json::Value;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::media_stream::track_local::TrackLocal;
@@ -104,8 +104,13 @@ impl Recorded {
     }
 }
 
+/// Speech for the microphone: PCM, its rate, and who to tell once it has been sent.
+type Speech = (Vec<f32>, u32, Option<oneshot::Sender<()>>);
+
 pub struct Client {
     pc: Arc<dyn PeerConnection>,
+    /// The microphone's queue: what `say` adds is sent after what is already queued.
+    microphone: mpsc::UnboundedSender<Speech>,
     ws_out: mpsc::UnboundedSender<Message>,
     recorded: Arc<Recorded>,
     channel: Arc<dyn DataChannel>,
@@ -317,10 +322,13 @@ impl Client {
             }
         }));
 
+        let (microphone, speech) = mpsc::unbounded_channel::<Speech>();
+        if let Some((pcm, rate)) = options.audio.clone() {
+            let _ = microphone.send((pcm, rate, None));
+        }
         if let Some(track) = audio_track {
-            let pcm = options.audio.clone();
             let garbage = options.garbage_audio_packets;
-            tasks.push(tokio::spawn(send_audio(track, garbage, pcm, recorded.clone())));
+            tasks.push(tokio::spawn(send_audio(track, garbage, speech, recorded.clone())));
         }
         if let (Some(track), Some((codec, w, h, fps))) = (video_track, options.video) {
             let mut camera = Camera::new(codec, w, h, fps)?;
@@ -330,7 +338,16 @@ impl Client {
             let payload_type = if codec == CameraCodec::H264 { H264_PT } else { VP8_PT };
             tasks.push(tokio::spawn(send_video(track, camera, payload_type, recorded.clone())));
         }
-        Ok(Self { pc, ws_out, recorded, channel, tasks })
+        Ok(Self { pc, microphone, ws_out, recorded, channel, tasks })
+    }
+
+    /// Speaks into the microphone after whatever is queued; returns once the last frame has been sent. Between
+    /// utterances the microphone sends nothing, as a muted or DTX microphone does.
+    pub async fn say(&self, pcm: Vec<f32>, rate: u32) {
+        let (done, sent) = oneshot::channel();
+        if self.microphone.send((pcm, rate, Some(done))).is_ok() {
+            let _ = sent.await;
+        }
     }
 
     pub fn events(&self) -> Vec<Value> {
@@ -451,7 +468,7 @@ async fn wait_connected(recorded: &Recorded) {
 async fn send_audio(
     track: Arc<TrackLocalStaticSample>,
     garbage: u32,
-    pcm: Option<(Vec<f32>, u32)>,
+    mut speech: mpsc::UnboundedReceiver<Speech>,
     recorded: Arc<Recorded>,
 ) {
     wait_connected(&recorded).await;
@@ -476,32 +493,37 @@ async fn send_audio(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let Some((pcm, rate)) = pcm else { return };
-    let Ok(mut pacer) = VoicePacer::new() else { return };
-    // A long recording is fed in pieces so the queue bound is never reached.
-    let chunk = rate as usize * 10;
-    let started = Instant::now();
-    for piece in pcm.chunks(chunk) {
-        if pacer.push_pcm(piece, rate).is_err() {
-            return;
-        }
-        if piece.len() < chunk {
-            let _ = pacer.finish();
-        }
-        while let Some(due) = pacer.poll_timeout() {
-            let now = started.elapsed().as_millis() as u64;
-            if due > now {
-                tokio::time::sleep(Duration::from_millis(due - now)).await;
-            }
-            let Some(frame) = pacer.poll_frame(started.elapsed().as_millis() as u64) else { continue };
-            let sample = rtc::media::Sample {
-                data: Bytes::from(frame),
-                duration: Duration::from_millis(20),
-                ..rtc::media::Sample::new(Instant::now())
-            };
-            if track.write_sample(0x1000_0001, OPUS_PT, &sample, &[]).await.is_err() {
+    while let Some((pcm, rate, done)) = speech.recv().await {
+        let Ok(mut pacer) = VoicePacer::new() else { return };
+        // A long recording is fed in pieces so the queue bound is never reached.
+        let chunk = rate as usize * 10;
+        let started = Instant::now();
+        let pieces = pcm.len().div_ceil(chunk);
+        for (index, piece) in pcm.chunks(chunk).enumerate() {
+            if pacer.push_pcm(piece, rate).is_err() {
                 return;
             }
+            if index + 1 == pieces {
+                let _ = pacer.finish();
+            }
+            while let Some(due) = pacer.poll_timeout() {
+                let now = started.elapsed().as_millis() as u64;
+                if due > now {
+                    tokio::time::sleep(Duration::from_millis(due - now)).await;
+                }
+                let Some(frame) = pacer.poll_frame(started.elapsed().as_millis() as u64) else { continue };
+                let sample = rtc::media::Sample {
+                    data: Bytes::from(frame),
+                    duration: Duration::from_millis(20),
+                    ..rtc::media::Sample::new(Instant::now())
+                };
+                if track.write_sample(0x1000_0001, OPUS_PT, &sample, &[]).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if let Some(done) = done {
+            let _ = done.send(());
         }
     }
 }

@@ -103,9 +103,14 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
 #[allow(dead_code)] // used by the live tests only
 /// Points the configuration at the fetched models (CANDOR_MODELS_DIR or ./models/cache).
 pub fn with_models(config: &mut Config) {
-    config.models_dir = std::env::var_os("CANDOR_MODELS_DIR")
+    config.models_dir = models_dir();
+}
+
+/// Where the fetched models and test material are: CANDOR_MODELS_DIR, or the repository's models/cache.
+pub fn models_dir() -> std::path::PathBuf {
+    std::env::var_os("CANDOR_MODELS_DIR")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cache"));
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cache"))
 }
 
 /// Creates an empty database with a random name next to the one in CANDOR_TEST_DATABASE_URL.

@@ -8,6 +8,7 @@ mod helpers;
 mod load;
 mod media;
 mod signaling;
+mod transcripts;
 
 use std::time::Duration;
 

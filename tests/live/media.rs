@@ -299,9 +299,7 @@ async fn a_fast_answer_earns_one_pace_cue() {
 
 /// The test portrait framed as a 640x480 webcam picture, RGB24, or `None` when it is not fetched.
 fn portrait_frame() -> Option<Vec<u8>> {
-    let models = std::env::var_os("CANDOR_MODELS_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models/cache"));
+    let models = crate::helpers::models_dir();
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(models.join("astronaut.png"))

@@ -37,6 +37,9 @@ const FINAL_PIECE_MS: u64 = 28_000;
 /// Silence inside a turn that closes a segment. With the pre- and post-roll it leaves no overlap between
 /// segments, so no word is decoded twice.
 const MIN_PAUSE_MS: u64 = 500;
+/// A turn up to this long is decoded whole for its final: it fits the fast decode window (7.7 s with its
+/// second of margin), so it costs no more than decoding only its last segment.
+const WHOLE_TURN_MS: u64 = 6_600;
 /// Audio kept before a segment's first voiced chunk (the VAD is late by a chunk or two).
 const SEGMENT_PRE_ROLL_MS: u64 = 250;
 
@@ -292,6 +295,13 @@ impl SpeechPipeline {
         pitch.push(&audio);
         let started = Instant::now();
         let mut decoded_ms = 0;
+        if self.stt.is_some() && to - from <= WHOLE_TURN_MS && std::env::var("NOWHOLE").is_err() {
+            // A short turn decodes whole, in the same window its last segment alone would take: no word loses
+            // the context of the words before it.
+            self.closed.clear();
+            self.settled.clear();
+            self.segment_start_ms = from;
+        }
         if self.stt.is_some() {
             let threads = self.options.threads;
             decoded_ms += self.closed.iter().map(|(a, b)| b - a).sum::<u64>();

@@ -13,9 +13,11 @@
 //! prompt's own fillers loop too: "um, um, um, um"). Measured on the real-speech test set, a decode without the
 //! prompt in a window of 15 s or more never loops. So each decode runs first in the fitted window with the
 //! prompt (`FAST_AUDIO_CTX`, cheap, keeps fillers), bounded to the tokens a person can say in that much audio,
-//! and is decoded again without the prompt in `SAFE_AUDIO_CTX` when it looks degenerate (`degenerate`): too many
-//! words for the audio, or a phrase repeated back to back. Most decodes pay nothing extra; a loop costs one
-//! bounded decode more, and that decode's fillers.
+//! and is decoded again carefully when it looks degenerate (`degenerate`: too many words for the audio, or a
+//! phrase repeated back to back): without the prompt, in `SAFE_AUDIO_CTX`, as one segment, with whisper's
+//! temperature fall-back; and if that still repeats itself (a second of audio holding only "um"), in the whole
+//! window. Most decodes pay nothing extra; a loop costs a decode or two more, and the repeated decode's
+//! fillers.
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -84,8 +86,7 @@ impl SpeechToText {
         result
     }
 
-    /// One decode in the fitted window, and a second in the safe window without the prompt if the first looks
-    /// degenerate.
+    /// A fast decode; if it looks degenerate a careful one; if that does too, one in the whole window.
     fn decode_guarded(
         &self,
         state: &mut WhisperState,
@@ -95,16 +96,20 @@ impl SpeechToText {
     ) -> Result<Transcript, SttError> {
         let seconds = pcm.len() as f32 / 16_000.0;
         if options.full_window {
-            return transcribe(state, pcm, offset_ms, options, FULL_AUDIO_CTX);
+            return transcribe(state, pcm, offset_ms, options, Decode::Whole);
         }
-        let first = transcribe(state, pcm, offset_ms, options, FAST_AUDIO_CTX)?;
-        if !degenerate(&first.words, seconds) {
-            return Ok(first);
+        let fast = transcribe(state, pcm, offset_ms, options, Decode::Fast)?;
+        if !degenerate(&fast.words, seconds) {
+            return Ok(fast);
         }
-        let plain = SttOptions { prompt: None, ..options.clone() };
-        let mut second = transcribe(state, pcm, offset_ms, &plain, SAFE_AUDIO_CTX)?;
-        second.redecoded = true;
-        Ok(second)
+        let careful = transcribe(state, pcm, offset_ms, options, Decode::Careful)?;
+        let mut redecoded = if degenerate(&careful.words, seconds) {
+            transcribe(state, pcm, offset_ms, options, Decode::Whole)?
+        } else {
+            careful
+        };
+        redecoded.redecoded = true;
+        Ok(redecoded)
     }
 
     /// Decoder states made so far (idle ones; the rest are decoding).
@@ -126,7 +131,8 @@ pub struct SttOptions {
     pub threads: usize,
     /// Text that conditions the decoder (fillers, or the question being answered).
     pub prompt: Option<String>,
-    /// Decode in whisper's whole 30 s window, as offline transcription does (slow; for reference decodes).
+    /// Decode in whisper's whole 30 s window without the prompt, as offline transcription does (slow; for
+    /// reference decodes).
     pub full_window: bool,
 }
 
@@ -143,12 +149,25 @@ impl SttOptions {
     }
 }
 
+/// How a decode runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Decode {
+    /// The fitted window with the prompt, greedy, bounded: the live path.
+    Fast,
+    /// After a degenerate fast decode: the safe window, no prompt, one segment (no second pass over the
+    /// silent tail), and whisper's temperature fall-back when the result still repeats itself.
+    Careful,
+    /// The whole 30 s window, no prompt, unbounded: what an offline transcription does, and the last resort
+    /// when a careful decode repeats itself too (a second of audio holding only "um", say).
+    Whole,
+}
+
 fn transcribe(
     state: &mut WhisperState,
     pcm: &[f32],
     offset_ms: u64,
     options: &SttOptions,
-    min_audio_ctx: u32,
+    decode: Decode,
 ) -> Result<Transcript, SttError> {
     let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
     params.set_n_threads(options.threads.max(1) as i32);
@@ -159,17 +178,22 @@ fn transcribe(
     params.set_print_timestamps(false);
     params.set_token_timestamps(true);
     params.set_no_context(true);
-    params.set_single_segment(false);
-    params.set_temperature_inc(0.0);
-    if let Some(prompt) = &options.prompt {
+    params.set_single_segment(decode == Decode::Careful);
+    params.set_temperature_inc(if decode == Decode::Careful { 0.2 } else { 0.0 });
+    if let Some(prompt) = options.prompt.as_ref().filter(|_| decode == Decode::Fast) {
         params.set_initial_prompt(prompt);
     }
     // 50 encoder frames per second of audio, plus a second of margin, in steps of 64 (the encoder's
     // convolution needs a multiple of its stride).
     let seconds = pcm.len() as f32 / 16_000.0;
     let frames = (((seconds + 1.0) * 50.0) as u32).div_ceil(64) * 64;
+    let min_audio_ctx = match decode {
+        Decode::Fast => FAST_AUDIO_CTX,
+        Decode::Careful => SAFE_AUDIO_CTX,
+        Decode::Whole => FULL_AUDIO_CTX,
+    };
     params.set_audio_ctx(frames.clamp(min_audio_ctx, FULL_AUDIO_CTX) as i32);
-    if !options.full_window {
+    if decode != Decode::Whole {
         params.set_max_tokens((MIN_TOKENS + MAX_TOKENS_PER_SECOND * seconds) as i32);
     }
     // whisper.cpp needs at least one second; pad short clips with silence.

@@ -108,8 +108,12 @@ pub fn word_error_rate(reference: &str, hypothesis: &str) -> f32 {
 }
 
 /// How many words a written word stands for when it is said: "40%" two (forty percent), "2019" two (twenty
-/// nineteen), "29340" five (twenty-nine thousand three hundred forty), "3.5" three; anything else one.
+/// nineteen), "29340" five (twenty-nine thousand three hundred forty), "3.5" three, "ill-disposed" two;
+/// anything else one.
 pub fn spoken_length(word: &str) -> usize {
+    if word.contains('-') {
+        return word.split('-').filter(|part| part.chars().any(char::is_alphanumeric)).map(spoken_length).sum();
+    }
     let digits: String = word.chars().filter(|c| c.is_ascii_digit() || *c == '.').collect();
     let digits = digits.trim_matches('.');
     if digits.is_empty() {
@@ -186,5 +190,7 @@ mod tests {
         assert_eq!(spoken_length("$5"), 2);
         assert_eq!(spoken_length("3.5"), 3);
         assert_eq!(spoken_length("1,000"), 2);
+        assert_eq!(spoken_length("ill-disposed"), 2);
+        assert_eq!(spoken_length("-"), 0);
     }
 }

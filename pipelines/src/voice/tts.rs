@@ -15,8 +15,24 @@ use ort::value::Tensor;
 
 use crate::inference::{InferenceError, load_model};
 
-/// Piper's `scales`: noise, length (1 = the voice's own pace) and noise width, the voices' usual settings.
-const SCALES: [f32; 3] = [0.667, 1.0, 0.8];
+/// Piper's `scales`: noise, length (1 = the voice's own pace, larger is slower) and noise width.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scales {
+    pub noise: f32,
+    pub length: f32,
+    pub noise_width: f32,
+}
+
+impl Scales {
+    /// The voices' usual settings: a little randomness makes speech livelier (every synthesis differs).
+    pub const LIVELY: Self = Self { noise: 0.667, length: 1.0, noise_width: 0.8 };
+
+    /// No randomness: the same text always gives the same audio (tests judge one fixed rendering), at
+    /// `length` times the voice's own duration.
+    pub fn exact(length: f32) -> Self {
+        Self { noise: 0.0, length, noise_width: 0.0 }
+    }
+}
 /// Marks that end a clause; Piper knows them and pauses accordingly.
 const CLAUSE_ENDS: [char; 6] = [',', '.', '!', '?', ';', ':'];
 
@@ -95,6 +111,10 @@ impl Piper {
     }
 
     pub fn synthesize(&self, text: &str) -> Result<Speech, TtsError> {
+        self.synthesize_with(text, Scales::LIVELY)
+    }
+
+    pub fn synthesize_with(&self, text: &str, scales: Scales) -> Result<Speech, TtsError> {
         let phonemes = phonemize(text)?;
         if phonemes.trim().is_empty() {
             return Ok(Speech { pcm: Vec::new(), rate: self.rate, phonemes });
@@ -112,7 +132,8 @@ impl Piper {
         let length = ids.len();
         let input = Tensor::from_array(([1_usize, length], ids)).map_err(run)?;
         let lengths = Tensor::from_array(([1_usize], vec![length as i64])).map_err(run)?;
-        let scales = Tensor::from_array(([3_usize], SCALES.to_vec())).map_err(run)?;
+        let scales = vec![scales.noise, scales.length, scales.noise_width];
+        let scales = Tensor::from_array(([3_usize], scales)).map_err(run)?;
         let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
         let outputs =
             session.run(ort::inputs!["input" => input, "input_lengths" => lengths, "scales" => scales]).map_err(run)?;
