@@ -53,12 +53,20 @@ pub struct Config {
     /// A peer silent this long is disconnected, and this much longer failed; its session then ends.
     pub ice_disconnected_secs: u64,
     pub ice_failed_secs: u64,
+    /// An OpenAI-compatible chat-completions endpoint (base URL, e.g. `http://127.0.0.1:8000/v1`) for the LLM
+    /// brain; unset: the built-in interviewer decides alone. `CUSTOM_AI_ENDPOINT_URL` and `CUSTOM_AI_API_KEY`
+    /// are accepted too.
     #[serde(skip_serializing)]
     pub llm_url: Option<String>,
     #[serde(skip_serializing)]
     pub llm_api_key: Option<SecretString>,
     #[serde(skip_serializing)]
     pub llm_model: Option<String>,
+    /// The LLM must start answering within this, and finish a judgement within `llm_timeout_ms`; otherwise the
+    /// built-in brain decides, and the endpoint is tried again after `llm_retry_secs`.
+    pub llm_first_token_ms: u64,
+    pub llm_timeout_ms: u64,
+    pub llm_retry_secs: u64,
 }
 
 /// One STUN or TURN server, as browsers' `RTCIceServer`.
@@ -133,6 +141,9 @@ impl Default for Config {
             llm_url: None,
             llm_api_key: None,
             llm_model: None,
+            llm_first_token_ms: 4_000,
+            llm_timeout_ms: 8_000,
+            llm_retry_secs: 30,
         }
     }
 }
@@ -161,7 +172,12 @@ impl Config {
             Some(path) => figment = figment.merge(Toml::file(path)),
             None => figment = figment.merge(Toml::file("candor.toml")),
         }
+        // The names existing deployments use for the LLM endpoint, below Candor's own.
+        let custom_ai = Env::raw().only(&["custom_ai_endpoint_url", "custom_ai_api_key"]).map(|key| {
+            if key.as_str().ends_with("url") { "llm_url".into() } else { "llm_api_key".into() }
+        });
         let config: Config = figment
+            .merge(custom_ai)
             .merge(Env::prefixed("CANDOR_").ignore(&["config"]))
             .extract()
             .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
@@ -181,6 +197,14 @@ impl Config {
         }
         if self.ice_disconnected_secs == 0 || self.ice_failed_secs == 0 {
             return Err(ConfigError::Rule("ICE timeouts must be positive".into()));
+        }
+        if self.llm_timeout_ms == 0 || self.llm_first_token_ms == 0 {
+            return Err(ConfigError::Rule("LLM timeouts must be positive".into()));
+        }
+        if let Some(url) = &self.llm_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::Rule("llm_url must start with http:// or https://".into()));
         }
         if let Some(url) = &self.database_url
             && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))

@@ -5,21 +5,22 @@
 //! - `domain`: parsed values (emails, ids, roles, interview kinds) that the rest of the code passes around.
 //! - `auth`: password hashing, access and refresh tokens.
 //! - `store`: SQLite or PostgreSQL behind one `Store`; all SQL lives there.
-//! - `plan`: which rounds an interview of a given role and type has.
-//! - `live`: live sessions: WebRTC peers, media, signaling, observers.
+//! - `live`: live sessions: WebRTC peers, media, the conversation with the interviewer, observers.
+//! - `brain`: the LLM brain (an OpenAI-compatible endpoint) the interviewer may ask; the built-in brain and the
+//!   whole interview logic are the `candor-interviewer` crate.
 //! - `api`: the HTTP API, its extractors and its OpenAPI document; `error`: the one error shape.
 //! - `rate_limit`, `metrics`, `telemetry`: per-IP limits, Prometheus metrics, logs.
 //! - `startup`: builds the application and serves it; `cli`: the `candor` command.
 
 pub mod api;
 pub mod auth;
+pub mod brain;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod live;
 pub mod metrics;
-pub mod plan;
 pub mod rate_limit;
 pub mod startup;
 pub mod store;

@@ -38,6 +38,12 @@ pub struct Metrics {
     pub inference_queue_depth: IntGauge,
     pub speech_merged_chunks: IntCounter,
     pub speech_overflow_ms: IntCounter,
+    pub voice_to_voice: Histogram,
+    pub voice_stage: HistogramVec,
+    pub brain_calls: IntCounterVec,
+    pub brain_up: IntGauge,
+    pub storage_dropped: IntCounter,
+    pub stt_redecodes: IntCounter,
 }
 
 impl Metrics {
@@ -148,6 +154,41 @@ impl Metrics {
             "Audio dropped (oldest first) because the speech backlog exceeded 30 s",
         )
         .expect("valid metric");
+        let voice_to_voice = Histogram::with_opts(
+            HistogramOpts::new(
+                "voice_to_voice_seconds",
+                "From the end of the candidate's last voiced audio to the first interviewer audio packet sent",
+            )
+            .buckets(vec![0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0]),
+        )
+        .expect("valid metric");
+        let voice_stage = HistogramVec::new(
+            HistogramOpts::new(
+                "reply_stage_seconds",
+                "The interviewer's reply by stage: decide (the conversation's own work after the final transcript),                  brain (an LLM judgement), first_audio (synthesis of the first sentence)",
+            )
+            .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]),
+            &["stage"],
+        )
+        .expect("valid metric");
+        let brain_calls = IntCounterVec::new(
+            Opts::new("brain_calls_total", "Judgements asked of a brain, by brain and outcome"),
+            &["brain", "outcome"],
+        )
+        .expect("valid metric");
+        let brain_up = IntGauge::new("brain_up", "1 while the LLM endpoint answers (or none is configured), 0 while it is down")
+            .expect("valid metric");
+        brain_up.set(1);
+        let storage_dropped = IntCounter::new(
+            "storage_dropped_total",
+            "Per-second samples not stored because a session's storage queue was full",
+        )
+        .expect("valid metric");
+        let stt_redecodes = IntCounter::new(
+            "stt_redecodes_total",
+            "Speech-to-text decodes repeated carefully because the first looked degenerate (a loop)",
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(Opts::new("build_info", "Build of the running server"), &["version"])
             .expect("valid metric");
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
@@ -175,6 +216,12 @@ impl Metrics {
             Box::new(inference_queue_depth.clone()),
             Box::new(speech_merged_chunks.clone()),
             Box::new(speech_overflow_ms.clone()),
+            Box::new(voice_to_voice.clone()),
+            Box::new(voice_stage.clone()),
+            Box::new(brain_calls.clone()),
+            Box::new(brain_up.clone()),
+            Box::new(storage_dropped.clone()),
+            Box::new(stt_redecodes.clone()),
             Box::new(build_info),
         ] {
             registry.register(collector).expect("metric names are unique");
@@ -209,6 +256,12 @@ impl Metrics {
             inference_queue_depth,
             speech_merged_chunks,
             speech_overflow_ms,
+            voice_to_voice,
+            voice_stage,
+            brain_calls,
+            brain_up,
+            storage_dropped,
+            stt_redecodes,
         }
     }
 

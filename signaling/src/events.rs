@@ -37,9 +37,32 @@ impl Event {
 #[serde(tag = "type")]
 pub enum EventBody {
     #[serde(rename = "session.state")]
-    SessionState { state: SessionPhase },
+    SessionState {
+        state: SessionPhase,
+        /// While interviewing: the candidate paused the interview (an addition to v1).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        paused: Option<bool>,
+    },
+    /// A question or follow-up. Additions to v1: the round's kind and title, the question's place among the
+    /// planned ones (`index` of `total`; a follow-up shares its parent's), and for follow-ups `parent_id`.
     #[serde(rename = "interviewer.question")]
-    InterviewerQuestion { question_id: String, round: u32, text: String },
+    InterviewerQuestion {
+        question_id: String,
+        round: u32,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        round_kind: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        round_title: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        index: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        follow_up: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent_id: Option<String>,
+    },
     #[serde(rename = "interviewer.speech")]
     InterviewerSpeech {
         utterance_id: String,
@@ -90,8 +113,18 @@ pub enum EventBody {
     },
     #[serde(rename = "cue")]
     Cue { kind: CueKind, text: String },
+    /// Scores 0-100 per dimension. Additions to v1: each dimension's 1-5 `ratings` with anchor, reason and
+    /// evidence quote, and which `brain` produced them (built_in or llm).
     #[serde(rename = "answer.scored")]
-    AnswerScored { question_id: String, scores: BTreeMap<String, u8>, notes: String },
+    AnswerScored {
+        question_id: String,
+        scores: BTreeMap<String, u8>,
+        notes: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ratings: Option<serde_json::Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        brain: Option<String>,
+    },
     #[serde(rename = "report.ready")]
     ReportReady { interview_id: String, url: String },
     /// A client message on the data channel was refused; the session goes on. (An addition to v1.)
@@ -194,7 +227,7 @@ mod tests {
 
     #[test]
     fn events_carry_the_v1_envelope() {
-        let event = Event::new(1500, EventBody::SessionState { state: SessionPhase::Interviewing });
+        let event = Event::new(1500, EventBody::SessionState { state: SessionPhase::Interviewing, paused: None });
         assert_eq!(event.to_json(), r#"{"v":1,"type":"session.state","state":"interviewing","t_ms":1500}"#);
         let metrics = Event::new(
             2000,

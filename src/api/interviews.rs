@@ -1,5 +1,5 @@
-//! `/interviews`: create, history, one interview with everything recorded, abandon, and round suggestions.
-//! Every access is scoped to the caller and audited; another user's interview answers 404.
+//! `/interviews`: create, history, one interview with everything recorded, its report, abandon, and round
+//! suggestions. Every access is scoped to the caller and audited; another user's interview answers 404.
 
 use axum::Json;
 use axum::extract::State;
@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::{ExperienceLevel, FieldError, FieldErrors, InterviewId, InterviewType, JobDescription, JobRole};
 use crate::error::{ApiError, ErrorBody};
-use crate::plan::{RoleFamily, RoundSuggestion, role_family, suggest_rounds};
+use candor_interviewer::plan::{RoleFamily, role_family, suggest_rounds};
 use crate::store::{NewInterview, NewRound, Outcome};
 
 use super::AppState;
@@ -78,7 +78,7 @@ pub async fn create(
         return Err(ApiError::forbidden("quota_exceeded", format!("your quota of {quota} interviews is used up")));
     }
 
-    let rounds: Vec<NewRound> = suggest_rounds(role.as_ref(), body.interview_type, body.experience_level)
+    let rounds: Vec<NewRound> = suggest_rounds(role.as_ref(), body.interview_type.into(), body.experience_level.into())
         .into_iter()
         .map(|r| NewRound { kind: r.kind.to_string(), title: r.title.to_string() })
         .collect();
@@ -170,7 +170,38 @@ pub async fn get_one(
     Ok(Json(detail(&state, interview).await?))
 }
 
-/// End an interview without a report.
+/// The interview's report: scores per dimension, round and question with reasons and evidence, the coverage
+/// ledger, delivery and presence (apart from the scores), strengths, improvements, the learning path and
+/// progress against earlier interviews. 404 until the interview has ended with one.
+#[utoipa::path(get, path = "/interviews/{id}/report", tag = "interviews", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Interview id")),
+    responses(
+        (status = 200, description = "The report (a JSON document)", body = Object),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such interview of the caller, or no report yet", body = ErrorBody),
+    ))]
+pub async fn report(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let document = match id.parse::<InterviewId>() {
+        Ok(interview) => state.store.report_of(user.id, interview).await?,
+        Err(_) => None,
+    };
+    let caller = user.id.to_string();
+    let ip = user.ip.to_text();
+    let outcome = if document.is_some() { Outcome::Success } else { Outcome::Denied };
+    state.store.audit(Some(&caller), "interview.report", Some(&id), Some(&ip), outcome, None).await?;
+    let document = document.ok_or_else(|| ApiError::not_found("report"))?;
+    let report = serde_json::from_str(&document).map_err(|e| {
+        tracing::error!(error = %e, interview = id, "stored report is not JSON");
+        ApiError::internal()
+    })?;
+    Ok(Json(report))
+}
+
+/// End an interview without a report; a live session of it ends too.
 #[utoipa::path(post, path = "/interviews/{id}/abandon", tag = "interviews", security(("bearer" = [])),
     params(("id" = String, Path, description = "Interview id")),
     responses(
@@ -203,6 +234,9 @@ pub async fn abandon(
         }
         Some(Ok(interview)) => {
             audit(Outcome::Success, None).await?;
+            if let Some(session) = state.live.session(interview.id) {
+                session.end(crate::live::ABANDONED).await;
+            }
             Ok(Json(interview.into()))
         }
     }
@@ -220,8 +254,22 @@ pub struct SuggestionQuery {
 
 #[derive(Serialize, ToSchema)]
 pub struct RoundSuggestions {
+    /// software, data, product, design, management, commercial or general.
+    #[schema(value_type = String)]
     role_family: RoleFamily,
-    rounds: Vec<RoundSuggestion>,
+    rounds: Vec<RoundSuggestionView>,
+}
+
+/// One suggested round.
+#[derive(Serialize, ToSchema)]
+pub struct RoundSuggestionView {
+    /// behavioral, coding, system_design, technical, case, portfolio, leadership or hr.
+    kind: &'static str,
+    title: &'static str,
+    /// What the round probes.
+    focus: &'static str,
+    /// Typical length in a real interview loop.
+    minutes: u32,
 }
 
 /// Suggested rounds for a role, as a new interview would plan them.
@@ -239,9 +287,12 @@ pub async fn suggestions(
     let role = JobRole::parse(&query.role).map_err(|e| ApiError::validation(vec![e]))?;
     let rounds = suggest_rounds(
         role.as_ref(),
-        query.interview_type.unwrap_or(InterviewType::Mixed),
-        query.experience_level.unwrap_or(ExperienceLevel::Mid),
-    );
+        query.interview_type.unwrap_or(InterviewType::Mixed).into(),
+        query.experience_level.unwrap_or(ExperienceLevel::Mid).into(),
+    )
+    .into_iter()
+    .map(|r| RoundSuggestionView { kind: r.kind, title: r.title, focus: r.focus, minutes: r.minutes })
+    .collect();
     Ok(Json(RoundSuggestions { role_family: role_family(role.as_ref()), rounds }))
 }
 

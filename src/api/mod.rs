@@ -81,6 +81,7 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(interviews::suggestions))
         .routes(routes!(interviews::get_one))
         .routes(routes!(interviews::abandon))
+        .routes(routes!(interviews::report))
         .routes(routes!(shares::create, shares::list))
         .routes(routes!(shares::delete))
         .routes(routes!(crate::live::signaling::websocket))

@@ -52,7 +52,11 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
     }
     let ready = checks.values().all(|v| v == "ok");
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let engines = state.live.engines.status.clone();
+    let mut engines = state.live.engines.status.clone();
+    // The LLM brain: "ok", "down" (failing; the built-in brain decides meanwhile), or "off" (none configured).
+    let llm = state.live.brain.as_ref().map_or("off", |brain| brain.health());
+    state.metrics.brain_up.set(i64::from(llm != "down"));
+    engines.insert("llm", llm.to_string());
     (status, Json(Health { status: if ready { "ready" } else { "unavailable" }, checks, engines }))
 }
 

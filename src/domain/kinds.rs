@@ -70,6 +70,54 @@ vocabulary!(
     }
 );
 
+vocabulary!(
+    /// Who said a stored turn.
+    Speaker { Candidate => "candidate", Interviewer => "interviewer" }
+);
+
+vocabulary!(
+    /// Where an asked question came from: the bank, an LLM, or a follow-up to another question.
+    QuestionSource { Bank => "bank", Llm => "llm", FollowUp => "follow_up" }
+);
+
+vocabulary!(
+    /// The kind of a stored per-second sample.
+    SampleKind { Speech => "speech", Vision => "vision" }
+);
+
+impl From<candor_interviewer::QuestionSource> for QuestionSource {
+    fn from(source: candor_interviewer::QuestionSource) -> Self {
+        match source {
+            candor_interviewer::QuestionSource::Bank => Self::Bank,
+            candor_interviewer::QuestionSource::Llm => Self::Llm,
+            candor_interviewer::QuestionSource::FollowUp => Self::FollowUp,
+        }
+    }
+}
+
+impl From<InterviewType> for candor_interviewer::plan::InterviewKind {
+    fn from(kind: InterviewType) -> Self {
+        match kind {
+            InterviewType::Behavioral => Self::Behavioral,
+            InterviewType::Technical => Self::Technical,
+            InterviewType::Hr => Self::Hr,
+            InterviewType::Mixed => Self::Mixed,
+        }
+    }
+}
+
+impl From<ExperienceLevel> for candor_interviewer::plan::Level {
+    fn from(level: ExperienceLevel) -> Self {
+        match level {
+            ExperienceLevel::Intern => Self::Intern,
+            ExperienceLevel::Junior => Self::Junior,
+            ExperienceLevel::Mid => Self::Mid,
+            ExperienceLevel::Senior => Self::Senior,
+            ExperienceLevel::Staff => Self::Staff,
+        }
+    }
+}
+
 impl InterviewStatus {
     /// Completed and abandoned interviews never change again.
     pub fn is_final(self) -> bool {

@@ -8,7 +8,7 @@ mod text;
 
 pub use email::Email;
 pub use ids::{InterviewId, UserId};
-pub use kinds::{ExperienceLevel, InterviewStatus, InterviewType, Role};
+pub use kinds::{ExperienceLevel, InterviewStatus, InterviewType, QuestionSource, Role, SampleKind, Speaker};
 pub use text::{JobDescription, JobRole, Password, PersonName};
 
 /// Why one field of a request was rejected.

@@ -22,6 +22,7 @@ use tokio::sync::broadcast;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use super::SessionContext;
+use crate::domain::SampleKind;
 use super::speech::SpeechFeed;
 use super::vision::VisionFeed;
 
@@ -99,7 +100,7 @@ pub async fn run_audio(ctx: SessionContext, track: Arc<dyn TrackRemote>, copies:
             seconds += 1;
             speech.level(level).await;
             let body = speech.metrics(level);
-            ctx.record_sample("speech", seconds * 1000, &body).await;
+            ctx.recorder.sample(SampleKind::Speech, seconds * 1000, &body);
             ctx.events.send(body).await;
         }
     }

@@ -9,6 +9,8 @@
 //! - `vision`: each candidate's video frames through face analysis.
 //! - `pool`: the bounded worker pool.
 //! - `voice`: the interviewer's outbound voice track.
+//! - `conversation`: the interviewer state machine of a session, and carrying out what it decides.
+//! - `recorder`: a session's storage writes, off the media paths.
 //! - `events`: delivering v1 events to the data channel and to observers.
 //! - `observer`: a coach's receive-only peer fed from a session's copies.
 //! - `signaling`: the WebSocket and WHIP endpoints that drive all of the above.
@@ -16,12 +18,14 @@
 //! `Live` is the process-wide part: the peer factory and the registry that enforces one live session per user
 //! and lets observers find the session they may watch.
 
+mod conversation;
 mod engines;
 mod events;
 mod media;
 mod observer;
 mod peer;
 mod pool;
+mod recorder;
 mod session;
 pub mod signaling;
 mod speech;
@@ -38,7 +42,7 @@ use crate::store::Store;
 
 pub use events::EventSink;
 pub use peer::PeerFactory;
-pub use session::{Session, SessionContext, SessionError};
+pub use session::{ABANDONED, Session, SessionContext, SessionError};
 pub use engines::Engines;
 
 pub struct Live {
@@ -47,6 +51,8 @@ pub struct Live {
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
     pub engines: Arc<Engines>,
+    /// The LLM brain the interviewer asks, when one is configured.
+    pub brain: Option<Arc<dyn crate::brain::Brain>>,
     registry: Mutex<Registry>,
 }
 
@@ -75,12 +81,24 @@ impl Drop for Claim {
 
 impl Live {
     pub fn new(config: Arc<Config>, store: Store, metrics: Arc<Metrics>, engines: Arc<Engines>) -> Arc<Self> {
+        let brain = config.llm_url.as_deref().map(|url| {
+            let brain = crate::brain::OpenAiBrain::new(
+                url,
+                config.llm_api_key.clone(),
+                config.llm_model.clone(),
+                std::time::Duration::from_millis(config.llm_first_token_ms),
+                std::time::Duration::from_millis(config.llm_timeout_ms),
+                std::time::Duration::from_secs(config.llm_retry_secs),
+            );
+            Arc::new(brain) as Arc<dyn crate::brain::Brain>
+        });
         Arc::new(Self {
             factory: PeerFactory::new(&config),
             store,
             metrics,
             config,
             engines,
+            brain,
             registry: Mutex::default(),
         })
     }

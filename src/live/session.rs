@@ -1,7 +1,8 @@
-//! A candidate's live session: apply the offer and answer, then run until the client ends it, the connection
-//! fails, or the server shuts it down. The session's driver task consumes the peer's events: it trickles local
-//! candidates to signaling, greets the candidate once media flows, starts a task per inbound track and one for
-//! the `events` data channel.
+//! A candidate's live session: apply the offer and answer, then run until the interview ends, the client ends
+//! it, the connection fails, or the server shuts it down. The session's driver task consumes the peer's events:
+//! it trickles local candidates to signaling, starts the conversation once media flows, a task per inbound
+//! track (up to `MAX_TRACKS`) and one for the `events` data channel. Its end happens once: the conversation
+//! writes what was said and the report first, then the client is told and the peer closed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,9 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use candor_pipelines::voice::chime;
 use candor_signaling::events::SessionPhase;
-use candor_signaling::{ClientEvent, EventBody, IceCandidate, ProtocolError, Sdp};
+use candor_signaling::{ClientEvent, EventBody, IceCandidate, Sdp};
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
@@ -21,10 +21,17 @@ use webrtc::peer_connection::{
     PeerConnection, RTCIceCandidateInit, RTCPeerConnectionState, RTCSessionDescription, StatsSelector,
 };
 
+use super::conversation::{self, Conversation, Message};
 use super::events::EventSink;
 use super::peer::{PeerError, PeerEvent};
+use super::recorder::Recorder;
 use super::voice::VoiceOut;
 use super::{Claim, Live, media};
+use crate::brain::Brain;
+use candor_interviewer::Input;
+
+/// The end reason of a session abandoned over REST: no report is written.
+pub const ABANDONED: &str = "abandoned";
 use crate::domain::{InterviewId, UserId};
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -36,22 +43,26 @@ const GATHERING_TIMEOUT: Duration = Duration::from_secs(5);
 const STATS_INTERVAL: Duration = Duration::from_secs(5);
 /// RTP packets an observer may lag behind before it misses some (about 2 s of video).
 const FORWARD_BACKLOG: usize = 512;
-/// What the interviewer says when media starts flowing (until the interviewer leads the conversation).
-const GREETING: &str = "Hello, and welcome to your practice interview. To start, tell me a little about yourself.";
+/// Inbound tracks a session takes (one audio, one video); more are ignored.
+const MAX_TRACKS: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     #[error("{0}")]
     Peer(#[from] PeerError),
+    /// The remote description could not be applied: the client's offer is at fault.
     #[error("the offer was refused: {0}")]
     Negotiation(String),
+    /// Anything else the WebRTC stack failed at (answer, tracks, candidates): the server's side.
+    #[error("WebRTC: {0}")]
+    Rtc(String),
     #[error("voice track: {0}")]
     Voice(#[from] candor_pipelines::voice::VoiceError),
 }
 
 impl From<webrtc::error::Error> for SessionError {
     fn from(e: webrtc::error::Error) -> Self {
-        Self::Negotiation(e.to_string())
+        Self::Rtc(e.to_string())
     }
 }
 
@@ -69,17 +80,13 @@ pub struct SessionContext {
     pub engines: Arc<super::Engines>,
     /// The interviewer's voice on this session's audio track.
     pub voice: VoiceOut,
-}
-
-impl SessionContext {
-    /// Stores a per-second sample; a storage failure is logged, never fatal to the live session.
-    pub async fn record_sample(&self, kind: &str, t_ms: u64, body: &EventBody) {
-        let data = serde_json::to_string(body).unwrap_or_default();
-        let t_ms = i64::try_from(t_ms).unwrap_or(i64::MAX);
-        if let Err(e) = self.store.insert_metric_sample(self.interview, kind, t_ms, &data).await {
-            tracing::warn!(error = %e, "metric sample not stored");
-        }
-    }
+    /// Writes turns, samples and the interviewer's facts off the media paths.
+    pub recorder: Recorder,
+    /// The interviewer: where turns, controls and the voice's outcomes go.
+    pub conversation: Conversation,
+    /// The LLM brain, when one is configured.
+    pub brain: Option<Arc<dyn Brain>>,
+    pub config: Arc<crate::config::Config>,
 }
 
 /// Copies of a session's media for observers: candidate audio and video RTP, interviewer voice frames.
@@ -102,6 +109,9 @@ pub struct Session {
     connected: AtomicBool,
     /// The first m-line's mid, put on local candidates (the stack leaves it empty; everything is bundled).
     first_mid: String,
+    /// Set by the first `end`: later and concurrent calls do nothing.
+    ending: AtomicBool,
+    tracks: std::sync::atomic::AtomicUsize,
 }
 
 /// A started session, its answer, and its local candidates to trickle.
@@ -125,6 +135,7 @@ impl Session {
         let started = Instant::now();
         let events = EventSink::new(started);
         let voice = VoiceOut::new(&claim.interview.to_string())?;
+        let (conversation, messages) = Conversation::channel();
         let context = SessionContext {
             interview: claim.interview,
             events: events.clone(),
@@ -134,9 +145,15 @@ impl Session {
             video_mime: Arc::default(),
             engines: live.engines.clone(),
             voice: voice.clone(),
+            recorder: Recorder::spawn(live.store.clone(), claim.interview, live.metrics.clone()),
+            conversation,
+            brain: live.brain.clone(),
+            config: live.config.clone(),
         };
         let negotiated = async {
-            pc.set_remote_description(RTCSessionDescription::offer(offer.as_str().to_string())?).await?;
+            let offer = RTCSessionDescription::offer(offer.as_str().to_string())
+                .map_err(|e| SessionError::Negotiation(e.to_string()))?;
+            pc.set_remote_description(offer).await.map_err(|e| SessionError::Negotiation(e.to_string()))?;
             let sender = pc.add_track(voice.track()).await?;
             let answer = pc.create_answer(None).await?;
             pc.set_local_description(answer.clone()).await?;
@@ -172,8 +189,11 @@ impl Session {
             started,
             connected: AtomicBool::new(false),
             first_mid: first_mid.unwrap_or_else(|| "0".into()),
+            ending: AtomicBool::new(false),
+            tracks: Default::default(),
         });
         live.register(claim, session.clone());
+        tokio::spawn(conversation::run(session.clone(), messages));
         live.metrics.rtc_peers.with_label_values(&["candidate"]).inc();
         tokio::spawn(voice.run(payload_type, fanout.voice.clone(), live.metrics.clone(), session.cancel.clone()));
         tokio::spawn(session.clone().watch_stats());
@@ -229,14 +249,16 @@ impl Session {
         self.cancel.is_cancelled()
     }
 
-    /// Ends the session once: tells the client, closes the peer (freeing its sockets and tasks), releases the
-    /// user's live slot. Later calls do nothing.
+    /// Ends the session once: the conversation writes what was said and the report (none when `abandoned`),
+    /// then the client is told, the peer closed (freeing its sockets and tasks) and the user's live slot
+    /// released. Later and concurrent calls do nothing.
     pub async fn end(&self, reason: &str) {
-        if self.cancel.is_cancelled() {
+        if self.ending.swap(true, Ordering::SeqCst) {
             return;
         }
-        tracing::info!(interview = %self.interview(), reason, "session ended");
-        self.context.events.send(EventBody::SessionState { state: SessionPhase::Ended }).await;
+        tracing::info!(interview = %self.interview(), reason, "session ending");
+        self.context.conversation.finish(reason == ABANDONED).await;
+        self.context.events.send(EventBody::SessionState { state: SessionPhase::Ended, paused: None }).await;
         self.cancel.cancel();
         let _ = self.pc.close().await;
         self.live.release(self.user, self.interview());
@@ -287,6 +309,10 @@ impl Session {
                 PeerEvent::State(RTCPeerConnectionState::Closed) => self.end("connection_closed").await,
                 PeerEvent::State(_) => {}
                 PeerEvent::Track(track) => {
+                    if self.tracks.fetch_add(1, Ordering::SeqCst) >= MAX_TRACKS {
+                        tracing::warn!("extra inbound track ignored");
+                        continue;
+                    }
                     let ctx = self.context.clone();
                     if track.kind().await == RtpCodecKind::Audio {
                         tokio::spawn(media::run_audio(ctx, track, self.fanout.audio.clone()));
@@ -329,13 +355,7 @@ impl Session {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "interview start not stored"),
         }
-        self.context.events.send(EventBody::SessionState { state: SessionPhase::Interviewing }).await;
-        let context = self.context.clone();
-        if context.engines.voice.is_some() {
-            self.beside(async move { context.voice.speak(&context, GREETING).await });
-        } else if let Err(e) = context.voice.say(chime(48_000), 48_000).await {
-            tracing::warn!(error = %e, "greeting not played");
-        }
+        self.context.conversation.send(Message::Input(Input::Connected)).await;
     }
 
     /// The `events` data channel: events go out through the sink; control messages come in.
@@ -343,7 +363,7 @@ impl Session {
         self.context.events.attach(channel.clone()).await;
         let connected = self.connected.load(Ordering::SeqCst);
         let state = if connected { SessionPhase::Interviewing } else { SessionPhase::Connecting };
-        self.context.events.send(EventBody::SessionState { state }).await;
+        self.context.events.send(EventBody::SessionState { state, paused: None }).await;
         loop {
             let event = tokio::select! {
                 event = channel.poll() => event,
@@ -360,8 +380,8 @@ impl Session {
         }
     }
 
-    /// Runs `work` (an utterance, say) beside the session; it stops when the session ends.
-    fn beside(&self, work: impl Future<Output = ()> + Send + 'static) {
+    /// Runs `work` (an utterance, a brain call) beside the session; it stops when the session ends.
+    pub(super) fn beside(&self, work: impl Future<Output = ()> + Send + 'static) {
         let cancel = self.cancel.clone();
         tokio::spawn(async move {
             tokio::select! {
@@ -371,18 +391,17 @@ impl Session {
         });
     }
 
+    /// Controls and typed answers go to the conversation; refused messages get an `error` event.
     async fn handle_client_event(&self, text: &str) {
-        let error = |e: ProtocolError| EventBody::Error { code: e.code().to_string(), message: e.to_string() };
-        match ClientEvent::parse(text) {
-            Ok(ClientEvent::Control(candor_signaling::ControlAction::End)) => self.end("client_ended").await,
-            Ok(ClientEvent::Control(candor_signaling::ControlAction::Repeat)) => {
-                let context = self.context.clone();
-                self.beside(async move {
-                    context.voice.repeat(&context).await;
-                });
-            }
-            Ok(event) => tracing::debug!(?event, "client event not handled until the interviewer exists"),
-            Err(e) => self.context.events.send(error(e)).await,
+        let error = |code: &str, message: String| EventBody::Error { code: code.to_string(), message };
+        let message = match ClientEvent::parse(text) {
+            Ok(ClientEvent::Control(action)) => Message::Input(Input::Control(conversation::control(action))),
+            Ok(ClientEvent::AnswerText(text)) => Message::Typed(text),
+            Err(e) => return self.context.events.send(error(e.code(), e.to_string())).await,
+        };
+        if !self.context.conversation.offer(message) {
+            let busy = error("busy", "the interviewer is behind; try again in a moment".into());
+            self.context.events.send(busy).await;
         }
     }
 }

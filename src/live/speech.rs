@@ -17,6 +17,8 @@ use candor_signaling::events::{CueKind, Word};
 use tokio::sync::oneshot;
 
 use super::SessionContext;
+use super::conversation::{Message, SpokenTurn};
+use candor_interviewer::Input;
 use super::pool::completion;
 use super::engines::Engines;
 
@@ -60,6 +62,8 @@ pub struct SpeechFeed {
     turn_ids: HashMap<u32, String>,
     rolling: Rolling,
     recent_levels: Vec<f32>,
+    /// The pipeline's careful re-decodes already counted in the metrics.
+    redecodes_seen: u64,
 }
 
 impl SpeechFeed {
@@ -79,6 +83,7 @@ impl SpeechFeed {
             turn_ids: HashMap::new(),
             rolling: Rolling::default(),
             recent_levels: Vec::new(),
+            redecodes_seen: 0,
         }
     }
 
@@ -145,8 +150,10 @@ impl SpeechFeed {
 
     pub async fn handle(&mut self, (pipeline, result, elapsed, audio_ms, vad_ms): Done) {
         self.in_flight = None;
-        self.pipeline = Some(pipeline);
         let metrics = &self.ctx.metrics;
+        metrics.stt_redecodes.inc_by(pipeline.redecodes - self.redecodes_seen);
+        self.redecodes_seen = pipeline.redecodes;
+        self.pipeline = Some(pipeline);
         metrics.speech_stage.with_label_values(&["pipeline_chunk"]).observe(elapsed.as_secs_f64());
         metrics.speech_stage.with_label_values(&["vad"]).observe(vad_ms / 1000.0);
         if audio_ms > 0 {
@@ -174,8 +181,8 @@ impl SpeechFeed {
         let offset = self.offset_ms.unwrap_or(0);
         match event {
             SpeechEvent::TurnStarted { .. } => {
-                // The candidate cut in: the interviewer stops talking at once.
-                self.ctx.voice.interrupt(&self.ctx).await;
+                // The candidate speaks: a barge-in if the interviewer is talking (the conversation decides).
+                self.ctx.conversation.send(Message::Input(Input::CandidateStarted)).await;
             }
             SpeechEvent::Discarded { .. } => {}
             SpeechEvent::Partial { turn, text, decode_ms } => {
@@ -228,25 +235,17 @@ impl SpeechFeed {
             "long_pauses": delivery.long_pauses, "pitch_hz": turn.pitch_hz, "pitch_var": turn.pitch_var,
             "waited_for": turn.waited_for.map(|h| h.as_str()),
         });
-        let record = crate::store::NewTurn {
-            id: &turn_id,
-            interview: self.ctx.interview,
-            question_id: None,
-            speaker: "candidate",
-            text: &turn.transcript.text,
+        // The conversation stores the turn with the question it answers and sends `transcript.final`.
+        let spoken = SpokenTurn {
+            turn_id,
+            text: turn.transcript.text.clone(),
+            words,
             start_ms: turn.start_ms + offset,
             end_ms: turn.end_ms + offset,
-            interrupted: false,
-            words: &serde_json::to_string(&words).unwrap_or_default(),
-            metrics: &stored.to_string(),
+            wpm: delivery.wpm,
+            metrics: stored.to_string(),
         };
-        if let Err(e) = self.ctx.store.insert_turn(record).await {
-            tracing::warn!(error = %e, "turn not stored");
-        }
-        if !turn.transcript.text.is_empty() {
-            let text = turn.transcript.text.clone();
-            self.ctx.events.send(EventBody::TranscriptFinal { turn_id, question_id: None, text, words }).await;
-        }
+        self.ctx.conversation.send(Message::Spoken(spoken)).await;
         self.consider_cue(&turn).await;
     }
 

@@ -15,6 +15,7 @@ use candor_signaling::events::CueKind;
 use tokio::sync::oneshot;
 
 use super::SessionContext;
+use crate::domain::SampleKind;
 use super::pool::completion;
 use super::engines::Engines;
 
@@ -119,7 +120,7 @@ impl VisionFeed {
         };
         if summary.is_some() {
             let t_ms = self.ctx.events.t_ms() / 1000 * 1000;
-            self.ctx.record_sample("vision", t_ms, &body).await;
+            self.ctx.recorder.sample(SampleKind::Vision, t_ms, &body);
         }
         self.ctx.events.send(body).await;
 

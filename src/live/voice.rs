@@ -1,11 +1,12 @@
-//! `VoiceOut`: the interviewer's outbound audio track. Audio pushed with `say` is encoded off the async runtime,
-//! paced in real time by `candor_pipelines::voice::VoicePacer`, written to the WebRTC track one 20 ms Opus frame
-//! at a time, and copied to observers.
+//! `VoiceOut`: the interviewer's outbound audio track. Audio is encoded off the async runtime (its own encoder,
+//! so encoding never holds the pacer), paced in real time by `candor_pipelines::voice::VoicePacer`, written to
+//! the WebRTC track one 20 ms Opus frame at a time, and copied to observers.
 //!
 //! `speak` says a text as one utterance: `interviewer.speech` start, each sentence synthesised on the inference
 //! pool and queued as soon as it is ready (the first plays while the next is made) with its `avatar.visemes`,
-//! end once it has played; the utterance is stored as an interviewer turn. `interrupt` is the barge-in: the queue empties at once (the next
-//! 20 ms frame is silence) and the utterance ends as interrupted.
+//! end once it has played; the utterance is stored as an interviewer turn. `interrupt` is the barge-in: the
+//! queue empties at once (the next 20 ms frame is silence), the utterance ends as interrupted, and what had been
+//! said by then (whole sentences played, and the share of the one playing) is what is stored and returned.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use candor_pipelines::voice::tts::{Speech, TtsError, sentences};
 use candor_pipelines::voice::visemes::visemes;
-use candor_pipelines::voice::{VoiceError, VoicePacer};
+use candor_pipelines::voice::{VoiceEncoder, VoiceError, VoicePacer};
 use candor_signaling::EventBody;
 use candor_signaling::events::{SpeechPhase, VisemeFrame};
 use rtc::media_stream::MediaStreamTrack;
@@ -26,6 +27,8 @@ use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 
 use super::SessionContext;
 use super::peer::codec;
+use super::recorder::{Turn, Write};
+use crate::domain::Speaker;
 use crate::metrics::Metrics;
 
 /// How long a sentence may wait for room in a full inference pool before it is skipped.
@@ -34,20 +37,59 @@ const POOL_PATIENCE: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct VoiceOut {
     pacer: Arc<Mutex<VoicePacer>>,
+    encoder: Arc<Mutex<VoiceEncoder>>,
     wake: Arc<Notify>,
     track: Arc<TrackLocalStaticSample>,
     ssrc: u32,
     /// The utterance being spoken, if any.
     current: Arc<Mutex<Option<Utterance>>>,
-    /// The text of the last utterance begun, for `repeat`.
-    last_text: Arc<Mutex<Option<String>>>,
+    /// What the last few cut utterances had said, by utterance id, for their `speak` to return.
+    cuts: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 #[derive(Debug, Clone)]
 struct Utterance {
     id: String,
     text: String,
+    question_id: Option<String>,
     start_ms: u64,
+    /// Queued sentences: text and duration, in order.
+    sentences: Vec<(String, u64)>,
+    /// When its audio began playing.
+    playing_since: Option<Instant>,
+}
+
+impl Utterance {
+    /// What had been said `played_ms` into the audio: whole sentences, and the words of the one playing in
+    /// proportion to its time played.
+    fn said_by(&self, played_ms: u64) -> String {
+        let mut said: Vec<String> = Vec::new();
+        let mut start = 0;
+        for (text, duration) in &self.sentences {
+            if played_ms >= start + duration {
+                said.push(text.clone());
+            } else if played_ms > start {
+                let words: Vec<&str> = text.split_whitespace().collect();
+                let share = (played_ms - start) as f64 / (*duration).max(1) as f64;
+                said.push(words[..((words.len() as f64 * share) as usize).min(words.len())].join(" "));
+                break;
+            } else {
+                break;
+            }
+            start += duration;
+        }
+        said.join(" ").trim().to_string()
+    }
+}
+
+/// How an utterance ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub interrupted: bool,
+    /// What was said: all of it, or what was said before the cut.
+    pub spoken: String,
+    /// Session time the first audio was queued (the pacer sends it within a frame), if any was.
+    pub first_audio_ms: Option<u64>,
 }
 
 impl VoiceOut {
@@ -68,11 +110,12 @@ impl VoiceOut {
         let track = TrackLocalStaticSample::new(Instant::now(), track).expect("Opus has a payloader");
         Ok(Self {
             pacer: Arc::new(Mutex::new(VoicePacer::new()?)),
+            encoder: Arc::new(Mutex::new(VoiceEncoder::new()?)),
             wake: Arc::new(Notify::new()),
             track: Arc::new(track),
             ssrc,
             current: Arc::default(),
-            last_text: Arc::default(),
+            cuts: Arc::default(),
         })
     }
 
@@ -80,30 +123,22 @@ impl VoiceOut {
         self.track.clone()
     }
 
-    /// Queues audio (mono PCM at any rate). Encoding runs on the blocking pool.
-    pub async fn say(&self, pcm: Vec<f32>, rate: u32) -> Result<(), VoiceError> {
-        self.say_for(None, pcm, rate).await
-    }
-
-    /// Queues audio only if `utterance` (when given) is still the one being spoken. The check and the queueing
-    /// happen under the pacer's lock, so a barge-in either sees the audio queued and drops it, or the audio is
-    /// never queued: nothing of an interrupted utterance plays.
-    async fn say_for(&self, utterance: Option<&str>, pcm: Vec<f32>, rate: u32) -> Result<(), VoiceError> {
-        let (pacer, current) = (self.pacer.clone(), self.current.clone());
-        let utterance = utterance.map(str::to_string);
-        tokio::task::spawn_blocking(move || {
-            let mut pacer = pacer.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(id) = utterance {
-                let current = current.lock().unwrap_or_else(|p| p.into_inner());
-                if current.as_ref().is_none_or(|u| u.id != id) {
-                    return Ok(());
-                }
-            }
-            pacer.push_pcm(&pcm, rate)?;
-            pacer.finish()
-        })
-        .await
-        .expect("voice encoding does not panic")?;
+    /// Encodes audio on the blocking pool and queues it if `utterance` is still the one being spoken. The check
+    /// and the queueing happen under the utterance lock, so a barge-in either sees the audio queued and drops
+    /// it, or the audio is never queued: nothing of an interrupted utterance plays.
+    async fn say_for(&self, utterance: &str, pcm: Vec<f32>, rate: u32, text: String) -> Result<(), VoiceError> {
+        let encoder = self.encoder.clone();
+        let frames = tokio::task::spawn_blocking(move || encoder.lock().unwrap_or_else(|p| p.into_inner()).encode(&pcm, rate))
+            .await
+            .expect("voice encoding does not panic")?;
+        let duration_ms = frames.len() as u64 * VoicePacer::FRAME_MS;
+        {
+            let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(speaking) = current.as_mut().filter(|u| u.id == utterance) else { return Ok(()) };
+            self.pacer.lock().unwrap_or_else(|p| p.into_inner()).queue(frames)?;
+            speaking.sentences.push((text, duration_ms));
+            speaking.playing_since.get_or_insert_with(Instant::now);
+        }
         self.wake.notify_one();
         Ok(())
     }
@@ -121,83 +156,94 @@ impl VoiceOut {
         self.current.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|u| u.id == id)
     }
 
-    /// Says `text` as one utterance and returns when it has played or was interrupted. Without a voice engine
-    /// nothing is said.
-    pub async fn speak(&self, ctx: &SessionContext, text: &str) {
-        let Some(voice) = ctx.engines.voice.clone() else { return };
+    /// Says `text` as one utterance; returns once it has played or was cut, with what was said. Without a voice
+    /// engine nothing is heard, but the utterance's events and turn are still sent and stored.
+    pub async fn speak(&self, ctx: &SessionContext, text: &str, question_id: Option<&str>) -> Outcome {
         let id = uuid::Uuid::new_v4().to_string();
         // A new utterance cuts off one still playing.
         self.interrupt(ctx).await;
-        let utterance = Utterance { id: id.clone(), text: text.to_string(), start_ms: ctx.events.t_ms() };
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(utterance);
-        *self.last_text.lock().unwrap_or_else(|p| p.into_inner()) = Some(text.to_string());
-        let start = EventBody::InterviewerSpeech {
-            utterance_id: id.clone(),
-            phase: SpeechPhase::Start,
+        let utterance = Utterance {
+            id: id.clone(),
             text: text.to_string(),
-            interrupted: None,
+            question_id: question_id.map(str::to_string),
+            start_ms: ctx.events.t_ms(),
+            sentences: Vec::new(),
+            playing_since: None,
         };
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(utterance);
+        let start =
+            EventBody::InterviewerSpeech { utterance_id: id.clone(), phase: SpeechPhase::Start, text: text.to_string(), interrupted: None };
         ctx.events.send(start).await;
-        // Where the next sentence starts in the utterance's audio (sentences play back to back).
-        let mut offset_ms = 0;
-        for sentence in sentences(text) {
-            let sentence = sentence.to_string();
-            let voice = voice.clone();
-            let Some(speech) = synthesize(ctx, move || voice.synthesize(&sentence)).await else { continue };
-            if !self.speaking(&id) {
-                return; // interrupted while the sentence was made
+        let mut first_audio_ms = None;
+        if let Some(voice) = ctx.engines.voice.clone() {
+            // Where the next sentence starts in the utterance's audio (sentences play back to back).
+            let mut offset_ms = 0;
+            for sentence in sentences(text) {
+                let sentence = sentence.to_string();
+                let (voice, said) = (voice.clone(), sentence.clone());
+                let Some(speech) = synthesize(ctx, move || voice.synthesize(&said)).await else { continue };
+                if !self.speaking(&id) {
+                    break; // interrupted while the sentence was made
+                }
+                let duration_ms = (speech.pcm.len() as u64 * 1000) / u64::from(speech.rate.max(1));
+                let frames = visemes(&speech.phonemes, duration_ms)
+                    .into_iter()
+                    .map(|(t_ms, viseme)| VisemeFrame { t_ms: offset_ms + t_ms, viseme: viseme.to_string() })
+                    .collect();
+                if let Err(e) = self.say_for(&id, speech.pcm, speech.rate, sentence).await {
+                    tracing::warn!(error = %e, "interviewer sentence not encoded");
+                    continue;
+                }
+                first_audio_ms.get_or_insert_with(|| ctx.events.t_ms());
+                offset_ms += duration_ms;
+                ctx.events.send(EventBody::AvatarVisemes { utterance_id: id.clone(), frames }).await;
             }
-            let duration_ms = (speech.pcm.len() as u64 * 1000) / u64::from(speech.rate.max(1));
-            let frames = visemes(&speech.phonemes, duration_ms)
-                .into_iter()
-                .map(|(t_ms, viseme)| VisemeFrame { t_ms: offset_ms + t_ms, viseme: viseme.to_string() })
-                .collect();
-            if let Err(e) = self.say_for(Some(&id), speech.pcm, speech.rate).await {
-                tracing::warn!(error = %e, "interviewer sentence not encoded");
-                continue;
+            let mut poll = tokio::time::interval(Duration::from_millis(VoicePacer::FRAME_MS));
+            while self.speaking(&id) && self.queued() > 0 {
+                poll.tick().await;
             }
-            offset_ms += duration_ms;
-            ctx.events.send(EventBody::AvatarVisemes { utterance_id: id.clone(), frames }).await;
-        }
-        let mut poll = tokio::time::interval(Duration::from_millis(VoicePacer::FRAME_MS));
-        while self.speaking(&id) && self.queued() > 0 {
-            poll.tick().await;
         }
         let finished = {
             let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
             if current.as_ref().is_some_and(|u| u.id == id) { current.take() } else { None }
         };
-        if let Some(utterance) = finished {
-            end(ctx, utterance, false).await;
+        match finished {
+            Some(utterance) => {
+                let spoken = utterance.text.clone();
+                end(ctx, utterance, spoken.clone(), false).await;
+                Outcome { interrupted: false, spoken, first_audio_ms }
+            }
+            // Cut by a barge-in or a newer utterance: `interrupt` ended it and knows what was said.
+            None => Outcome { interrupted: true, spoken: self.last_cut(&id), first_audio_ms },
         }
     }
 
-    /// Says the last utterance again (the candidate asked for it); false when nothing was said yet.
-    pub async fn repeat(&self, ctx: &SessionContext) -> bool {
-        let last = self.last_text.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let Some(text) = last else { return false };
-        self.speak(ctx, &text).await;
-        true
+    fn last_cut(&self, id: &str) -> String {
+        let cut = self.cuts.lock().unwrap_or_else(|p| p.into_inner());
+        cut.iter().rev().find(|(u, _)| u == id).map(|(_, s)| s.clone()).unwrap_or_default()
     }
 
     /// Barge-in (or a newer utterance): silences the voice at once and ends the utterance being spoken as
-    /// interrupted. False when the interviewer was not speaking.
+    /// interrupted, storing what had been said. False when the interviewer was not speaking.
     pub async fn interrupt(&self, ctx: &SessionContext) -> bool {
         let Some(utterance) = self.current.lock().unwrap_or_else(|p| p.into_inner()).take() else { return false };
         let dropped = self.stop();
+        let played_ms = utterance.playing_since.map_or(0, |since| since.elapsed().as_millis() as u64);
+        let spoken = utterance.said_by(played_ms);
+        {
+            let mut cuts = self.cuts.lock().unwrap_or_else(|p| p.into_inner());
+            if cuts.len() >= 8 {
+                cuts.remove(0);
+            }
+            cuts.push((utterance.id.clone(), spoken.clone()));
+        }
         tracing::info!(utterance = utterance.id, dropped_ms = dropped as u64 * VoicePacer::FRAME_MS, "utterance cut off");
-        end(ctx, utterance, true).await;
+        end(ctx, utterance, spoken, true).await;
         true
     }
 
     /// Writes due frames to the track until `cancel`. Each frame also goes to `copies` (observers).
-    pub async fn run(
-        self,
-        payload_type: u8,
-        copies: broadcast::Sender<Bytes>,
-        metrics: Arc<Metrics>,
-        cancel: CancellationToken,
-    ) {
+    pub async fn run(self, payload_type: u8, copies: broadcast::Sender<Bytes>, metrics: Arc<Metrics>, cancel: CancellationToken) {
         let clock = Instant::now();
         let now_ms = || u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
         loop {
@@ -260,8 +306,8 @@ where
     }
 }
 
-/// `interviewer.speech` end, and the utterance stored as an interviewer turn.
-async fn end(ctx: &SessionContext, utterance: Utterance, interrupted: bool) {
+/// `interviewer.speech` end, and the utterance stored as an interviewer turn with what was said.
+async fn end(ctx: &SessionContext, utterance: Utterance, spoken: String, interrupted: bool) {
     let body = EventBody::InterviewerSpeech {
         utterance_id: utterance.id.clone(),
         phase: SpeechPhase::End,
@@ -269,24 +315,42 @@ async fn end(ctx: &SessionContext, utterance: Utterance, interrupted: bool) {
         interrupted: Some(interrupted),
     };
     ctx.events.send(body).await;
-    let turn = crate::store::NewTurn {
-        id: &utterance.id,
-        interview: ctx.interview,
-        question_id: None,
-        speaker: "interviewer",
-        text: &utterance.text,
+    let turn = Turn {
+        id: utterance.id,
+        question_id: utterance.question_id,
+        speaker: Speaker::Interviewer,
+        text: spoken,
         start_ms: utterance.start_ms,
         end_ms: ctx.events.t_ms(),
         interrupted,
-        words: "[]",
-        metrics: "{}",
+        words: "[]".into(),
+        metrics: serde_json::json!({ "text": utterance.text }).to_string(),
     };
-    if let Err(e) = ctx.store.insert_turn(turn).await {
-        tracing::warn!(error = %e, "interviewer turn not stored");
-    }
+    ctx.recorder.write(Write::Turn(turn)).await;
 }
 
 /// A random SSRC; collisions within one session are what matters and are vanishingly unlikely.
 pub fn rand_ssrc() -> u32 {
     uuid::Uuid::new_v4().as_u128() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_keeps_the_sentences_said_and_the_share_of_the_one_playing() {
+        let utterance = Utterance {
+            id: "u".into(),
+            text: "Thanks. Tell me about a project you led.".into(),
+            question_id: None,
+            start_ms: 0,
+            sentences: vec![("Thanks.".into(), 600), ("Tell me about a project you led.".into(), 2000)],
+            playing_since: None,
+        };
+        assert_eq!(utterance.said_by(0), "");
+        assert_eq!(utterance.said_by(700), "Thanks.");
+        assert_eq!(utterance.said_by(600 + 1000), "Thanks. Tell me about a");
+        assert_eq!(utterance.said_by(10_000), "Thanks. Tell me about a project you led.");
+    }
 }

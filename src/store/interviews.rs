@@ -1,7 +1,9 @@
 //! Interviews and what hangs off them: rounds, questions and turns. Every read is scoped to the owner, so another
 //! user's interview is indistinguishable from a missing one.
 
-use crate::domain::{ExperienceLevel, InterviewId, InterviewStatus, InterviewType, JobDescription, JobRole, UserId};
+use crate::domain::{
+    ExperienceLevel, InterviewId, InterviewStatus, InterviewType, JobDescription, JobRole, SampleKind, Speaker, UserId,
+};
 
 use super::{Store, StoreError, StoreResult, now_ms, parse_stored};
 
@@ -123,8 +125,7 @@ pub struct NewTurn<'a> {
     pub id: &'a str,
     pub interview: InterviewId,
     pub question_id: Option<&'a str>,
-    /// candidate or interviewer.
-    pub speaker: &'a str,
+    pub speaker: Speaker,
     pub text: &'a str,
     pub start_ms: u64,
     pub end_ms: u64,
@@ -211,13 +212,13 @@ impl Store {
     }
 
     /// One per-second sample of live measurements, as compact JSON; a repeated (kind, t_ms) replaces the first.
-    pub async fn insert_metric_sample(&self, id: InterviewId, kind: &str, t_ms: i64, data: &str) -> StoreResult<()> {
+    pub async fn insert_metric_sample(&self, id: InterviewId, kind: SampleKind, t_ms: i64, data: &str) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO metric_samples (interview_id, kind, t_ms, data) VALUES ($1, $2, $3, $4)
              ON CONFLICT (interview_id, kind, t_ms) DO UPDATE SET data = excluded.data",
         )
         .bind(id.to_string())
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(t_ms)
         .bind(data)
         .execute(&self.pool)
@@ -226,10 +227,10 @@ impl Store {
     }
 
     /// Samples of one kind, in time order, as `(t_ms, json)`.
-    pub async fn metric_samples(&self, id: InterviewId, kind: &str) -> StoreResult<Vec<(i64, String)>> {
+    pub async fn metric_samples(&self, id: InterviewId, kind: SampleKind) -> StoreResult<Vec<(i64, String)>> {
         Ok(sqlx::query_as("SELECT t_ms, data FROM metric_samples WHERE interview_id = $1 AND kind = $2 ORDER BY t_ms")
             .bind(id.to_string())
-            .bind(kind)
+            .bind(kind.as_str())
             .fetch_all(&self.pool)
             .await?)
     }
@@ -308,7 +309,7 @@ impl Store {
         .bind(turn.id)
         .bind(turn.interview.to_string())
         .bind(turn.question_id)
-        .bind(turn.speaker)
+        .bind(turn.speaker.as_str())
         .bind(turn.text)
         .bind(i64::try_from(turn.start_ms).unwrap_or(i64::MAX))
         .bind(i64::try_from(turn.end_ms).unwrap_or(i64::MAX))

@@ -5,6 +5,7 @@
 
 mod audit;
 mod interviews;
+mod results;
 mod shares;
 mod tokens;
 mod users;
@@ -20,6 +21,7 @@ pub use audit::{AuditEntry, Outcome};
 pub use interviews::{
     InterviewPage, InterviewRecord, NewInterview, NewRound, NewTurn, QuestionRecord, RoundRecord, TurnRecord,
 };
+pub use results::{NewQuestion, NewReport, NewScore, PastReport};
 pub use shares::ShareRecord;
 pub use tokens::{NewRefreshToken, RefreshOutcome};
 pub use users::{NewUser, ProfileChange, UserRecord};

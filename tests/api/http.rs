@@ -187,6 +187,7 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
         "GET /api/v1/interviews",
         "GET /api/v1/interviews/suggestions",
         "GET /api/v1/interviews/{id}",
+        "GET /api/v1/interviews/{id}/report",
         "POST /api/v1/interviews/{id}/abandon",
         "POST /api/v1/interviews/{id}/shares",
         "GET /api/v1/interviews/{id}/shares",

@@ -162,6 +162,9 @@ async fn compare(split: &str, judge_accuracy: bool) {
         let n = comparable_words(&clip.reference).len() as f32;
         let (live_wer, offline_wer) = (word_error_rate(&clip.reference, &heard.live), word_error_rate(&clip.reference, offline));
         println!("{split}: {} | {n} | {:.1}% | {:.1}%", clip.id, live_wer * 100.0, offline_wer * 100.0);
+        if std::env::var_os("CANDOR_SHOW_TRANSCRIPTS").is_some() {
+            println!("  live:    {}\n  offline: {offline}", heard.live);
+        }
         (live_errors, offline_errors, words) = (live_errors + live_wer * n, offline_errors + offline_wer * n, words + n);
         if judge_accuracy && live_wer > offline_wer + (0.10_f32).max(3.0 / n) + 1e-4 {
             failures.push(format!("{}: live {:.1}% ({:?}) vs offline {:.1}% ({offline:?})", clip.id, live_wer * 100.0, heard.live, offline_wer * 100.0));

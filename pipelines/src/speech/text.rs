@@ -134,7 +134,7 @@ pub fn spoken_length(word: &str) -> usize {
 fn number_length(n: u64) -> usize {
     fn below_thousand(n: u64) -> usize {
         let hundreds = if n >= 100 { 2 } else { 0 };
-        hundreds + usize::from(n % 100 != 0 || n == 0)
+        hundreds + usize::from(!n.is_multiple_of(100) || n == 0)
     }
     if n < 1000 {
         return below_thousand(n);

@@ -7,7 +7,7 @@ mod pacer;
 pub mod tts;
 pub mod visemes;
 
-pub use pacer::{VoiceError, VoicePacer};
+pub use pacer::{VoiceEncoder, VoiceError, VoicePacer};
 
 /// A short two-note chime (C5 then E5, 0.6 s, soft attack and release) at `rate` Hz: the greeting a session
 /// plays as soon as media flows, until the interviewer has a voice of its own.

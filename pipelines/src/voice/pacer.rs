@@ -3,6 +3,9 @@
 //! Sans-IO: the caller pushes PCM, asks `poll_timeout()` when the next frame is due, and takes frames with
 //! `poll_frame(now_ms)`. `stop()` (barge-in) drops everything queued at once, so at most the one frame already
 //! handed out is still playing: silence follows within one frame.
+//!
+//! Encoding is `VoiceEncoder`'s: a caller that shares a pacer between tasks encodes a sentence first and only
+//! then queues its frames (`queue`), so a barge-in's `stop()` never waits for an encoding to finish.
 
 use std::collections::VecDeque;
 
@@ -20,30 +23,31 @@ pub enum VoiceError {
     QueueFull(usize),
 }
 
-pub struct VoicePacer {
+/// Mono PCM at any rate to 20 ms Opus frames at 48 kHz.
+pub struct VoiceEncoder {
     encoder: opus::Encoder,
     resampler: Option<(u32, Resampler)>,
     /// 48 kHz samples not yet making a whole frame.
     pending: Vec<f32>,
-    frames: VecDeque<Vec<u8>>,
-    /// When the frame after the last one handed out is due.
-    next_due_ms: Option<u64>,
 }
 
-impl VoicePacer {
-    pub const FRAME_MS: u64 = 20;
-    /// Two minutes of speech: far more than one utterance, small enough (about 100 KB) to bound memory.
-    pub const MAX_QUEUED_FRAMES: usize = 6000;
-
+impl VoiceEncoder {
     pub fn new() -> Result<Self, VoiceError> {
         let mut encoder = opus::Encoder::new(OPUS_RATE, opus::Channels::Mono, opus::Application::Voip)?;
         // Speech is clear at 32 kb/s; more only costs bandwidth.
         encoder.set_bitrate(opus::Bitrate::Bits(32_000))?;
-        Ok(Self { encoder, resampler: None, pending: Vec::new(), frames: VecDeque::new(), next_due_ms: None })
+        Ok(Self { encoder, resampler: None, pending: Vec::new() })
     }
 
-    /// Queues mono PCM in [-1, 1] at `rate` Hz, encoding every complete frame.
-    pub fn push_pcm(&mut self, samples: &[f32], rate: u32) -> Result<(), VoiceError> {
+    /// Encodes one whole utterance or sentence: every frame of it, the last padded with silence.
+    pub fn encode(&mut self, samples: &[f32], rate: u32) -> Result<Vec<Vec<u8>>, VoiceError> {
+        let mut frames = self.push(samples, rate)?;
+        frames.extend(self.finish()?);
+        Ok(frames)
+    }
+
+    /// Mono PCM in [-1, 1] at `rate` Hz: the frames it completes.
+    pub fn push(&mut self, samples: &[f32], rate: u32) -> Result<Vec<Vec<u8>>, VoiceError> {
         if rate == OPUS_RATE {
             self.pending.extend_from_slice(samples);
         } else {
@@ -57,7 +61,7 @@ impl VoicePacer {
     }
 
     /// Ends an utterance: pads the last partial frame with silence so nothing said is left behind.
-    pub fn finish(&mut self) -> Result<(), VoiceError> {
+    pub fn finish(&mut self) -> Result<Vec<Vec<u8>>, VoiceError> {
         if !self.pending.is_empty() {
             let padded = self.pending.len().div_ceil(FRAME_SAMPLES) * FRAME_SAMPLES;
             self.pending.resize(padded, 0.0);
@@ -65,18 +69,54 @@ impl VoicePacer {
         self.encode_whole_frames()
     }
 
-    fn encode_whole_frames(&mut self) -> Result<(), VoiceError> {
+    fn encode_whole_frames(&mut self) -> Result<Vec<Vec<u8>>, VoiceError> {
         let whole = self.pending.len() / FRAME_SAMPLES * FRAME_SAMPLES;
+        let mut frames = Vec::with_capacity(whole / FRAME_SAMPLES);
         for frame in self.pending[..whole].chunks_exact(FRAME_SAMPLES) {
-            if self.frames.len() >= Self::MAX_QUEUED_FRAMES {
-                return Err(VoiceError::QueueFull(self.frames.len()));
-            }
             let mut packet = vec![0_u8; 1500];
             let len = self.encoder.encode_float(frame, &mut packet)?;
             packet.truncate(len);
-            self.frames.push_back(packet);
+            frames.push(packet);
         }
         self.pending.drain(..whole);
+        Ok(frames)
+    }
+}
+
+pub struct VoicePacer {
+    encoder: VoiceEncoder,
+    frames: VecDeque<Vec<u8>>,
+    /// When the frame after the last one handed out is due.
+    next_due_ms: Option<u64>,
+}
+
+impl VoicePacer {
+    pub const FRAME_MS: u64 = 20;
+    /// Two minutes of speech: far more than one utterance, small enough (about 100 KB) to bound memory.
+    pub const MAX_QUEUED_FRAMES: usize = 6000;
+
+    pub fn new() -> Result<Self, VoiceError> {
+        Ok(Self { encoder: VoiceEncoder::new()?, frames: VecDeque::new(), next_due_ms: None })
+    }
+
+    /// Encodes and queues mono PCM in [-1, 1] at `rate` Hz.
+    pub fn push_pcm(&mut self, samples: &[f32], rate: u32) -> Result<(), VoiceError> {
+        let frames = self.encoder.push(samples, rate)?;
+        self.queue(frames)
+    }
+
+    /// Ends an utterance: pads the last partial frame with silence so nothing said is left behind.
+    pub fn finish(&mut self) -> Result<(), VoiceError> {
+        let frames = self.encoder.finish()?;
+        self.queue(frames)
+    }
+
+    /// Queues frames encoded elsewhere (`VoiceEncoder`).
+    pub fn queue(&mut self, frames: Vec<Vec<u8>>) -> Result<(), VoiceError> {
+        if self.frames.len() + frames.len() > Self::MAX_QUEUED_FRAMES {
+            return Err(VoiceError::QueueFull(self.frames.len()));
+        }
+        self.frames.extend(frames);
         Ok(())
     }
 
@@ -103,7 +143,7 @@ impl VoicePacer {
     pub fn stop(&mut self) -> usize {
         let dropped = self.frames.len();
         self.frames.clear();
-        self.pending.clear();
+        self.encoder.pending.clear();
         dropped
     }
 

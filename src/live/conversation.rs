@@ -1,0 +1,430 @@
+//! The conversation of a live session: one task that owns the `Interviewer` state machine, fed by a bounded
+//! channel, and carries out its actions: the voice speaks, events go to the client, facts go to the recorder,
+//! brains are asked (with the deadline the machine set), and at the end the report is built and stored.
+//!
+//! Inputs come from the session (media connected, the end), the speech feed (the candidate started or finished
+//! a turn), the data channel (controls, typed answers), the voice (an utterance ended, with what was said before
+//! a cut) and brain calls. Client-triggered inputs never wait: past `CAPACITY` queued inputs a control is
+//! refused with an error event; the machine coalesces repeats.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use candor_interviewer::answer::Word as AnswerWord;
+use candor_interviewer::report::{self, DeliverySummary, PastScores, PresenceSummary, Record, Report};
+use candor_interviewer::{Action, Control, EndReason, Event, Fact, Input, Interviewer, Setup, Timing};
+use candor_signaling::events::{SessionPhase, Word};
+use candor_signaling::{ControlAction, EventBody};
+use tokio::sync::{mpsc, oneshot};
+
+use super::recorder::{Turn, Write};
+use super::{Session, SessionContext};
+use crate::domain::{SampleKind, Speaker};
+
+/// Inputs waiting for the conversation. Controls past this are refused (`busy`); turns and the session's own
+/// inputs wait for room.
+const CAPACITY: usize = 64;
+/// How often the machine is given the time (silence prompts, brain deadlines, idle end).
+const TICK: Duration = Duration::from_millis(250);
+/// How long a session's end waits for the report to be written.
+pub const FINISH_PATIENCE: Duration = Duration::from_secs(20);
+
+/// A finished spoken turn, as the speech feed hands it over.
+pub struct SpokenTurn {
+    pub turn_id: String,
+    pub text: String,
+    pub words: Vec<Word>,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub wpm: Option<f32>,
+    /// JSON of the turn's delivery measurements, stored with it.
+    pub metrics: String,
+}
+
+pub enum Message {
+    Input(Input),
+    Spoken(SpokenTurn),
+    Typed(String),
+    /// The session is ending: finish (with a report unless `abandoned`) and say when done.
+    Finish { abandoned: bool, done: oneshot::Sender<()> },
+}
+
+/// The sending side, held by the session context.
+#[derive(Clone)]
+pub struct Conversation {
+    queue: mpsc::Sender<Message>,
+}
+
+impl Conversation {
+    pub fn channel() -> (Self, mpsc::Receiver<Message>) {
+        let (queue, messages) = mpsc::channel(CAPACITY);
+        (Self { queue }, messages)
+    }
+
+    /// An input from the session or the pipelines: waits for room.
+    pub async fn send(&self, message: Message) {
+        let _ = self.queue.send(message).await;
+    }
+
+    /// An input a client triggered: refused when the conversation is behind.
+    pub fn offer(&self, message: Message) -> bool {
+        self.queue.try_send(message).is_ok()
+    }
+
+    /// Ends the conversation: a report (unless abandoned) is written before this returns.
+    pub async fn finish(&self, abandoned: bool) {
+        let (done, finished) = oneshot::channel();
+        if self.queue.send(Message::Finish { abandoned, done }).await.is_ok() {
+            let _ = tokio::time::timeout(FINISH_PATIENCE, finished).await;
+        }
+    }
+}
+
+pub fn control(action: ControlAction) -> Control {
+    match action {
+        ControlAction::Repeat => Control::Repeat,
+        ControlAction::Skip => Control::Skip,
+        ControlAction::Pause => Control::Pause,
+        ControlAction::Resume => Control::Resume,
+        ControlAction::End => Control::End,
+    }
+}
+
+/// Runs a session's conversation until it ends. Loads the interview first; without it there is nothing to do.
+pub async fn run(session: Arc<Session>, mut messages: mpsc::Receiver<Message>) {
+    let ctx = session.context.clone();
+    let Some(setup) = setup(&session).await else { return };
+    let mut machine = Interviewer::new(setup);
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut finishing: Option<(bool, oneshot::Sender<()>)> = None;
+    // The candidate's last voiced moment, until the interviewer's reply to it starts (voice-to-voice latency).
+    let mut reply_to: Option<(u64, std::time::Instant)> = None;
+    loop {
+        let actions = tokio::select! {
+            message = messages.recv() => match message {
+                Some(Message::Input(input)) => machine.handle(input, ctx.events.t_ms()),
+                Some(Message::Spoken(turn)) => {
+                    let words = turn.words.iter().map(|w| AnswerWord { text: w.w.clone(), start_ms: Some(w.start_ms), end_ms: Some(w.end_ms) }).collect();
+                    reply_to = Some((turn.end_ms, std::time::Instant::now()));
+                    store_candidate_turn(&ctx, &machine, turn.turn_id, turn.text, turn.words, (turn.start_ms, turn.end_ms), turn.metrics).await;
+                    machine.handle(Input::CandidateFinished { words, wpm: turn.wpm }, ctx.events.t_ms())
+                }
+                Some(Message::Typed(text)) => {
+                    let now = ctx.events.t_ms();
+                    let id = uuid::Uuid::new_v4().to_string();
+                    store_candidate_turn(&ctx, &machine, id, text.clone(), Vec::new(), (now, now), "{}".into()).await;
+                    machine.handle(Input::TypedAnswer(text), now)
+                }
+                Some(Message::Finish { abandoned, done }) => {
+                    if abandoned || machine.is_ended() {
+                        ctx.recorder.flush().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    finishing = Some((abandoned, done));
+                    machine.handle(Input::Control(Control::End), ctx.events.t_ms())
+                }
+                None => return,
+            },
+            _ = tick.tick() => machine.handle(Input::Tick, ctx.events.t_ms()),
+        };
+        for action in actions {
+            if let Some(end) = act(&session, &ctx, action, &mut reply_to).await {
+                ctx.voice.interrupt(&ctx).await;
+                finish(&session, end.0, *end.1).await;
+                match finishing.take() {
+                    Some((_, done)) => {
+                        let _ = done.send(());
+                    }
+                    None => {
+                        let session = session.clone();
+                        tokio::spawn(async move { session.end(end.0.as_str()).await });
+                    }
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// The machine's setup from the stored interview and the candidate's history.
+async fn setup(session: &Session) -> Option<Setup> {
+    let ctx = &session.context;
+    let store = &ctx.store;
+    let interview = match store.interview(ctx.interview).await {
+        Ok(Some(interview)) => interview,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, "no conversation: the interview could not be read");
+            return None;
+        }
+    };
+    let variant = store.count_reports(interview.user_id).await.unwrap_or(0);
+    let user = store.user(interview.user_id).await.ok().flatten();
+    let mut redact: Vec<String> = user.iter().flat_map(|u| u.name.split_whitespace().map(str::to_string).collect::<Vec<_>>()).collect();
+    redact.extend(user.map(|u| u.email));
+    let config = &ctx.config;
+    Some(Setup {
+        // Unique per session: a rejoined interview asks its questions under new ids.
+        id_prefix: format!("{}-{}", interview.id, &uuid::Uuid::new_v4().simple().to_string()[..8]),
+        role: interview.role,
+        kind: interview.interview_type.into(),
+        level: interview.experience_level.into(),
+        question_count: u32::try_from(interview.question_count).unwrap_or(1),
+        job_description: interview.job_description,
+        variant: u32::try_from(variant).unwrap_or(0),
+        llm: ctx.brain.is_some(),
+        redact,
+        timing: Timing {
+            brain_deadline_ms: config.llm_timeout_ms + 500,
+            ..Timing::default()
+        },
+    })
+}
+
+/// A candidate turn, stored with the question it answers, and its `transcript.final`.
+async fn store_candidate_turn(
+    ctx: &SessionContext,
+    machine: &Interviewer,
+    turn_id: String,
+    text: String,
+    words: Vec<Word>,
+    (start_ms, end_ms): (u64, u64),
+    metrics: String,
+) {
+    let question_id = machine.current_question_id();
+    ctx.recorder
+        .write(Write::Turn(Turn {
+            id: turn_id.clone(),
+            question_id: question_id.clone(),
+            speaker: Speaker::Candidate,
+            text: text.clone(),
+            start_ms,
+            end_ms,
+            interrupted: false,
+            words: serde_json::to_string(&words).unwrap_or_default(),
+            metrics,
+        }))
+        .await;
+    if !text.is_empty() {
+        ctx.events.send(EventBody::TranscriptFinal { turn_id, question_id, text, words }).await;
+    }
+}
+
+/// Carries out one action; `Some` when the interview is over.
+async fn act(
+    session: &Arc<Session>,
+    ctx: &SessionContext,
+    action: Action,
+    reply_to: &mut Option<(u64, std::time::Instant)>,
+) -> Option<(EndReason, Box<Record>)> {
+    match action {
+        Action::Say { utterance, text, question_id } => {
+            let (ctx2, conversation) = (ctx.clone(), ctx.conversation.clone());
+            let reply_to = reply_to.take();
+            if let Some((_, decided_from)) = reply_to {
+                ctx.metrics.voice_stage.with_label_values(&["decide"]).observe(decided_from.elapsed().as_secs_f64());
+            }
+            session.beside(async move {
+                let asked_ms = ctx2.events.t_ms();
+                let outcome = ctx2.voice.speak(&ctx2, &text, question_id.as_deref()).await;
+                if let Some(first_ms) = outcome.first_audio_ms {
+                    let metrics = &ctx2.metrics;
+                    metrics.voice_stage.with_label_values(&["first_audio"]).observe(first_ms.saturating_sub(asked_ms) as f64 / 1000.0);
+                    if let Some((voice_ended_ms, _)) = reply_to {
+                        metrics.voice_to_voice.observe(first_ms.saturating_sub(voice_ended_ms) as f64 / 1000.0);
+                    }
+                }
+                let ended = Input::UtteranceEnded { utterance, interrupted: outcome.interrupted, spoken: outcome.spoken };
+                conversation.send(Message::Input(ended)).await;
+            });
+        }
+        Action::StopSpeaking => {
+            ctx.voice.interrupt(ctx).await;
+        }
+        Action::Emit(event) => ctx.events.send(event_body(event)).await,
+        Action::Store(fact) => ctx.recorder.write(write_of(fact)).await,
+        Action::AskBrain { request, deadline_ms } => {
+            let Some(brain) = ctx.brain.clone() else {
+                let failed = Input::BrainFailed { request: request.id, error: "no LLM configured".into() };
+                ctx.conversation.send(Message::Input(failed)).await;
+                return None;
+            };
+            let (conversation, metrics) = (ctx.conversation.clone(), ctx.metrics.clone());
+            let wait = Duration::from_millis(deadline_ms.saturating_sub(ctx.events.t_ms()));
+            session.beside(async move {
+                let started = std::time::Instant::now();
+                let result = tokio::time::timeout(wait, brain.judge(&request)).await;
+                let (outcome, input) = match result {
+                    Ok(Ok(text)) => ("ok", Input::BrainReplied { request: request.id, text }),
+                    Ok(Err(e)) => (e.outcome(), Input::BrainFailed { request: request.id, error: e.to_string() }),
+                    Err(_) => ("timeout", Input::BrainFailed { request: request.id, error: "deadline".into() }),
+                };
+                if outcome != "ok" {
+                    tracing::warn!(outcome, "LLM judgement failed; the built-in brain decides");
+                }
+                metrics.brain_calls.with_label_values(&["llm", outcome]).inc();
+                metrics.voice_stage.with_label_values(&["brain"]).observe(started.elapsed().as_secs_f64());
+                conversation.send(Message::Input(input)).await;
+            });
+        }
+        Action::End { reason, record } => return Some((reason, record)),
+    }
+    None
+}
+
+fn write_of(fact: Fact) -> Write {
+    match fact {
+        Fact::RoundStarted { round } => Write::Round { position: round as i64 + 1, ended: false },
+        Fact::RoundEnded { round } => Write::Round { position: round as i64 + 1, ended: true },
+        Fact::QuestionAsked { id, round, position, text, source, parent_id } => {
+            Write::Question { id, round_position: round as i64 + 1, position: i64::from(position), text, source: source.into(), parent_id }
+        }
+        Fact::AnswerScored { question_id, ratings, notes, brain } => Write::Score {
+            question_id,
+            scores: serde_json::to_string(&ratings).unwrap_or_default(),
+            notes,
+            brain: brain.as_str().to_string(),
+        },
+    }
+}
+
+fn event_body(event: Event) -> EventBody {
+    match event {
+        Event::Interviewing { paused } => EventBody::SessionState { state: SessionPhase::Interviewing, paused: Some(paused) },
+        Event::WrappingUp => EventBody::SessionState { state: SessionPhase::WrappingUp, paused: None },
+        Event::Question { question_id, parent_id, round, round_kind, round_title, text, index, total, follow_up } => {
+            EventBody::InterviewerQuestion {
+                question_id,
+                round,
+                text,
+                round_kind: Some(round_kind),
+                round_title: Some(round_title),
+                index: Some(index),
+                total: Some(total),
+                follow_up: Some(follow_up),
+                parent_id,
+            }
+        }
+        Event::Scored { question_id, scores, notes, ratings, brain } => EventBody::AnswerScored {
+            question_id,
+            scores,
+            notes,
+            ratings: serde_json::to_value(&ratings).ok(),
+            brain: Some(brain.as_str().to_string()),
+        },
+    }
+}
+
+/// Writes what is queued, builds the report from the record and what the session measured, stores it and
+/// tells the client.
+async fn finish(session: &Session, reason: EndReason, record: Record) {
+    let ctx = &session.context;
+    ctx.recorder.flush().await;
+    if reason != EndReason::Completed && record.questions.iter().all(|q| q.ratings.is_empty()) {
+        // Nothing was answered (a dropped connection, say): no report, and the interview can be joined again.
+        return;
+    }
+    ctx.events.send(EventBody::SessionState { state: SessionPhase::WrappingUp, paused: None }).await;
+    let delivery = delivery(ctx).await;
+    let presence = presence(ctx).await;
+    let history: Vec<PastScores> = match ctx.store.past_reports(session.user, ctx.interview, 5).await {
+        Ok(rows) => rows
+            .into_iter()
+            .filter_map(|(id, ended_at, document)| {
+                let report: Report = serde_json::from_str(&document).ok()?;
+                Some(report::past_scores(&id, ended_at, &report))
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "earlier reports not read");
+            Vec::new()
+        }
+    };
+    let report = report::build(&record, delivery, presence, &history);
+    let stored = store_report(session, &report).await;
+    tracing::info!(interview = %ctx.interview, reason = reason.as_str(), overall = report.overall, "interview finished");
+    if stored {
+        let interview_id = ctx.interview.to_string();
+        let url = format!("/api/v1/interviews/{interview_id}/report");
+        ctx.events.send(EventBody::ReportReady { interview_id, url }).await;
+    }
+}
+
+async fn store_report(session: &Session, report: &Report) -> bool {
+    use candor_interviewer::grade::Dimension;
+    let ctx = &session.context;
+    let document = serde_json::to_string(report).unwrap_or_default();
+    let delivery_score = report.delivery.wpm.map_or(0.0, |wpm| if (110.0..=170.0).contains(&wpm) { 100.0 } else { 60.0 })
+        - report.delivery.fillers_per_min.map_or(0.0, |f| (f64::from(f) * 4.0).min(40.0) as f32) as f64;
+    let new = crate::store::NewReport {
+        interview: ctx.interview,
+        user: session.user,
+        overall: f64::from(report.overall),
+        technical_depth: f64::from(report.dimension(Dimension::TechnicalDepth)),
+        communication: f64::from(report.dimension(Dimension::Communication)),
+        structure: f64::from(report.dimension(Dimension::Structure)),
+        impact: f64::from(report.dimension(Dimension::Impact)),
+        confidence: f64::from(delivery_score as f32).max(0.0),
+        presence: report.presence.as_ref().map_or(0.0, |p| f64::from(p.eye_contact) * 100.0),
+        strengths: &serde_json::to_string(&report.strengths).unwrap_or_default(),
+        improvements: &serde_json::to_string(&report.improvements).unwrap_or_default(),
+        summary: &report.summary,
+        document: &document,
+        roadmap: &serde_json::to_string(&report.learning_path).unwrap_or_default(),
+        resources: &serde_json::to_string(&report.learning_path.iter().flat_map(|s| &s.resources).collect::<Vec<_>>()).unwrap_or_default(),
+    };
+    match ctx.store.insert_report(new).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "report not stored");
+            false
+        }
+    }
+}
+
+/// The session's delivery from the last stored speech sample (rolling figures) and the turns' pauses.
+async fn delivery(ctx: &SessionContext) -> DeliverySummary {
+    let samples = ctx.store.metric_samples(ctx.interview, SampleKind::Speech).await.unwrap_or_default();
+    let last = samples.iter().rev().filter_map(|(_, json)| serde_json::from_str::<serde_json::Value>(json).ok()).find(|v| v["wpm"].is_number());
+    let mut pauses: Vec<u64> = Vec::new();
+    if let Ok(turns) = ctx.store.turns(ctx.interview).await {
+        for turn in turns.iter().filter(|t| t.speaker == Speaker::Candidate.as_str()) {
+            let words: Vec<Word> = turn.words.as_deref().and_then(|w| serde_json::from_str(w).ok()).unwrap_or_default();
+            pauses.extend(words.windows(2).map(|w| w[1].start_ms.saturating_sub(w[0].end_ms)).filter(|p| *p >= 1500));
+        }
+    }
+    pauses.sort_unstable_by(|a, b| b.cmp(a));
+    pauses.truncate(3);
+    let number = |v: &serde_json::Value, key: &str| v[key].as_f64().map(|x| x as f32);
+    DeliverySummary {
+        wpm: last.as_ref().and_then(|v| number(v, "wpm")),
+        fillers_per_min: last.as_ref().and_then(|v| number(v, "filler_per_min")),
+        longest_pauses_ms: pauses,
+        speaking_share: last.as_ref().and_then(|v| number(v, "speaking_share")),
+    }
+}
+
+/// What the camera showed over the session, from the stored vision samples; none without any.
+async fn presence(ctx: &SessionContext) -> Option<PresenceSummary> {
+    let samples = ctx.store.metric_samples(ctx.interview, SampleKind::Vision).await.unwrap_or_default();
+    let values: Vec<serde_json::Value> =
+        samples.iter().filter_map(|(_, json)| serde_json::from_str(json).ok()).filter(|v: &serde_json::Value| !v["face"].is_null()).collect();
+    if values.is_empty() {
+        return None;
+    }
+    let with_face: Vec<&serde_json::Value> = values.iter().filter(|v| v["face"] == true).collect();
+    let eye_contact = with_face.iter().filter_map(|v| v["eye_contact"].as_f64()).sum::<f64>() / with_face.len().max(1) as f64;
+    let mut expressions: std::collections::BTreeMap<String, usize> = Default::default();
+    for v in &with_face {
+        if let Some(top) = v["expression"].as_object().and_then(|e| e.iter().max_by(|a, b| a.1.as_f64().partial_cmp(&b.1.as_f64()).unwrap_or(std::cmp::Ordering::Equal))) {
+            *expressions.entry(top.0.clone()).or_default() += 1;
+        }
+    }
+    Some(PresenceSummary {
+        face_visible: with_face.len() as f32 / values.len() as f32,
+        eye_contact: eye_contact as f32,
+        expression: expressions.into_iter().max_by_key(|(_, n)| *n).map(|(e, _)| e),
+    })
+}
