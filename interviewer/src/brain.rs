@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::answer::{Analysis, Quote, normalize};
+use crate::answer::{Quote, Word, normalize};
 use crate::grade::{Dimension, Rating, rubric};
 
 /// A chat message.
@@ -183,7 +183,8 @@ struct RawReply {
 
 /// Checks a reply against the schema and the answer: every dimension rated 1-5 with a reason; evidence that is
 /// not the candidate's own words is replaced by the built-in quote; a follow-up is one short question.
-pub fn parse_judgement(text: &str, answer: &Analysis) -> Result<Judgement, ReplyError> {
+/// Validates a reply; evidence quotes are kept only where they are the candidate's own `words`.
+pub fn parse_judgement(text: &str, words: &[Word]) -> Result<Judgement, ReplyError> {
     let json = text.trim().trim_start_matches("```json").trim_start_matches("```").trim_end_matches("```");
     let raw: RawReply = serde_json::from_str(json.trim()).map_err(|e| ReplyError::Json(e.to_string()))?;
     let mut ratings = Vec::new();
@@ -195,7 +196,7 @@ pub fn parse_judgement(text: &str, answer: &Analysis) -> Result<Judgement, Reply
         if reason.is_empty() || reason.len() > 400 {
             return Err(ReplyError::Schema(format!("{}: reason missing or too long", dimension.as_str())));
         }
-        let evidence = own_words(&r.evidence, answer);
+        let evidence = own_words(&r.evidence, words);
         ratings.push(Rating {
             dimension,
             rating: value,
@@ -221,14 +222,14 @@ pub fn parse_judgement(text: &str, answer: &Analysis) -> Result<Judgement, Reply
 }
 
 /// The quote as the candidate's words with their times, if it is their words; else none.
-fn own_words(quote: &str, answer: &Analysis) -> Option<Quote> {
+fn own_words(quote: &str, answer: &[Word]) -> Option<Quote> {
     let wanted: Vec<String> = quote.split_whitespace().map(normalize).filter(|w| !w.is_empty()).collect();
     if wanted.len() < 2 {
         return None;
     }
-    let said: Vec<String> = answer.words.iter().map(|w| normalize(&w.text)).collect();
+    let said: Vec<String> = answer.iter().map(|w| normalize(&w.text)).collect();
     let at = said.windows(wanted.len()).position(|w| w == wanted.as_slice())?;
-    let words = &answer.words[at..at + wanted.len()];
+    let words = &answer[at..at + wanted.len()];
     Some(Quote {
         text: words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" "),
         start_ms: words.first().and_then(|w| w.start_ms),
@@ -239,6 +240,7 @@ fn own_words(quote: &str, answer: &Analysis) -> Option<Quote> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::answer::Analysis;
     use crate::answer::tests::question;
     use crate::answer::typed_words;
     use crate::bank::QuestionKind;
@@ -255,22 +257,22 @@ mod tests {
     #[test]
     fn a_valid_reply_becomes_ratings_with_the_candidates_own_words() {
         let text = reply(4, "the latency dropped by half", json!({"needed": true, "question": "What did you measure before the change?"}));
-        let judgement = parse_judgement(&text, &answer()).unwrap();
+        let judgement = parse_judgement(&text, &answer().words).unwrap();
         assert_eq!(judgement.ratings.len(), 4);
         assert_eq!(judgement.ratings[0].evidence.as_ref().unwrap().text, "the latency dropped by half.");
         assert_eq!(judgement.follow_up.as_deref(), Some("What did you measure before the change?"));
-        let invented = parse_judgement(&reply(4, "I rebuilt the whole system", json!({"needed": false, "question": ""})), &answer()).unwrap();
+        let invented = parse_judgement(&reply(4, "I rebuilt the whole system", json!({"needed": false, "question": ""})), &answer().words).unwrap();
         assert!(invented.ratings[0].evidence.is_none(), "a quote the candidate never said is dropped");
     }
 
     #[test]
     fn replies_that_break_the_schema_are_refused() {
         let a = answer();
-        assert!(matches!(parse_judgement("not json", &a), Err(ReplyError::Json(_))));
-        assert!(matches!(parse_judgement(&reply(7, "", json!({"needed": false, "question": ""})), &a), Err(ReplyError::Schema(_))));
-        assert!(matches!(parse_judgement(&reply(3, "", json!({"needed": true, "question": "Tell me more."})), &a), Err(ReplyError::Schema(_))));
+        assert!(matches!(parse_judgement("not json", &a.words), Err(ReplyError::Json(_))));
+        assert!(matches!(parse_judgement(&reply(7, "", json!({"needed": false, "question": ""})), &a.words), Err(ReplyError::Schema(_))));
+        assert!(matches!(parse_judgement(&reply(3, "", json!({"needed": true, "question": "Tell me more."})), &a.words), Err(ReplyError::Schema(_))));
         let missing = json!({"assessment": {"technical_depth": {"reason": "x", "evidence": "", "rating": 3}}, "follow_up": {"needed": false, "question": ""}});
-        assert!(matches!(parse_judgement(&missing.to_string(), &a), Err(ReplyError::Schema(_))));
+        assert!(matches!(parse_judgement(&missing.to_string(), &a.words), Err(ReplyError::Schema(_))));
     }
 
     #[test]

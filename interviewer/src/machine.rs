@@ -226,6 +226,8 @@ struct Current {
     index: usize,
     follow_up: Option<usize>,
     heard: bool,
+    /// The utterance asking it: only that one's cut decides `heard` (a late end of an earlier one must not).
+    asked_by: Option<u64>,
     /// The text the interviewer asked, for repeats.
     text: String,
     /// Which lacks were already probed.
@@ -351,6 +353,10 @@ impl Interviewer {
                 if matches!(self.phase, Phase::Speaking { .. }) {
                     out.push(Action::StopSpeaking);
                 }
+                // Typed under the question shown on screen: it was read, however much of it was said.
+                if let Some(current) = self.current.as_mut() {
+                    (current.heard, current.asked_by) = (true, None);
+                }
                 self.answer(typed_words(&text), None, now_ms, &mut out);
             }
             Input::UtteranceEnded { utterance, interrupted, spoken } => self.utterance_ended(utterance, interrupted, &spoken, now_ms, &mut out),
@@ -380,6 +386,9 @@ impl Interviewer {
     fn say(&mut self, text: String, question_id: Option<String>, then: Then, out: &mut Vec<Action>) {
         self.next_utterance += 1;
         self.phase = Phase::Speaking { utterance: self.next_utterance, then };
+        if let (Some(current), Some(_)) = (self.current.as_mut(), &question_id) {
+            current.asked_by = Some(self.next_utterance);
+        }
         out.push(Action::Say { utterance: self.next_utterance, text, question_id });
     }
 
@@ -441,7 +450,7 @@ impl Interviewer {
             ratings: Vec::new(),
             wpm: None,
         });
-        self.current = Some(Current { index, follow_up: None, heard: true, text: question.text.clone(), probed: Vec::new(), words: Vec::new() });
+        self.current = Some(Current { index, follow_up: None, heard: true, asked_by: None, text: question.text.clone(), probed: Vec::new(), words: Vec::new() });
         out.push(Action::Store(Fact::QuestionAsked {
             id: id.clone(),
             round: self.round,
@@ -502,7 +511,7 @@ impl Interviewer {
 
     fn utterance_ended(&mut self, utterance: u64, interrupted: bool, spoken: &str, now_ms: u64, out: &mut Vec<Action>) {
         // A cut before most of the question was said: the candidate has not heard it.
-        if interrupted && let Some(current) = &mut self.current {
+        if interrupted && let Some(current) = self.current.as_mut().filter(|c| c.asked_by == Some(utterance)) {
             let question: Vec<&str> = current.text.split_whitespace().collect();
             let said = spoken.split_whitespace().collect::<Vec<_>>();
             let heard = question.iter().filter(|w| said.contains(w)).count();
@@ -599,7 +608,7 @@ impl Interviewer {
         let Some(current) = self.current.clone() else { return };
         let question = self.question_of(&current);
         let analysis = Analysis::of(&question, &current.words);
-        match reply.map(|text| parse_judgement(&text, &analysis)) {
+        match reply.map(|text| parse_judgement(&text, &analysis.words)) {
             Some(Ok(judgement)) => self.decide(Some(judgement), BrainKind::Llm, now_ms, out),
             _ => self.decide(None, BrainKind::BuiltIn, now_ms, out),
         }

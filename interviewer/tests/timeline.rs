@@ -438,3 +438,19 @@ fn a_typed_answer_is_an_answer() {
     assert_eq!(questions(&actions)[0].2, 2, "{actions:?}");
     let _ = Word::typed("x");
 }
+
+#[test]
+fn an_answer_typed_over_the_question_counts_and_the_late_end_of_its_cut_changes_nothing() {
+    let mut play = Play::new(setup(InterviewKind::Behavioral, 3));
+    let greeting = play.start();
+    let Some(Action::Say { utterance, .. }) = greeting.iter().find(|a| matches!(a, Action::Say { .. })).cloned() else { panic!() };
+    // Typed while the question is still being said: the candidate read it on screen.
+    let typed = strong_answer(&play.current_question());
+    let next = play.feed(Input::TypedAnswer(typed), 400);
+    assert_eq!(next.first(), Some(&Action::StopSpeaking));
+    assert_eq!(questions(&next)[0].2, 2, "the next question comes: {next:?}");
+    // The cut greeting's end arrives only now, while the second question plays: it must not mark that one unheard.
+    play.feed(Input::UtteranceEnded { utterance, interrupted: true, spoken: "Hello, and".into() }, 50);
+    let after = play.answer_well();
+    assert_eq!(questions(&after)[0].2, 3, "the answer answers the second question: {after:?}");
+}

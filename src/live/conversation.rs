@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use candor_interviewer::answer::Word as AnswerWord;
+use candor_interviewer::brain::parse_judgement;
 use candor_interviewer::report::{self, DeliverySummary, PastScores, PresenceSummary, Record, Report};
 use candor_interviewer::{Action, Control, EndReason, Event, Fact, Input, Interviewer, Setup, Timing};
 use candor_signaling::events::{SessionPhase, Word};
@@ -257,6 +258,8 @@ async fn act(
                 let started = std::time::Instant::now();
                 let result = tokio::time::timeout(wait, brain.judge(&request)).await;
                 let (outcome, input) = match result {
+                    // The machine validates the reply; checked here too only to count refused ones apart.
+                    Ok(Ok(text)) if parse_judgement(&text, &[]).is_err() => ("invalid", Input::BrainReplied { request: request.id, text }),
                     Ok(Ok(text)) => ("ok", Input::BrainReplied { request: request.id, text }),
                     Ok(Err(e)) => (e.outcome(), Input::BrainFailed { request: request.id, error: e.to_string() }),
                     Err(_) => ("timeout", Input::BrainFailed { request: request.id, error: "deadline".into() }),
@@ -326,7 +329,10 @@ async fn finish(session: &Session, reason: EndReason, record: Record) {
         // Nothing was answered (a dropped connection, say): no report, and the interview can be joined again.
         return;
     }
-    ctx.events.send(EventBody::SessionState { state: SessionPhase::WrappingUp, paused: None }).await;
+    if reason != EndReason::Completed {
+        // A completed interview said so at its closing; an early end says it now.
+        ctx.events.send(EventBody::SessionState { state: SessionPhase::WrappingUp, paused: None }).await;
+    }
     let delivery = delivery(ctx).await;
     let presence = presence(ctx).await;
     let history: Vec<PastScores> = match ctx.store.past_reports(session.user, ctx.interview, 5).await {

@@ -91,6 +91,22 @@ struct Channel {
     early: Vec<Arc<str>>,
 }
 
+impl EventSink {
+    /// Waits, up to `patience`, until the peer has acknowledged every event sent: closing the connection
+    /// drops what SCTP still holds, and the last events (`report.ready`, `session.state` ended) matter most.
+    pub async fn drain(&self, patience: std::time::Duration) {
+        let open = self.channel.lock().unwrap_or_else(|p| p.into_inner()).open.clone();
+        let Some(channel) = open else { return };
+        let deadline = Instant::now() + patience;
+        while Instant::now() < deadline {
+            match channel.outstanding_bytes().await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        }
+    }
+}
+
 async fn deliver(channel: &Arc<dyn DataChannel>, text: &str) {
     if let Err(e) = channel.send_text(text).await {
         tracing::debug!(error = %e, "event not delivered: data channel closed");

@@ -45,6 +45,8 @@ const STATS_INTERVAL: Duration = Duration::from_secs(5);
 const FORWARD_BACKLOG: usize = 512;
 /// Inbound tracks a session takes (one audio, one video); more are ignored.
 const MAX_TRACKS: usize = 2;
+/// How long the end waits for the client to acknowledge the last events before the connection closes.
+const DRAIN_PATIENCE: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -259,6 +261,7 @@ impl Session {
         tracing::info!(interview = %self.interview(), reason, "session ending");
         self.context.conversation.finish(reason == ABANDONED).await;
         self.context.events.send(EventBody::SessionState { state: SessionPhase::Ended, paused: None }).await;
+        self.context.events.drain(DRAIN_PATIENCE).await;
         self.cancel.cancel();
         let _ = self.pc.close().await;
         self.live.release(self.user, self.interview());

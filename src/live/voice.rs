@@ -350,7 +350,7 @@ mod tests {
         };
         assert_eq!(utterance.said_by(0), "");
         assert_eq!(utterance.said_by(700), "Thanks.");
-        assert_eq!(utterance.said_by(600 + 1000), "Thanks. Tell me about a");
+        assert_eq!(utterance.said_by(600 + 1000), "Thanks. Tell me about");
         assert_eq!(utterance.said_by(10_000), "Thanks. Tell me about a project you led.");
     }
 }

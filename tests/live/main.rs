@@ -5,6 +5,7 @@
 #[allow(dead_code)]
 mod helpers;
 
+mod interview;
 mod load;
 mod media;
 mod signaling;
