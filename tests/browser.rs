@@ -1,6 +1,7 @@
 //! A real browser as the client: headless Chromium with fake camera and microphone (an espeak-ng WAV and a Y4M
-//! test pattern) opens the real interview room page served by the real server. The test reads what the page saw
-//! through the DevTools protocol: events in the page and inbound audio packets.
+//! test pattern) opens the real interview room page served by the real server. The tests read what the page saw
+//! through the DevTools protocol (events in the page, inbound audio packets), and drive it as a user would
+//! (typing answers), through a whole interview to the report page.
 
 #[path = "api/helpers.rs"]
 #[allow(dead_code)]
@@ -32,8 +33,9 @@ fn run(command: &mut Command) {
 }
 
 /// Speech as 48 kHz mono 16-bit WAV and a 4:2:0 Y4M, the formats Chromium's fake devices read. The camera shows
-/// the test portrait (a smiling face, 640x480) when it is fetched, else a 320x240 test pattern.
-fn media(dir: &Path, portrait: Option<&Path>) -> (PathBuf, PathBuf) {
+/// the test portrait (a smiling face, 640x480) when it is fetched, else a 320x240 test pattern. The speech starts
+/// after `silence_s` seconds.
+fn media(dir: &Path, portrait: Option<&Path>, silence_s: u32) -> (PathBuf, PathBuf) {
     let raw = dir.join("raw.wav");
     let wav = dir.join("speech.wav");
     let y4m = dir.join("camera.y4m");
@@ -41,8 +43,7 @@ fn media(dir: &Path, portrait: Option<&Path>) -> (PathBuf, PathBuf) {
         .args(["-v", "en-us", "-w"])
         .arg(&raw)
         .arg("I led the migration of our billing system to a new database, and we cut costs by a third."));
-    // Four seconds of silence first: the interviewer's greeting plays before the candidate talks (and cuts in).
-    run(Command::new("sox").arg(&raw).args(["-r", "48000", "-c", "1", "-b", "16"]).arg(&wav).args(["pad", "4", "0"]));
+    run(Command::new("sox").arg(&raw).args(["-r", "48000", "-c", "1", "-b", "16"]).arg(&wav).args(["pad", &silence_s.to_string(), "0"]));
     match portrait {
         Some(png) => run(Command::new("ffmpeg")
             .args(["-y", "-loop", "1", "-framerate", "15", "-i"])
@@ -83,21 +84,9 @@ async fn devtools_page(profile: &Path) -> String {
     panic!("no page target in Chromium");
 }
 
-#[tokio::test]
-async fn the_room_page_in_chromium_connects_receives_events_and_hears_the_interviewer() {
-    let app = helpers::spawn_app_with(helpers::Backend::Sqlite, helpers::with_models).await;
-    let (token, _) = app.signed_in_user("ada@example.com").await;
-    let interview = app.create_interview(&token).await;
-    // With the vision models and the portrait, the page must also see the face it sends.
-    let portrait = app.state.config.models_dir.join("astronaut.png");
-    let vision = app.get("/readyz", None).await.body["engines"]["vision"] == "ok" && portrait.exists();
-    assert!(vision || std::env::var("CANDOR_TEST_REQUIRE_SERVICES").is_err(), "vision models or portrait missing");
-
-    let dir = tempfile::tempdir().unwrap();
-    let (wav, y4m) = media(dir.path(), vision.then_some(portrait.as_path()));
-    let profile = dir.path().join("profile");
-    let url = app.url(&format!("/room.html?interview={interview}&autostart=1#access_token={token}"));
-    let _browser = Browser(
+/// Chromium on `url` with the fake devices; `%noloop` plays the speech once instead of over and over.
+fn chromium(url: &str, profile: &Path, wav: &Path, y4m: &Path, loop_audio: bool) -> Browser {
+    Browser(
         Command::new(CHROMIUM)
             .args([
                 "--headless=new",
@@ -115,31 +104,56 @@ async fn the_room_page_in_chromium_connects_receives_events_and_hears_the_interv
                 "--remote-debugging-port=0",
             ])
             .arg(format!("--user-data-dir={}", profile.display()))
-            .arg(format!("--use-file-for-fake-audio-capture={}", wav.display()))
+            .arg(format!("--use-file-for-fake-audio-capture={}{}", wav.display(), if loop_audio { "" } else { "%noloop" }))
             .arg(format!("--use-file-for-fake-video-capture={}", y4m.display()))
-            .arg(&url)
+            .arg(url)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("Chromium is installed by the test command"),
-    );
+    )
+}
+
+type DevTools = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Evaluates `expression` (a promise of JSON text) in the page; `Null` when it fails or is not JSON.
+async fn evaluate(devtools: &mut DevTools, id: u64, expression: &str) -> Value {
+    let call = json!({"id": id, "method": "Runtime.evaluate", "params": {"expression": expression, "awaitPromise": true, "returnByValue": true}});
+    devtools.send(Message::Text(call.to_string().into())).await.unwrap();
+    while let Some(Ok(Message::Text(text))) = devtools.next().await {
+        let reply: Value = serde_json::from_str(&text).unwrap();
+        if reply["id"] == id {
+            return reply["result"]["result"]["value"].as_str().and_then(|v| serde_json::from_str(v).ok()).unwrap_or(Value::Null);
+        }
+    }
+    Value::Null
+}
+
+async fn page_report(devtools: &mut DevTools, id: u64) -> Value {
+    evaluate(devtools, id, "candorReport().then(r => JSON.stringify(r))").await
+}
+
+#[tokio::test]
+async fn the_room_page_in_chromium_connects_receives_events_and_hears_the_interviewer() {
+    let app = helpers::spawn_app_with(helpers::Backend::Sqlite, helpers::with_models).await;
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let interview = app.create_interview(&token).await;
+    // With the vision models and the portrait, the page must also see the face it sends.
+    let portrait = app.state.config.models_dir.join("astronaut.png");
+    let vision = app.get("/readyz", None).await.body["engines"]["vision"] == "ok" && portrait.exists();
+    assert!(vision || std::env::var("CANDOR_TEST_REQUIRE_SERVICES").is_err(), "vision models or portrait missing");
+
+    let dir = tempfile::tempdir().unwrap();
+    // Four seconds of silence first: the interviewer's greeting plays before the candidate talks (and cuts in).
+    let (wav, y4m) = media(dir.path(), vision.then_some(portrait.as_path()), 4);
+    let profile = dir.path().join("profile");
+    let url = app.url(&format!("/room.html?interview={interview}&autostart=1#access_token={token}"));
+    let _browser = chromium(&url, &profile, &wav, &y4m, true);
 
     let (mut devtools, _) = tokio_tungstenite::connect_async(devtools_page(&profile).await).await.unwrap();
     let mut report = Value::Null;
     for id in 1..=120 {
-        let evaluate = json!({"id": id, "method": "Runtime.evaluate", "params": {
-            "expression": "candorReport().then(r => JSON.stringify(r))", "awaitPromise": true, "returnByValue": true}});
-        devtools.send(Message::Text(evaluate.to_string().into())).await.unwrap();
-        while let Some(Ok(Message::Text(text))) = devtools.next().await {
-            let reply: Value = serde_json::from_str(&text).unwrap();
-            if reply["id"] == id {
-                report = reply["result"]["result"]["value"]
-                    .as_str()
-                    .and_then(|v| serde_json::from_str(v).ok())
-                    .unwrap_or(Value::Null);
-                break;
-            }
-        }
+        report = page_report(&mut devtools, id).await;
         let types: Vec<&str> = report["events"]
             .as_array()
             .map(|e| e.iter().filter_map(|e| e["type"].as_str()).collect())
@@ -179,4 +193,89 @@ async fn the_room_page_in_chromium_connects_receives_events_and_hears_the_interv
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     panic!("the page never saw events and audio: {report}");
+}
+
+/// A whole interview in the browser: the first answer spoken (the fake microphone's WAV, after the greeting and
+/// the first question), the rest typed into the room page's answer box, the closing answered, until the page
+/// links the report; then the report page shows the scores and the candidate's own words.
+#[tokio::test]
+async fn a_whole_interview_in_chromium_from_a_spoken_answer_to_the_report_page() {
+    let app = helpers::spawn_app_with(helpers::Backend::Sqlite, helpers::with_models).await;
+    if app.get("/readyz", None).await.body["engines"]["stt"] != "ok" {
+        assert!(std::env::var("CANDOR_TEST_REQUIRE_SERVICES").is_err(), "speech models missing");
+        return;
+    }
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let created = app
+        .post("/api/v1/interviews", Some(&token), json!({"role": "Backend engineer", "interview_type": "behavioral", "experience_level": "mid", "question_count": 2}))
+        .await;
+    let interview = created.body["id"].as_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    // The greeting and the first question take about half a minute to say; the answer comes after them, once.
+    let (wav, y4m) = media(dir.path(), None, 40);
+    let profile = dir.path().join("profile");
+    let url = app.url(&format!("/room.html?interview={interview}&autostart=1#access_token={token}"));
+    let _browser = chromium(&url, &profile, &wav, &y4m, false);
+    let (mut devtools, _) = tokio_tungstenite::connect_async(devtools_page(&profile).await).await.unwrap();
+
+    let type_answer = |text: &str| {
+        format!(
+            "(() => {{ document.getElementById('typed-answer').value = {}; document.getElementById('send-typed').click(); return Promise.resolve('true'); }})()",
+            serde_json::to_string(text).unwrap()
+        )
+    };
+    let strong = "In my last role our release process kept failing and my task was to fix it before a launch. I \
+                  analysed the failures, wrote a plan, and I rebuilt the pipeline myself with automated checks. As a \
+                  result releases went from weekly to daily and failures dropped by 80 percent within a month.";
+    let mut typed_for = std::collections::HashSet::new();
+    let mut events = Vec::new();
+    // Generous: the spoken answer waits out the greeting; speech is decoded on a busy machine.
+    for id in 1..=600u64 {
+        let report = page_report(&mut devtools, id).await;
+        events = report["events"].as_array().cloned().unwrap_or_default();
+        if events.iter().any(|e| e["type"] == "report.ready") {
+            break;
+        }
+        let spoken = events.iter().any(|e| e["type"] == "transcript.final" && e["text"].as_str().is_some_and(|t| t.to_lowercase().contains("billing")));
+        let closing = events.iter().any(|e| e["type"] == "session.state" && e["state"] == "wrapping_up");
+        let last_question = events.iter().rev().find(|e| e["type"] == "interviewer.question").map(|e| e["question_id"].to_string());
+        // Everything after the spoken answer is typed, as soon as it is asked.
+        if spoken {
+            let key = if closing { "closing".to_string() } else { last_question.unwrap_or_default() };
+            if typed_for.insert(key.clone()) {
+                let text = if closing { "No, thank you, that was helpful." } else { strong };
+                evaluate(&mut devtools, 100_000 + id, &type_answer(text)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let ready = events.iter().find(|e| e["type"] == "report.ready").unwrap_or_else(|| panic!("no report.ready: {events:?}"));
+    let spoken = events
+        .iter()
+        .find(|e| e["type"] == "transcript.final" && e["text"].as_str().is_some_and(|t| t.to_lowercase().contains("billing")))
+        .expect("the spoken answer was transcribed");
+    assert!(spoken["question_id"].is_string(), "the spoken answer answers the first question: {spoken}");
+    let asked: Vec<&Value> = events.iter().filter(|e| e["type"] == "interviewer.question" && e["follow_up"] == false).collect();
+    assert_eq!(asked.len(), 2, "two planned questions");
+    assert!(events.iter().filter(|e| e["type"] == "answer.scored").count() >= 2);
+    let link = evaluate(&mut devtools, 200_000, "Promise.resolve(JSON.stringify(document.querySelector('#report-link a')?.getAttribute('href')))").await;
+    assert_eq!(link, json!(format!("/report.html?interview={interview}")));
+    assert_eq!(ready["url"], format!("/api/v1/interviews/{interview}/report"));
+
+    // The report page, as the link opens it, shows the scores and the spoken answer's words.
+    let navigate = json!({"id": 300_000, "method": "Page.navigate", "params": {"url": app.url(&format!("/report.html?interview={interview}"))}});
+    devtools.send(Message::Text(navigate.to_string().into())).await.unwrap();
+    let mut shown = Value::Null;
+    for id in 300_001..300_100u64 {
+        shown = evaluate(&mut devtools, id, "Promise.resolve(JSON.stringify({overall: document.querySelector('.overall strong')?.textContent, text: document.body.innerText}))").await;
+        if shown["overall"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(shown["overall"].as_str().is_some_and(|o| o.ends_with("/ 100")), "{shown}");
+    let text = shown["text"].as_str().unwrap().to_lowercase();
+    for part in ["billing", "learning path", "delivery (not part of the content scores)", "releases went from weekly to daily"] {
+        assert!(text.contains(part), "the report page shows {part:?}: {text}");
+    }
 }

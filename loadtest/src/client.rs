@@ -31,6 +31,7 @@ use webrtc::peer_connection::{
     RTCSessionDescription, Registry, register_default_interceptors,
 };
 
+use crate::latency::{Onsets, voice_ends_ms};
 use crate::media::{Camera, CameraCodec, MediaError};
 
 const OPUS_PT: u8 = 111;
@@ -87,6 +88,17 @@ pub struct Inbound {
     pub tracks: u32,
     /// 48 kHz mono PCM decoded from the first audio track (the interviewer's voice).
     pub first_audio_pcm: Vec<f32>,
+    /// When the interviewer's voice started, each time after a gap.
+    pub voice_onsets: Vec<Instant>,
+    /// When the candidate's voice ended, each time, as sent.
+    pub voice_ends: Vec<Instant>,
+}
+
+impl Inbound {
+    /// For each of the candidate's turns that got a reply, the wait until the interviewer's voice.
+    pub fn voice_to_voice(&self) -> Vec<Duration> {
+        crate::latency::voice_to_voice(&self.voice_ends, &self.voice_onsets)
+    }
 }
 
 #[derive(Default)]
@@ -442,6 +454,7 @@ async fn read_track(track: Arc<dyn TrackRemote>, recorded: Arc<Recorded>) {
     }
     let mut decoder = OpusDecoder::new().ok().filter(|_| first_audio);
     let mut pcm = Vec::new();
+    let mut onsets = Onsets::default();
     while let Some(event) = track.poll().await {
         let TrackRemoteEvent::OnRtpPacket(packet) = event else { continue };
         pcm.clear();
@@ -455,6 +468,12 @@ async fn read_track(track: Arc<dyn TrackRemote>, recorded: Arc<Recorded>) {
             inbound.video_packets += 1;
         }
         inbound.first_audio_pcm.extend_from_slice(&pcm);
+        if decoder.is_some() {
+            let now = Instant::now();
+            if onsets.frame(&pcm, now) {
+                inbound.voice_onsets.push(now);
+            }
+        }
     }
 }
 
@@ -498,6 +517,8 @@ async fn send_audio(
         // A long recording is fed in pieces so the queue bound is never reached.
         let chunk = rate as usize * 10;
         let started = Instant::now();
+        let ends = voice_ends_ms(&pcm, rate).into_iter().map(|ms| started + Duration::from_millis(ms));
+        recorded.inbound.lock().expect("not poisoned").voice_ends.extend(ends);
         let pieces = pcm.len().div_ceil(chunk);
         for (index, piece) in pcm.chunks(chunk).enumerate() {
             if pacer.push_pcm(piece, rate).is_err() {

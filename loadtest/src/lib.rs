@@ -5,10 +5,12 @@
 //! # Layout
 //! - `client`: connect, negotiate, run the media, record what comes back.
 //! - `media`: WAV and picture loading, and the synthetic VP8/H264 camera.
+//! - `latency`: voice-to-voice latency as the candidate hears it.
 //! - `load`: the load generator (`candor-loadtest` is its command line): many candidates, and what they cost
 //!   the server.
 
 mod client;
+pub mod latency;
 pub mod load;
 pub mod media;
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::latency::quantile;
 use crate::media::CameraCodec;
 use crate::{Client, ClientError, Options, Role};
 
@@ -55,6 +56,9 @@ pub struct Report {
     pub transcripts: usize,
     pub face_seconds: usize,
     pub latency_ms: BTreeMap<&'static str, f64>,
+    /// From the end of a candidate's voice to the interviewer's voice, as the candidates heard it: every reply
+    /// over the run, and its median and 90th percentile.
+    pub voice_to_voice: Vec<Duration>,
     pub stale_video_frames: f64,
     pub dropped_audio_ms: f64,
 }
@@ -63,6 +67,12 @@ impl Report {
     /// Live sessions one core of this server carries at this load.
     pub fn sessions_per_core(&self) -> Option<f64> {
         (self.cores_used > 0.0).then(|| self.connected as f64 / self.cores_used)
+    }
+
+    /// Median and 90th percentile voice-to-voice, in milliseconds.
+    pub fn voice_to_voice_ms(&self) -> Option<(f64, f64)> {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        Some((ms(quantile(&self.voice_to_voice, 0.5)?), ms(quantile(&self.voice_to_voice, 0.9)?)))
     }
 
     pub fn to_json(&self) -> Value {
@@ -78,6 +88,7 @@ impl Report {
             "transcripts": self.transcripts,
             "face_seconds": self.face_seconds,
             "latency_ms": self.latency_ms,
+            "voice_to_voice": self.voice_to_voice_ms().map(|(median, p90)| json!({"replies": self.voice_to_voice.len(), "median_ms": median, "p90_ms": p90})),
             "stale_video_frames": self.stale_video_frames,
             "dropped_audio_ms": self.dropped_audio_ms,
         })
@@ -97,17 +108,24 @@ impl std::fmt::Display for Report {
         for (stage, ms) in &self.latency_ms {
             writeln!(f, "mean {stage}: {ms:.1} ms")?;
         }
+        if let Some((median, p90)) = self.voice_to_voice_ms() {
+            writeln!(f, "voice to voice over {} replies: median {median:.0} ms, p90 {p90:.0} ms", self.voice_to_voice.len())?;
+        }
         write!(f, "stale video frames: {}, dropped audio: {} ms", self.stale_video_frames, self.dropped_audio_ms)
     }
 }
 
 /// Histograms whose mean the report gives: name, label filter, report key.
-const LATENCIES: [(&str, &str, &str); 5] = [
+const LATENCIES: [(&str, &str, &str); 8] = [
     ("candor_speech_stage_seconds", "stage=\"turn_wait\"", "turn_wait"),
     ("candor_speech_stage_seconds", "stage=\"stt_final\"", "stt_final"),
     ("candor_speech_stage_seconds", "stage=\"stt_partial\"", "stt_partial"),
     ("candor_speech_stage_seconds", "stage=\"pipeline_chunk\"", "speech_chunk"),
     ("candor_vision_frame_seconds", "", "vision_frame"),
+    // The reply's stages after the turn ended: the interviewer's decision, the LLM (when on), the first audio.
+    ("candor_reply_stage_seconds", "stage=\"decide\"", "reply_decide"),
+    ("candor_reply_stage_seconds", "stage=\"brain\"", "reply_brain"),
+    ("candor_reply_stage_seconds", "stage=\"first_audio\"", "reply_first_audio"),
 ];
 
 pub async fn run(load: &Load) -> Result<Report, LoadError> {
@@ -176,6 +194,7 @@ pub async fn run(load: &Load) -> Result<Report, LoadError> {
         transcripts: 0,
         face_seconds: 0,
         latency_ms,
+        voice_to_voice: Vec::new(),
         stale_video_frames: delta("candor_video_frames_stale_total", ""),
         dropped_audio_ms: delta("candor_speech_overflow_milliseconds_total", ""),
     };
@@ -188,6 +207,7 @@ pub async fn run(load: &Load) -> Result<Report, LoadError> {
         let events = client.events();
         report.transcripts += events.iter().filter(|e| e["type"] == "transcript.final").count();
         report.face_seconds += events.iter().filter(|e| e["type"] == "vision.metrics" && e["face"] == true).count();
+        report.voice_to_voice.extend(client.inbound().voice_to_voice());
         client.end().await;
     }
     Ok(report)
@@ -213,7 +233,8 @@ async fn sign_up(http: &reqwest::Client, base: &str, email: &str) -> Result<(Str
     let login = json!({"email": email, "password": password});
     let tokens = post(http, &format!("{base}/api/v1/auth/login"), None, login, "the login").await?;
     let token = tokens["access_token"].as_str().unwrap_or_default().to_string();
-    let plan = json!({"role": "Backend engineer", "interview_type": "behavioral", "experience_level": "mid"});
+    // As many questions as allowed, so no interview ends within the run.
+    let plan = json!({"role": "Backend engineer", "interview_type": "behavioral", "experience_level": "mid", "question_count": 20});
     let interview = post(http, &format!("{base}/api/v1/interviews"), Some(&token), plan, "the interview").await?;
     Ok((token, interview["id"].as_str().unwrap_or_default().to_string()))
 }

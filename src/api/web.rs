@@ -11,6 +11,7 @@ use crate::error::ApiError;
 const FILES: &[(&str, &str, &[u8])] = &[
     ("index.html", "text/html; charset=utf-8", include_bytes!("../../web/index.html")),
     ("room.html", "text/html; charset=utf-8", include_bytes!("../../web/room.html")),
+    ("report.html", "text/html; charset=utf-8", include_bytes!("../../web/report.html")),
     ("observe.html", "text/html; charset=utf-8", include_bytes!("../../web/observe.html")),
     ("style.css", "text/css; charset=utf-8", include_bytes!("../../web/style.css")),
     ("api.js", "text/javascript; charset=utf-8", include_bytes!("../../web/api.js")),

@@ -6,6 +6,7 @@ use std::process::Command;
 
 use candor_loadtest::media::{CameraCodec, read_wav};
 use candor_loadtest::{Client, Role};
+use candor::domain::SampleKind;
 use candor_pipelines::audio::dbfs;
 
 use crate::{PATIENCE, app_with, candidate_app, events_of, metric, options};
@@ -28,6 +29,19 @@ fn reported_and_source(client: &Client, source: &[f32], rate: u32) -> (f32, f32,
     (10.0 * mean_power.log10(), dbfs(&source[..seconds * rate as usize]), seconds)
 }
 
+/// The stored samples of `kind` once `done` holds (or `PATIENCE` has passed): the session's recorder writes them
+/// beside the media path, so they land shortly after the events.
+async fn stored_samples(app: &crate::helpers::TestApp, interview: &str, kind: SampleKind, done: impl Fn(&[(i64, String)]) -> bool) -> Vec<(i64, String)> {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let stored = app.state.store.metric_samples(interview.parse().unwrap(), kind).await.unwrap();
+        if done(&stored) || std::time::Instant::now() > deadline {
+            return stored;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 async fn send_and_measure(pcm: Vec<f32>, rate: u32) {
     let (app, token, interview) = candidate_app().await;
     // Whole seconds the server can measure: the resampler holds back a millisecond, so a clip of exactly N
@@ -42,8 +56,8 @@ async fn send_and_measure(pcm: Vec<f32>, rate: u32) {
     assert!(seconds >= 2);
     assert!((reported - source).abs() < 3.0, "reported {reported:.1} dBFS, source {source:.1} dBFS");
 
-    let stored = app.state.store.metric_samples(interview.parse().unwrap(), candor::domain::SampleKind::Speech).await.unwrap();
-    assert!(stored.len() >= seconds, "samples are stored as they happen");
+    let stored = stored_samples(&app, &interview, SampleKind::Speech, |s| s.len() >= seconds).await;
+    assert!(stored.len() >= seconds, "samples are stored as they happen: {} of {seconds}", stored.len());
     client.end().await;
 }
 
@@ -338,8 +352,9 @@ async fn a_face_on_camera_comes_back_as_vision_metrics_and_stored_samples() {
     assert!(vision["head_yaw"].as_f64().unwrap().abs() < 15.0, "{vision}");
     assert!(vision["head_pitch"].is_number());
 
-    let stored = app.state.store.metric_samples(interview.parse().unwrap(), candor::domain::SampleKind::Vision).await.unwrap();
-    assert!(stored.iter().any(|(_, data)| data.contains("\"face\":true")), "{stored:?}");
+    let face = |s: &[(i64, String)]| s.iter().any(|(_, data)| data.contains("\"face\":true"));
+    let stored = stored_samples(&app, &interview, SampleKind::Vision, face).await;
+    assert!(face(&stored), "{stored:?}");
     assert!(metric(&app, "candor_vision_frame_seconds_count", None) >= 1.0);
     client.end().await;
 }
