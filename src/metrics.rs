@@ -1,17 +1,12 @@
 //! Prometheus metrics (prefix `candor_`), one registry per application so tests in one process stay apart. The
 //! HTTP middleware labels requests by route template, never by raw path, to keep label cardinality bounded.
 
-use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 
-use crate::api::AppState;
 
 pub struct Metrics {
     registry: Registry,
@@ -293,17 +288,4 @@ impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// Counts and times every request.
-pub async fn track_http(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route =
-        request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
-    let method = request.method().to_string();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let metrics = &state.metrics;
-    metrics.http_duration.with_label_values(&[&route, &method]).observe(started.elapsed().as_secs_f64());
-    metrics.http_requests.with_label_values(&[&route, &method, response.status().as_str()]).inc();
-    response
 }

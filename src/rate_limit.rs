@@ -7,13 +7,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use redis::aio::ConnectionManager;
 
-use crate::api::{AppState, ClientIp};
-use crate::error::ApiError;
 
 /// Past this many tracked clients the in-memory table drops the ones from earlier windows.
 const MEMORY_SWEEP_THRESHOLD: usize = 10_000;
@@ -84,23 +79,6 @@ impl RateLimiter {
         } else {
             let window_end = (window_index + 1) * self.window;
             Ok(Decision::Reject { retry_after: window_end.saturating_sub(now_secs).max(1) })
-        }
-    }
-}
-
-/// Middleware: 429 with `Retry-After` once a client IP has used its window.
-pub async fn limit_requests(State(state): State<AppState>, ip: ClientIp, request: Request, next: Next) -> Response {
-    let now = crate::store::now_ms() as u64 / 1000;
-    match state.limiter.check(ip.0, now).await {
-        Ok(Decision::Allow) => next.run(request).await,
-        Ok(Decision::Reject { retry_after }) => {
-            state.metrics.rate_limited.with_label_values(&["rejected"]).inc();
-            ApiError::rate_limited(retry_after).into_response()
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "rate limiter store failed; allowing the request");
-            state.metrics.rate_limited.with_label_values(&["store_error"]).inc();
-            next.run(request).await
         }
     }
 }

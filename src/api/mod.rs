@@ -6,6 +6,8 @@ mod auth;
 mod extract;
 mod interviews;
 mod me;
+mod rtc;
+mod middleware;
 mod ops;
 mod shares;
 mod views;
@@ -84,11 +86,11 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(interviews::report))
         .routes(routes!(shares::create, shares::list))
         .routes(routes!(shares::delete))
-        .routes(routes!(crate::live::signaling::websocket))
-        .routes(routes!(crate::live::signaling::whip_offer, crate::live::signaling::whip_delete))
+        .routes(routes!(rtc::websocket))
+        .routes(routes!(rtc::whip_offer, rtc::whip_delete))
         .routes(routes!(ops::rtc_config))
         .routes(routes!(ops::openapi_document))
-        .layer(from_fn_with_state(state.clone(), crate::rate_limit::limit_requests));
+        .layer(from_fn_with_state(state.clone(), middleware::limit_requests));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api)
         .routes(routes!(ops::healthz))
@@ -108,7 +110,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed here")
         })
-        .layer(from_fn_with_state(state.clone(), crate::metrics::track_http))
+        .layer(from_fn_with_state(state.clone(), middleware::track_http))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .with_state(state)
 }

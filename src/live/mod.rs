@@ -12,8 +12,8 @@
 //! - `conversation`: the interviewer state machine of a session, and carrying out what it decides.
 //! - `recorder`: a session's storage writes, off the media paths.
 //! - `events`: delivering v1 events to the data channel and to observers.
-//! - `observer`: a coach's receive-only peer fed from a session's copies.
-//! - `signaling`: the WebSocket and WHIP endpoints that drive all of the above.
+//! - `leg`: what signaling drives (`api::rtc` runs the loop): a candidate's leg starts the session.
+//! - `observer`: a coach's receive-only leg fed from a session's copies.
 //!
 //! `Live` is the process-wide part: the peer factory and the registry that enforces one live session per user
 //! and lets observers find the session they may watch.
@@ -21,13 +21,13 @@
 mod conversation;
 mod engines;
 mod events;
+mod leg;
 mod media;
 mod observer;
 mod peer;
 mod pool;
 mod recorder;
 mod session;
-pub mod signaling;
 mod speech;
 mod vision;
 mod voice;
@@ -41,6 +41,8 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 
 pub use events::EventSink;
+pub use leg::{CandidateLeg, Leg, Next};
+pub use observer::{MAX_OBSERVERS, ObserverLeg};
 pub use peer::PeerFactory;
 pub use session::{ABANDONED, Session, SessionContext, SessionError};
 pub use engines::Engines;

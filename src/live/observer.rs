@@ -4,11 +4,11 @@
 //! lags loses packets, never slows the candidate; one that leaves changes nothing for the candidate.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{Message, WebSocket};
 use bytes::Bytes;
-use candor_signaling::{Action, Negotiation, ServerMessage};
+use candor_signaling::{IceCandidate, OfferSummary, Sdp};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
@@ -23,6 +23,7 @@ use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCPeerConnectionState, RTCSessionDescription};
 use webrtc::rtp_transceiver::RtpSender;
 
+use super::leg::{Leg, Next};
 use super::peer::{PeerEvent, codec};
 use super::session::{Session, SessionError};
 use super::voice::rand_ssrc;
@@ -140,7 +141,7 @@ struct ObserverPeer {
 impl ObserverPeer {
     async fn start(
         session: &Arc<Session>,
-        offer: &candor_signaling::Sdp,
+        offer: &Sdp,
     ) -> Result<(Self, String, mpsc::UnboundedReceiver<PeerEvent>), SessionError> {
         let (pc, events) = session.factory().create().await?;
         let cancel = CancellationToken::new();
@@ -198,7 +199,7 @@ impl ObserverPeer {
     /// Offer in, the three forwarding tracks attached to the offered transceivers, answer out.
     async fn negotiate(
         pc: &Arc<dyn PeerConnection>,
-        offer: &candor_signaling::Sdp,
+        offer: &Sdp,
         tracks: [Arc<dyn TrackLocal>; 3],
     ) -> Result<(String, [Arc<dyn RtpSender>; 3]), SessionError> {
         pc.set_remote_description(RTCSessionDescription::offer(offer.as_str().to_string())?).await?;
@@ -219,74 +220,95 @@ impl ObserverPeer {
     }
 }
 
-/// The observer's signaling loop; the observer leaves when this WebSocket closes or the session ends.
-pub async fn run(mut socket: WebSocket, user: UserId, session: Arc<Session>) {
-    tracing::info!(interview = %session.interview(), observer = %user, "observer joined");
-    let metrics = session.context.metrics.clone();
-    metrics.rtc_peers.with_label_values(&["observer"]).inc();
-    let mut negotiation = Negotiation::new();
-    let mut peer: Option<ObserverPeer> = None;
-    let mut peer_events: Option<mpsc::UnboundedReceiver<PeerEvent>> = None;
-    let send = |message: ServerMessage| Message::Text(message.to_json().into());
-    let reason = loop {
-        let event = async {
-            match &mut peer_events {
-                Some(rx) => rx.recv().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            message = socket.recv() => {
-                let Some(Ok(message)) = message else { break "signaling_closed" };
-                let Message::Text(text) = message else { continue };
-                let mut close = None;
-                for action in negotiation.handle_text(&text) {
-                    match action {
-                        Action::ApplyOffer { sdp, .. } if peer.is_none() => match ObserverPeer::start(&session, &sdp).await {
-                            Ok((started, answer, events)) => {
-                                let _ = socket.send(send(ServerMessage::Answer { sdp: answer })).await;
-                                peer = Some(started);
-                                peer_events = Some(events);
-                            }
-                            Err(e) => {
-                                let _ = socket.send(send(ServerMessage::Error { code: "negotiation_failed".into(), message: e.to_string() })).await;
-                                close = Some("negotiation_failed");
-                            }
-                        },
-                        Action::AddCandidate(c) => {
-                            if let Some(p) = &peer {
-                                let init = RTCIceCandidateInit { candidate: c.candidate, sdp_mid: c.sdp_mid, sdp_mline_index: c.sdp_m_line_index, ..Default::default() };
-                                let _ = p.pc.add_ice_candidate(init).await;
-                            }
-                        }
-                        Action::Reply(message) => { let _ = socket.send(send(message)).await; }
-                        Action::Close { reason } => close = Some(reason),
-                        _ => {}
-                    }
-                }
-                if let Some(reason) = close { break reason; }
-            }
-            Some(event) = event => match event {
-                PeerEvent::LocalCandidate(init) => {
-                    let candidate = session.factory().client_candidate(init, "0");
-                    let _ = socket.send(send(ServerMessage::Candidate { candidate })).await;
-                }
-                PeerEvent::DataChannel(channel) => {
-                    if let Some(p) = &peer {
-                        tokio::spawn(forward_events(channel, session.context.events.subscribe(), p.cancel.clone()));
-                    }
-                }
-                PeerEvent::State(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed) => break "connection_failed",
-                _ => {}
-            },
-            () = session.ended() => break "session_ended",
-        }
-    };
-    if let Some(peer) = &peer {
-        peer.close().await;
+/// Observers one session takes at once; more are refused (`too_many_observers`).
+pub const MAX_OBSERVERS: usize = 8;
+
+/// An observer's leg: one offer gives a receive-only peer fed from the session's copies; it ends when the
+/// session does or its connection fails.
+pub struct ObserverLeg {
+    user: UserId,
+    session: Arc<Session>,
+    peer: Option<ObserverPeer>,
+    events: Option<mpsc::UnboundedReceiver<PeerEvent>>,
+}
+
+impl ObserverLeg {
+    /// Joins `session`; `None` when it already has `MAX_OBSERVERS`.
+    pub fn join(user: UserId, session: Arc<Session>) -> Option<Self> {
+        let joined = session.observers.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < MAX_OBSERVERS).then_some(n + 1));
+        joined.ok()?;
+        tracing::info!(interview = %session.interview(), observer = %user, "observer joined");
+        session.context.metrics.rtc_peers.with_label_values(&["observer"]).inc();
+        Some(Self { user, session, peer: None, events: None })
     }
-    metrics.rtc_peers.with_label_values(&["observer"]).dec();
-    let _ = socket.send(send(ServerMessage::Ended { reason: reason.to_string() })).await;
-    let _ = socket.send(Message::Close(None)).await;
-    tracing::info!(observer = %user, reason, "observer left");
+}
+
+impl Drop for ObserverLeg {
+    fn drop(&mut self) {
+        if let Some(peer) = &self.peer {
+            peer.cancel.cancel();
+        }
+        self.session.observers.fetch_sub(1, Ordering::SeqCst);
+        self.session.context.metrics.rtc_peers.with_label_values(&["observer"]).dec();
+    }
+}
+
+#[async_trait::async_trait]
+impl Leg for ObserverLeg {
+    async fn offer(&mut self, sdp: &Sdp, _: &OfferSummary) -> Result<Option<String>, SessionError> {
+        if self.peer.is_some() {
+            return Ok(None);
+        }
+        let (peer, answer, events) = ObserverPeer::start(&self.session, sdp).await?;
+        self.peer = Some(peer);
+        self.events = Some(events);
+        Ok(Some(answer))
+    }
+
+    async fn add_candidate(&mut self, c: &IceCandidate) -> Result<(), SessionError> {
+        let Some(peer) = &self.peer else { return Ok(()) };
+        let init = RTCIceCandidateInit {
+            candidate: c.candidate.clone(),
+            sdp_mid: c.sdp_mid.clone(),
+            sdp_mline_index: c.sdp_m_line_index,
+            ..Default::default()
+        };
+        peer.pc.add_ice_candidate(init).await.map_err(SessionError::from)
+    }
+
+    async fn next(&mut self) -> Next {
+        let session = self.session.clone();
+        loop {
+            let event = async {
+                match &mut self.events {
+                    Some(events) => events.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let event = tokio::select! {
+                event = event => event,
+                () = session.ended() => return Next::Ended("session_ended"),
+            };
+            match event {
+                Some(PeerEvent::LocalCandidate(init)) => return Next::Candidate(session.factory().client_candidate(init, "0")),
+                Some(PeerEvent::DataChannel(channel)) => {
+                    if let Some(peer) = &self.peer {
+                        tokio::spawn(forward_events(channel, session.context.events.subscribe(), peer.cancel.clone()));
+                    }
+                }
+                Some(PeerEvent::State(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)) => {
+                    return Next::Ended("connection_failed");
+                }
+                Some(_) => {}
+                None => self.events = None,
+            }
+        }
+    }
+
+    async fn close(&mut self, reason: &'static str) {
+        if let Some(peer) = &self.peer {
+            peer.close().await;
+        }
+        tracing::info!(observer = %self.user, reason, "observer left");
+    }
 }

@@ -114,6 +114,8 @@ pub struct Session {
     /// Set by the first `end`: later and concurrent calls do nothing.
     ending: AtomicBool,
     tracks: std::sync::atomic::AtomicUsize,
+    /// Observers watching now (at most `observer::MAX_OBSERVERS`).
+    pub(super) observers: std::sync::atomic::AtomicUsize,
 }
 
 /// A started session, its answer, and its local candidates to trickle.
@@ -193,6 +195,7 @@ impl Session {
             first_mid: first_mid.unwrap_or_else(|| "0".into()),
             ending: AtomicBool::new(false),
             tracks: Default::default(),
+            observers: Default::default(),
         });
         live.register(claim, session.clone());
         tokio::spawn(conversation::run(session.clone(), messages));

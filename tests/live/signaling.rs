@@ -251,3 +251,37 @@ async fn broken_model_files_are_reported_at_start_and_the_server_still_serves() 
     assert!(crate::events_of(&client, "vision.metrics").iter().all(|e| e["face"].is_null()));
     client.end().await;
 }
+
+#[tokio::test]
+async fn a_session_takes_a_bounded_number_of_observers_and_frees_the_place_of_one_who_leaves() {
+    let (app, token, interview) = candidate_app().await;
+    let client = Client::connect(options(&app, &token, &interview, Role::Candidate)).await.unwrap();
+    assert!(client.wait_until(PATIENCE, |c| c.is_connected()).await);
+    app.add_user("coach@example.com", candor::domain::Role::Coach).await;
+    let shares = format!("/api/v1/interviews/{interview}/shares");
+    app.post(&shares, Some(&token), serde_json::json!({"email": "coach@example.com"})).await;
+    let coach = app.login("coach@example.com").await.body["access_token"].as_str().unwrap().to_string();
+    let query = format!("access_token={coach}&role=observer");
+    // An admitted observer answers a bad message with the protocol's error; a refused one was already told why.
+    let admitted = async |ws: &mut tokio_tungstenite::WebSocketStream<_>| {
+        ws.send(Message::Text(r#"{"type":"bogus"}"#.into())).await.unwrap();
+        code(next_message(ws).await)
+    };
+    let mut watching = Vec::new();
+    for _ in 0..candor::live::MAX_OBSERVERS {
+        let mut ws = socket(app.addr, &interview, &query).await;
+        assert_eq!(admitted(&mut ws).await, "unknown_type");
+        watching.push(ws);
+    }
+    let mut extra = socket(app.addr, &interview, &query).await;
+    assert_eq!(code(next_message(&mut extra).await), "too_many_observers");
+    watching.pop().unwrap().close(None).await.unwrap();
+    let freed = || metric(&app, "candor_rtc_peers", Some(("role", "observer"))) < candor::live::MAX_OBSERVERS as f64;
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !freed() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut ws = socket(app.addr, &interview, &query).await;
+    assert_eq!(admitted(&mut ws).await, "unknown_type", "the place of the one who left is free");
+    client.end().await;
+}

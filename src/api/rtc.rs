@@ -3,8 +3,8 @@
 //!
 //! Refusals on the WebSocket (bad token, someone else's interview, a second live session) arrive as a v1
 //! `error` message followed by a close, so browsers, which cannot read a failed handshake, still learn why.
+//! Once admitted, one signaling loop serves both roles: the participant's `Leg` (from `live`) does the rest.
 
-use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -16,10 +16,9 @@ use candor_signaling::{Action, Negotiation, ProtocolError, Sdp, ServerMessage};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::session::{Session, Started};
-use super::{Claim, observer};
-use crate::api::{ApiPath, ApiQuery, AppState, AuthUser, ClientIp};
+use super::{ApiPath, ApiQuery, AppState, AuthUser, ClientIp};
 use crate::auth::TokenError;
+use crate::live::{CandidateLeg, Leg, Next, ObserverLeg, Session};
 use crate::domain::{InterviewId, Role, UserId};
 use crate::error::{ApiError, ErrorBody};
 use crate::store::Outcome;
@@ -45,11 +44,6 @@ impl Refusal {
     }
 }
 
-enum Participant {
-    Candidate(Claim),
-    Observer { user: UserId, session: Arc<Session> },
-}
-
 /// WebSocket signaling for a live session (protocol v1).
 #[utoipa::path(get, path = "/interviews/{id}/rtc", tag = "live", params(("id" = String, Path, description = "Interview id"), RtcQuery),
     responses((status = 101, description = "WebSocket: protocol v1 signaling messages, one JSON object per text frame")))]
@@ -63,7 +57,7 @@ pub async fn websocket(
     let admitted = admit(&state, &id, query.access_token.as_deref(), query.role.as_deref(), ip).await;
     upgrade.max_message_size(MAX_FRAME_BYTES).on_upgrade(move |socket| async move {
         match admitted {
-            Ok(participant) => run(socket, participant).await,
+            Ok(leg) => signal(socket, leg).await,
             Err(refusal) => refuse(socket, refusal).await,
         }
     })
@@ -75,7 +69,7 @@ async fn admit(
     token: Option<&str>,
     role: Option<&str>,
     ip: ClientIp,
-) -> Result<Participant, Refusal> {
+) -> Result<Box<dyn Leg>, Refusal> {
     let ip_text = ip.to_text();
     let claims = match token.map(|t| state.tokens.verify_access(t)) {
         Some(Ok(claims)) => claims,
@@ -114,7 +108,7 @@ async fn admit(
                     "you already have a live session; end it before starting another".into(),
                 )
             })?;
-            Ok(Participant::Candidate(claim))
+            Ok(Box::new(CandidateLeg::new(claim)))
         }
         "observer" => {
             let allowed =
@@ -131,7 +125,9 @@ async fn admit(
                 .live
                 .session(interview_id)
                 .ok_or_else(|| Refusal("not_live", "the interview has no live session to observe".into()))?;
-            Ok(Participant::Observer { user, session })
+            let leg = ObserverLeg::join(user, session)
+                .ok_or_else(|| Refusal("too_many_observers", "the session has as many observers as it takes".into()))?;
+            Ok(Box::new(leg))
         }
         other => Err(Refusal("invalid_role", format!("role must be candidate or observer, not {other:?}"))),
     }
@@ -146,32 +142,11 @@ async fn send(socket: &mut WebSocket, message: &ServerMessage) -> bool {
     socket.send(Message::Text(message.to_json().into())).await.is_ok()
 }
 
-async fn run(socket: WebSocket, participant: Participant) {
-    match participant {
-        Participant::Candidate(claim) => run_candidate(socket, claim).await,
-        Participant::Observer { user, session } => observer::run(socket, user, session).await,
-    }
-}
-
-/// The candidate's signaling loop. The session lives as long as this WebSocket: a closed socket ends it.
-async fn run_candidate(mut socket: WebSocket, claim: Claim) {
-    let mut claim = Some(claim);
+/// The signaling loop of one participant: v1 messages in, the leg's answer and candidates out, until the socket
+/// closes, negotiation stops or the leg ends.
+async fn signal(mut socket: WebSocket, mut leg: Box<dyn Leg>) {
     let mut negotiation = Negotiation::new();
-    let mut session: Option<Arc<Session>> = None;
-    let mut local_candidates = None;
     let reason = loop {
-        let ended = async {
-            match &session {
-                Some(s) => s.ended().await,
-                None => std::future::pending().await,
-            }
-        };
-        let candidate = async {
-            match &mut local_candidates {
-                Some(rx) => tokio::sync::mpsc::UnboundedReceiver::recv(rx).await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             message = socket.recv() => {
                 let text = match message {
@@ -187,24 +162,20 @@ async fn run_candidate(mut socket: WebSocket, claim: Claim) {
                 let mut close = None;
                 for action in negotiation.handle_text(&text) {
                     match action {
-                        Action::ApplyOffer { sdp, summary } => {
-                            let Some(claim) = claim.take() else { continue };
-                            match Session::start(claim, &sdp, summary.audio.mid.clone(), summary.candidates > 0).await {
-                                Ok(Started { session: started, answer, candidates }) => {
-                                    send(&mut socket, &ServerMessage::Answer { sdp: answer }).await;
-                                    session = Some(started);
-                                    local_candidates = Some(candidates);
-                                }
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "negotiation failed");
-                                    let message = ServerMessage::Error { code: "negotiation_failed".into(), message: e.to_string() };
-                                    send(&mut socket, &message).await;
-                                    close = Some("negotiation_failed");
-                                }
+                        Action::ApplyOffer { sdp, summary } => match leg.offer(&sdp, &summary).await {
+                            Ok(Some(answer)) => {
+                                send(&mut socket, &ServerMessage::Answer { sdp: answer }).await;
                             }
-                        }
+                            Ok(None) => tracing::debug!("a further offer ignored"),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "negotiation failed");
+                                let message = ServerMessage::Error { code: "negotiation_failed".into(), message: e.to_string() };
+                                send(&mut socket, &message).await;
+                                close = Some("negotiation_failed");
+                            }
+                        },
                         Action::AddCandidate(candidate) => {
-                            if let Some(s) = &session && let Err(e) = s.add_remote_candidate(&candidate).await {
+                            if let Err(e) = leg.add_candidate(&candidate).await {
                                 let message = ServerMessage::Error { code: "invalid_candidate".into(), message: e.to_string() };
                                 send(&mut socket, &message).await;
                             }
@@ -221,15 +192,15 @@ async fn run_candidate(mut socket: WebSocket, claim: Claim) {
                     break reason;
                 }
             }
-            Some(candidate) = candidate => {
-                send(&mut socket, &ServerMessage::Candidate { candidate }).await;
-            }
-            () = ended => break "session_ended",
+            next = leg.next() => match next {
+                Next::Candidate(candidate) => {
+                    send(&mut socket, &ServerMessage::Candidate { candidate }).await;
+                }
+                Next::Ended(reason) => break reason,
+            },
         }
     };
-    if let Some(session) = &session {
-        session.end(reason).await;
-    }
+    leg.close(reason).await;
     let _ = send(&mut socket, &ServerMessage::Ended { reason: reason.to_string() }).await;
     let _ = socket.send(Message::Close(None)).await;
 }

@@ -1,0 +1,41 @@
+//! The middleware every API request passes: per-client rate limiting and request metrics.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::{AppState, ClientIp};
+use crate::error::ApiError;
+use crate::rate_limit::Decision;
+
+/// 429 with `Retry-After` once a client IP has used its window.
+pub async fn limit_requests(State(state): State<AppState>, ip: ClientIp, request: Request, next: Next) -> Response {
+    let now = crate::store::now_ms() as u64 / 1000;
+    match state.limiter.check(ip.0, now).await {
+        Ok(Decision::Allow) => next.run(request).await,
+        Ok(Decision::Reject { retry_after }) => {
+            state.metrics.rate_limited.with_label_values(&["rejected"]).inc();
+            ApiError::rate_limited(retry_after).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "rate limiter store failed; allowing the request");
+            state.metrics.rate_limited.with_label_values(&["store_error"]).inc();
+            next.run(request).await
+        }
+    }
+}
+
+/// Counts and times every request by route template, method and status.
+pub async fn track_http(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route =
+        request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let metrics = &state.metrics;
+    metrics.http_duration.with_label_values(&[&route, &method]).observe(started.elapsed().as_secs_f64());
+    metrics.http_requests.with_label_values(&[&route, &method, response.status().as_str()]).inc();
+    response
+}
