@@ -39,6 +39,7 @@ pub struct Metrics {
     pub brain_up: IntGauge,
     pub storage_dropped: IntCounter,
     pub stt_redecodes: IntCounter,
+    pub stt_ahead_dropped: IntCounter,
 }
 
 impl Metrics {
@@ -184,6 +185,11 @@ impl Metrics {
             "Speech-to-text decodes repeated carefully because the first looked degenerate (a loop)",
         )
         .expect("valid metric");
+        let stt_ahead_dropped = IntCounter::new(
+            "stt_ahead_dropped_total",
+            "Finals decoded ahead in a silence and dropped because the candidate went on speaking",
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(Opts::new("build_info", "Build of the running server"), &["version"])
             .expect("valid metric");
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
@@ -217,6 +223,7 @@ impl Metrics {
             Box::new(brain_up.clone()),
             Box::new(storage_dropped.clone()),
             Box::new(stt_redecodes.clone()),
+            Box::new(stt_ahead_dropped.clone()),
             Box::new(build_info),
         ] {
             registry.register(collector).expect("metric names are unique");
@@ -257,6 +264,7 @@ impl Metrics {
             brain_up,
             storage_dropped,
             stt_redecodes,
+            stt_ahead_dropped,
         }
     }
 

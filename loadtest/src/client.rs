@@ -517,8 +517,10 @@ async fn send_audio(
         // A long recording is fed in pieces so the queue bound is never reached.
         let chunk = rate as usize * 10;
         let started = Instant::now();
-        let ends = voice_ends_ms(&pcm, rate).into_iter().map(|ms| started + Duration::from_millis(ms));
-        recorded.inbound.lock().expect("not poisoned").voice_ends.extend(ends);
+        // Where the voice ends, noted when the frame holding that moment goes out: a busy machine sends late,
+        // and the pacer does not make up lost time.
+        let mut ends = voice_ends_ms(&pcm, rate).into_iter().peekable();
+        let mut sent_ms = 0;
         let pieces = pcm.len().div_ceil(chunk);
         for (index, piece) in pcm.chunks(chunk).enumerate() {
             if pacer.push_pcm(piece, rate).is_err() {
@@ -540,6 +542,10 @@ async fn send_audio(
                 };
                 if track.write_sample(0x1000_0001, OPUS_PT, &sample, &[]).await.is_err() {
                     return;
+                }
+                sent_ms += VoicePacer::FRAME_MS;
+                while ends.next_if(|end| *end <= sent_ms).is_some() {
+                    recorded.inbound.lock().expect("not poisoned").voice_ends.push(Instant::now());
                 }
             }
         }

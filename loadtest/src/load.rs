@@ -116,9 +116,11 @@ impl std::fmt::Display for Report {
 }
 
 /// Histograms whose mean the report gives: name, label filter, report key.
-const LATENCIES: [(&str, &str, &str); 8] = [
+const LATENCIES: [(&str, &str, &str); 9] = [
     ("candor_speech_stage_seconds", "stage=\"turn_wait\"", "turn_wait"),
     ("candor_speech_stage_seconds", "stage=\"stt_final\"", "stt_final"),
+    // What the end of the turn waited for its final (the rest was decoded ahead, in the silence).
+    ("candor_speech_stage_seconds", "stage=\"stt_final_wait\"", "stt_final_wait"),
     ("candor_speech_stage_seconds", "stage=\"stt_partial\"", "stt_partial"),
     ("candor_speech_stage_seconds", "stage=\"pipeline_chunk\"", "speech_chunk"),
     ("candor_vision_frame_seconds", "", "vision_frame"),

@@ -140,6 +140,7 @@ fn the_pipeline_turns_an_answer_with_a_pause_into_one_final_transcript() {
     assert!(word_error_rate(reference, text) <= 0.25, "{text}");
     assert!(events.iter().any(|e| matches!(e, SpeechEvent::Partial { .. })), "partials while speaking");
     assert!(finals[0].delivery.wpm.is_some() && finals[0].pitch_hz.is_some());
+    assert!(finals[0].decoded_ahead, "the final was decoded in the silence, before the turn ended");
     let turn_ms = finals[0].end_ms - finals[0].start_ms;
     assert!(
         finals[0].audio_ms < turn_ms * 3 / 4,
@@ -233,4 +234,33 @@ fn a_whole_turn_inside_one_long_chunk_is_transcribed() {
     assert_eq!(finals.len(), 1, "{events:?}");
     let heard = &finals[0].transcript.text;
     assert!(word_error_rate("we finished the project two weeks early", heard) <= 0.25, "{heard:?}");
+}
+
+/// The final is decoded ahead in the silence before the turn ends; when the voice comes back first, that decode
+/// is dropped and the final holds everything said.
+#[test]
+fn a_final_decoded_ahead_is_dropped_when_the_voice_comes_back() {
+    let Some(vad) = vad() else { return };
+    let Some(path) = model("ggml-tiny.en.bin") else { return };
+    use candor_pipelines::speech::pipeline::{SpeechEngines, SpeechEvent, SpeechPipeline};
+    let engines =
+        SpeechEngines { vad: std::sync::Arc::new(vad), stt: Some(std::sync::Arc::new(SpeechToText::load(&path).unwrap())) };
+    let mut pipeline = SpeechPipeline::new(engines, Default::default(), SttOptions::default()).unwrap();
+    let mut audio = vec![0.0_f32; 8000];
+    audio.extend(speak("We finished the project two weeks early.", 160));
+    // Long enough to start the final ahead, too short to end the turn.
+    audio.extend(std::iter::repeat_n(0.0, 16 * 150));
+    audio.extend(speak("The client was very happy with it.", 160));
+    audio.extend(std::iter::repeat_n(0.0, 24_000));
+    let mut events = Vec::new();
+    for chunk in audio.chunks(1600) {
+        events.extend(pipeline.push(chunk).unwrap());
+    }
+    let finals: Vec<_> = events.iter().filter_map(|e| if let SpeechEvent::Final(f) = e { Some(f) } else { None }).collect();
+    assert_eq!(finals.len(), 1, "{events:?}");
+    assert_eq!(pipeline.ahead_dropped, 1, "the decode ahead in the short pause was dropped");
+    assert!(finals[0].decoded_ahead);
+    let reference = "we finished the project two weeks early the client was very happy with it";
+    let heard = &finals[0].transcript.text;
+    assert!(word_error_rate(reference, heard) <= 0.2, "{heard:?}");
 }

@@ -37,6 +37,8 @@ pub struct SpokenTurn {
     pub words: Vec<Word>,
     pub start_ms: u64,
     pub end_ms: u64,
+    /// When the turn's last voiced audio reached the server, in session time (voice-to-voice starts there).
+    pub voice_arrived_ms: u64,
     pub wpm: Option<f32>,
     /// JSON of the turn's delivery measurements, stored with it.
     pub metrics: String,
@@ -99,15 +101,16 @@ pub async fn run(session: Arc<Session>, mut messages: mpsc::Receiver<Message>) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut finishing: Option<(bool, oneshot::Sender<()>)> = None;
-    // The candidate's last voiced moment, until the interviewer's reply to it starts (voice-to-voice latency).
-    let mut reply_to: Option<(u64, std::time::Instant)> = None;
+    // The candidate's last voiced moment and when their turn reached the conversation (session ms), until the
+    // interviewer's reply to it starts (voice-to-voice latency).
+    let mut reply_to: Option<(u64, u64)> = None;
     loop {
         let actions = tokio::select! {
             message = messages.recv() => match message {
                 Some(Message::Input(input)) => machine.handle(input, ctx.events.t_ms()),
                 Some(Message::Spoken(turn)) => {
                     let words = turn.words.iter().map(|w| AnswerWord { text: w.w.clone(), start_ms: Some(w.start_ms), end_ms: Some(w.end_ms) }).collect();
-                    reply_to = Some((turn.end_ms, std::time::Instant::now()));
+                    reply_to = Some((turn.voice_arrived_ms, ctx.events.t_ms()));
                     store_candidate_turn(&ctx, &machine, turn.turn_id, turn.text, turn.words, (turn.start_ms, turn.end_ms), turn.metrics).await;
                     machine.handle(Input::CandidateFinished { words, wpm: turn.wpm }, ctx.events.t_ms())
                 }
@@ -218,14 +221,15 @@ async fn act(
     session: &Arc<Session>,
     ctx: &SessionContext,
     action: Action,
-    reply_to: &mut Option<(u64, std::time::Instant)>,
+    reply_to: &mut Option<(u64, u64)>,
 ) -> Option<(EndReason, Box<Record>)> {
     match action {
         Action::Say { utterance, text, question_id } => {
             let (ctx2, conversation) = (ctx.clone(), ctx.conversation.clone());
             let reply_to = reply_to.take();
-            if let Some((_, decided_from)) = reply_to {
-                ctx.metrics.voice_stage.with_label_values(&["decide"]).observe(decided_from.elapsed().as_secs_f64());
+            if let Some((_, received_ms)) = reply_to {
+                let decide_ms = ctx.events.t_ms().saturating_sub(received_ms);
+                ctx.metrics.voice_stage.with_label_values(&["decide"]).observe(decide_ms as f64 / 1000.0);
             }
             session.beside(async move {
                 let asked_ms = ctx2.events.t_ms();
@@ -233,8 +237,11 @@ async fn act(
                 if let Some(first_ms) = outcome.first_audio_ms {
                     let metrics = &ctx2.metrics;
                     metrics.voice_stage.with_label_values(&["first_audio"]).observe(first_ms.saturating_sub(asked_ms) as f64 / 1000.0);
-                    if let Some((voice_ended_ms, _)) = reply_to {
-                        metrics.voice_to_voice.observe(first_ms.saturating_sub(voice_ended_ms) as f64 / 1000.0);
+                    if let Some((voice_ended_ms, received_ms)) = reply_to {
+                        let total_ms = first_ms.saturating_sub(voice_ended_ms);
+                        metrics.voice_to_voice.observe(total_ms as f64 / 1000.0);
+                        let turn_ms = received_ms.saturating_sub(voice_ended_ms);
+                        tracing::info!(voice_to_voice_ms = total_ms, turn_ms, first_audio_ms = first_ms.saturating_sub(asked_ms), "replied");
                     }
                 }
                 let ended = Input::UtteranceEnded { utterance, interrupted: outcome.interrupted, spoken: outcome.spoken };

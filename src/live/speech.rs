@@ -59,11 +59,16 @@ pub struct SpeechFeed {
     in_flight: Option<oneshot::Receiver<Done>>,
     /// Session time of the first audio sample: the pipeline's clock starts there.
     offset_ms: Option<u64>,
+    /// Samples pushed so far, and the session time the latest arrived: where the stream's clock stands against
+    /// the session's now (they drift apart when a sender falls behind or packets are lost).
+    pushed_samples: u64,
+    arrival_offset_ms: i64,
     turn_ids: HashMap<u32, String>,
     rolling: Rolling,
     recent_levels: Vec<f32>,
     /// The pipeline's careful re-decodes already counted in the metrics.
     redecodes_seen: u64,
+    ahead_dropped_seen: u64,
 }
 
 impl SpeechFeed {
@@ -80,10 +85,13 @@ impl SpeechFeed {
             backlog: Vec::new(),
             in_flight: None,
             offset_ms: None,
+            pushed_samples: 0,
+            arrival_offset_ms: 0,
             turn_ids: HashMap::new(),
             rolling: Rolling::default(),
             recent_levels: Vec::new(),
             redecodes_seen: 0,
+            ahead_dropped_seen: 0,
         }
     }
 
@@ -92,7 +100,10 @@ impl SpeechFeed {
         if self.pipeline.is_none() && self.in_flight.is_none() {
             return;
         }
-        self.offset_ms.get_or_insert_with(|| self.ctx.events.t_ms());
+        let now_ms = self.ctx.events.t_ms();
+        self.offset_ms.get_or_insert(now_ms);
+        self.pushed_samples += samples.len() as u64;
+        self.arrival_offset_ms = now_ms as i64 - (self.pushed_samples / 16) as i64;
         self.backlog.extend_from_slice(samples);
         let max = MAX_BACKLOG_MS * 16;
         if self.backlog.len() > max {
@@ -153,6 +164,8 @@ impl SpeechFeed {
         let metrics = &self.ctx.metrics;
         metrics.stt_redecodes.inc_by(pipeline.redecodes - self.redecodes_seen);
         self.redecodes_seen = pipeline.redecodes;
+        metrics.stt_ahead_dropped.inc_by(pipeline.ahead_dropped - self.ahead_dropped_seen);
+        self.ahead_dropped_seen = pipeline.ahead_dropped;
         self.pipeline = Some(pipeline);
         metrics.speech_stage.with_label_values(&["pipeline_chunk"]).observe(elapsed.as_secs_f64());
         metrics.speech_stage.with_label_values(&["vad"]).observe(vad_ms / 1000.0);
@@ -199,6 +212,9 @@ impl SpeechFeed {
     async fn finish(&mut self, turn: FinalTurn, offset: u64) {
         let metrics = &self.ctx.metrics;
         metrics.speech_stage.with_label_values(&["stt_final"]).observe(turn.decode_ms as f64 / 1000.0);
+        // What the end of the turn waited for its final: nothing when it was decoded ahead, in the silence.
+        let waited_ms = if turn.decoded_ahead { 0 } else { turn.decode_ms };
+        metrics.speech_stage.with_label_values(&["stt_final_wait"]).observe(waited_ms as f64 / 1000.0);
         if turn.audio_ms > 0 {
             metrics.stt_realtime_factor.observe(turn.decode_ms as f64 / turn.audio_ms as f64);
         }
@@ -212,6 +228,8 @@ impl SpeechFeed {
             silence_ms = turn.silence_ms,
             words = turn.transcript.words.len(),
             decode_ms = turn.decode_ms,
+            // How far the decision ran behind the audio it was made on (inference queueing, decoding).
+            behind_ms = self.ctx.events.t_ms() as i64 - self.arrived_ms(turn.end_ms + turn.silence_ms) as i64,
             "turn ended"
         );
 
@@ -242,11 +260,17 @@ impl SpeechFeed {
             words,
             start_ms: turn.start_ms + offset,
             end_ms: turn.end_ms + offset,
+            voice_arrived_ms: self.arrived_ms(turn.end_ms),
             wpm: delivery.wpm,
             metrics: stored.to_string(),
         };
         self.ctx.conversation.send(Message::Spoken(spoken)).await;
         self.consider_cue(&turn).await;
+    }
+
+    /// When audio at stream time `stream_ms` arrived, in session time.
+    fn arrived_ms(&self, stream_ms: u64) -> u64 {
+        u64::try_from(stream_ms as i64 + self.arrival_offset_ms).unwrap_or(0)
     }
 
     /// The rolling fields of `speech.metrics`.

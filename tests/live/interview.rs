@@ -33,6 +33,15 @@ fn asked(client: &Client) -> Vec<Value> {
     events_of(client, "interviewer.question")
 }
 
+/// A candidate signed in, their interview, and their client once the first question was asked.
+async fn first_question(app: &TestApp) -> (String, String, Client) {
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let interview = app.create_interview(&token).await;
+    let client = Client::connect(options(app, &token, &interview, Role::Candidate)).await.expect("connects");
+    assert!(client.wait_until(PATIENCE, |c| !asked(c).is_empty()).await);
+    (token, interview, client)
+}
+
 async fn typed(client: &Client, text: &str) {
     let message = json!({"v": 1, "type": "answer.text", "text": text}).to_string();
     client.send_event(&message).await.expect("the data channel is open");
@@ -133,10 +142,7 @@ async fn a_typed_interview_runs_from_greeting_to_report_on_postgres() {
 #[tokio::test]
 async fn controls_skip_pause_resume_and_end_drive_the_interview() {
     let app = spawn_app_with(Backend::Sqlite, |_| {}).await;
-    let (token, _) = app.signed_in_user("ada@example.com").await;
-    let interview = app.create_interview(&token).await;
-    let client = Client::connect(options(&app, &token, &interview, Role::Candidate)).await.expect("connects");
-    assert!(client.wait_until(PATIENCE, |c| !asked(c).is_empty()).await);
+    let (token, interview, client) = first_question(&app).await;
     let control = |action: &str| json!({"v": 1, "type": "control", "action": action}).to_string();
     client.send_event(&control("skip")).await.unwrap();
     assert!(client.wait_until(PATIENCE, |c| asked(c).len() == 2).await, "{:?}", client.events());
@@ -161,10 +167,7 @@ async fn controls_skip_pause_resume_and_end_drive_the_interview() {
 #[tokio::test]
 async fn abandoning_over_rest_ends_the_live_session_without_a_report() {
     let app = spawn_app_with(Backend::Sqlite, |_| {}).await;
-    let (token, _) = app.signed_in_user("ada@example.com").await;
-    let interview = app.create_interview(&token).await;
-    let client = Client::connect(options(&app, &token, &interview, Role::Candidate)).await.expect("connects");
-    assert!(client.wait_until(PATIENCE, |c| !asked(c).is_empty()).await);
+    let (token, interview, client) = first_question(&app).await;
     let question = asked(&client)[0]["text"].as_str().unwrap().to_string();
     typed(&client, &strong_answer(&question)).await;
     assert!(client.wait_until(PATIENCE, |c| !events_of(c, "answer.scored").is_empty()).await);
@@ -296,10 +299,7 @@ async fn a_dead_llm_endpoint_is_down_in_readyz_and_the_interview_goes_on() {
         config.llm_retry_secs = 600;
     })
     .await;
-    let (token, _) = app.signed_in_user("ada@example.com").await;
-    let interview = app.create_interview(&token).await;
-    let client = Client::connect(options(&app, &token, &interview, Role::Candidate)).await.expect("connects");
-    assert!(client.wait_until(PATIENCE, |c| !asked(c).is_empty()).await);
+    let (_, _, client) = first_question(&app).await;
     let question = asked(&client)[0]["text"].as_str().unwrap().to_string();
     typed(&client, &strong_answer(&question)).await;
     assert!(client.wait_until(PATIENCE, |c| asked(c).len() >= 2).await, "the next question still comes");

@@ -8,6 +8,11 @@
 //! open segment after the last pause. Segments come from voice activity, not from word timestamps, which are
 //! too rough with whisper's shortened audio context to cut audio on.
 //!
+//! The final is decoded ahead: once the silence after the voice is within `DECODE_AHEAD_MS` of the shortest
+//! end of turn, the final transcript is decoded as if the turn had ended, so it is ready when the turn really
+//! ends; if the voice comes back first, that decode is dropped. Only on idle capacity: under load the end of the
+//! turn decodes, as before.
+//!
 //! Blocking: `push` runs the models, so callers run it on a worker thread. The stream's clock is the audio
 //! itself: sample counts, not wall time.
 
@@ -17,7 +22,7 @@ use std::time::Instant;
 use super::TimedWord;
 use super::delivery::{Delivery, analyze};
 use super::pitch::PitchTracker;
-use super::stt::{SpeechToText, SttError, SttOptions, Transcript};
+use super::stt::{SpeechToText, SttError, SttOptions, Transcript, echoes};
 use super::turn::{Hesitation, TurnConfig, TurnDetector, TurnEvent};
 use super::vad::{CHUNK_MS, VadModel, VadStream};
 use crate::inference::InferenceError;
@@ -42,6 +47,9 @@ const MIN_PAUSE_MS: u64 = 500;
 const WHOLE_TURN_MS: u64 = 6_600;
 /// Audio kept before a segment's first voiced chunk (the VAD is late by a chunk or two).
 const SEGMENT_PRE_ROLL_MS: u64 = 250;
+/// How long before the shortest silence that ends a turn its final starts decoding (about one final decode on
+/// this machine; never before the post-roll has arrived).
+const DECODE_AHEAD_MS: u64 = 300;
 
 #[derive(Clone)]
 pub struct SpeechEngines {
@@ -91,6 +99,19 @@ pub struct FinalTurn {
     /// Time spent in the final decode, and the audio it covered.
     pub decode_ms: u64,
     pub audio_ms: u64,
+    /// The final was decoded ahead, during the silence, so the end of the turn did not wait for it.
+    pub decoded_ahead: bool,
+}
+
+/// A final decoded ahead for the turn `turn`, valid if the voice stopped at `last_voice_ms` for good.
+struct Ahead {
+    turn: u32,
+    last_voice_ms: u64,
+    words: Vec<TimedWord>,
+    pitch_hz: Option<f32>,
+    pitch_var: Option<f32>,
+    decode_ms: u64,
+    audio_ms: u64,
 }
 
 pub struct SpeechPipeline {
@@ -102,6 +123,8 @@ pub struct SpeechPipeline {
     /// Threads the final decode may use when the machine has room (`options.threads` follows the load).
     full_threads: usize,
     partial_every_ms: u64,
+    /// Other inference jobs are running or waiting: no work on speculation.
+    loaded: bool,
     /// Audio from `audio_start_ms` on: the pre-roll while idle, the whole turn while speaking.
     audio: Vec<f32>,
     audio_start_ms: u64,
@@ -123,6 +146,9 @@ pub struct SpeechPipeline {
     pub vad_ms_total: f64,
     /// Decodes repeated in the larger window because the first looked degenerate, for metrics.
     pub redecodes: u64,
+    ahead: Option<Ahead>,
+    /// Finals decoded ahead and then dropped because the voice came back, for metrics.
+    pub ahead_dropped: u64,
 }
 
 impl SpeechPipeline {
@@ -136,6 +162,7 @@ impl SpeechPipeline {
             full_threads: options.threads,
             options,
             partial_every_ms: PARTIAL_EVERY_MS,
+            loaded: false,
             audio: Vec::new(),
             audio_start_ms: 0,
             now_ms: 0,
@@ -149,6 +176,8 @@ impl SpeechPipeline {
             pause_ms: 0,
             vad_ms_total: 0.0,
             redecodes: 0,
+            ahead: None,
+            ahead_dropped: 0,
         })
     }
 
@@ -163,6 +192,7 @@ impl SpeechPipeline {
     pub fn set_load(&mut self, others_running: bool, others_waiting: bool) {
         self.options.threads = if others_running { 1 } else { self.full_threads };
         self.partial_every_ms = if others_waiting { PARTIAL_EVERY_MS_LOADED } else { PARTIAL_EVERY_MS };
+        self.loaded = others_running || others_waiting;
     }
 
     /// Adds 16 kHz samples. Runs VAD on every complete 32 ms chunk and speech-to-text when a partial is due or
@@ -199,10 +229,15 @@ impl SpeechPipeline {
                     TurnEvent::Discarded { at_ms } => events.push(SpeechEvent::Discarded { at_ms }),
                 }
             }
+            self.decode_ahead(end_ms)?;
         }
         self.now_ms += (probabilities.len() * chunk_samples / RATE_PER_MS) as u64;
         if self.turns.is_speaking() {
-            if self.now_ms >= self.last_partial_ms + self.partial_every_ms
+            // In a silence nothing new was said; the decode ahead has the words, and a partial here would only
+            // delay the end of the turn.
+            let voicing = self.turns.last_voice_ms().is_none_or(|v| self.now_ms < v + POST_ROLL_MS);
+            if voicing
+                && self.now_ms >= self.last_partial_ms + self.partial_every_ms
                 && let Some(partial) = self.partial()?
             {
                 events.push(partial);
@@ -243,15 +278,20 @@ impl SpeechPipeline {
         self.pause_ms = 0;
     }
 
-    /// Decodes the audio between two stream times, prompted with the filler prompt and the settled text.
-    fn decode(&mut self, from_ms: u64, to_ms: u64, threads: usize) -> Result<Vec<TimedWord>, SpeechError> {
-        let recent: Vec<&str> = self.settled.iter().rev().take(40).map(|w| w.text.as_str()).collect();
-        let settled_text = recent.into_iter().rev().collect::<Vec<_>>().join(" ");
-        let prompt = format!("{} {settled_text}", self.options.prompt.as_deref().unwrap_or_default());
+    /// Decodes the audio between two stream times, prompted with the filler prompt and the words `before` it.
+    fn decode(&mut self, from_ms: u64, to_ms: u64, threads: usize, before: &[TimedWord]) -> Result<Vec<TimedWord>, SpeechError> {
+        let recent: Vec<&str> = before.iter().rev().take(40).map(|w| w.text.as_str()).collect();
+        let before_text = recent.into_iter().rev().collect::<Vec<_>>().join(" ");
+        let prompt = format!("{} {before_text}", self.options.prompt.as_deref().unwrap_or_default());
         let options = SttOptions { threads, prompt: Some(prompt.trim().to_string()), full_window: false };
         let audio = self.audio_between(from_ms, to_ms).to_vec();
         let Some(stt) = self.stt.as_ref() else { return Ok(Vec::new()) };
-        let transcript = stt.transcribe(&audio, from_ms, &options)?;
+        let mut transcript = stt.transcribe(&audio, from_ms, &options)?;
+        if echoes(before, &transcript.words) {
+            // The prompt's last phrase echoed at the start of this piece: decode it again without the prompt.
+            transcript = stt.transcribe(&audio, from_ms, &SttOptions { prompt: None, ..options })?;
+            transcript.redecoded = true;
+        }
         self.redecodes += u64::from(transcript.redecoded);
         Ok(transcript.words)
     }
@@ -259,8 +299,10 @@ impl SpeechPipeline {
     /// Decodes every closed segment not decoded yet, once.
     fn settle(&mut self, threads: usize) -> Result<(), SpeechError> {
         for (from, to) in std::mem::take(&mut self.closed) {
-            let mut words = self.decode(from, to, threads)?;
-            self.settled.append(&mut words);
+            let settled = std::mem::take(&mut self.settled);
+            let words = self.decode(from, to, threads, &settled);
+            self.settled = settled;
+            self.settled.extend(words?);
         }
         Ok(())
     }
@@ -274,10 +316,71 @@ impl SpeechPipeline {
         self.settle(1)?;
         let from = self.segment_start_ms.max(self.now_ms.saturating_sub(PARTIAL_WINDOW_MS));
         let mut words = self.settled.clone();
-        words.extend(self.decode(from, self.now_ms, 1)?);
+        words.extend(self.decode(from, self.now_ms, 1, &words)?);
         self.turns.handle_words(&words);
         let decode_ms = started.elapsed().as_millis() as u64;
         Ok(Some(SpeechEvent::Partial { turn: self.turn, text: join(&words), decode_ms }))
+    }
+
+    /// Decodes the final ahead once the silence is close to ending the turn (see the module's note).
+    fn decode_ahead(&mut self, end_ms: u64) -> Result<(), SpeechError> {
+        let Some(last_voice_ms) = self.turns.last_voice_ms() else { return Ok(()) };
+        // Timed by the shortest end of turn: the words that would make it wait longer may be a stale partial's.
+        let due_ms = self.config.end_silence_ms.saturating_sub(DECODE_AHEAD_MS).max(POST_ROLL_MS);
+        let due = end_ms.saturating_sub(last_voice_ms) >= due_ms;
+        let done = self.ahead.as_ref().is_some_and(|a| a.turn == self.turn && a.last_voice_ms == last_voice_ms);
+        // Speculation only on idle capacity, on one thread: on a busy machine the end of the turn decodes.
+        if self.stt.is_none() || self.loaded || !due || done {
+            return Ok(());
+        }
+        if self.ahead.take().is_some_and(|a| a.turn == self.turn) {
+            self.ahead_dropped += 1;
+        }
+        let ahead = self.final_words(last_voice_ms, 1)?;
+        // The whole turn's words: whether they trail off ("and", "um") decides how long the turn waits.
+        self.turns.handle_words(&ahead.words);
+        self.ahead = Some(ahead);
+        Ok(())
+    }
+
+    /// The open turn's final words (and pitch) if the voice stopped at `last_voice_ms`: closed segments are
+    /// settled (for good), the rest is decoded; the turn's other state stays as it was, since the voice may come
+    /// back.
+    fn final_words(&mut self, last_voice_ms: u64, threads: usize) -> Result<Ahead, SpeechError> {
+        let started = Instant::now();
+        let from = self.turn_start_ms.saturating_sub(PRE_ROLL_MS);
+        // The post-roll, as far as audio has arrived (a turn may end inside a long merged chunk).
+        let audio_end_ms = self.audio_start_ms + (self.audio.len() / RATE_PER_MS) as u64;
+        let to = (last_voice_ms + POST_ROLL_MS).min(audio_end_ms);
+        let mut pitch = PitchTracker::new(16_000);
+        pitch.push(self.audio_between(from, to));
+        let mut audio_ms = 0;
+        let mut words = Vec::new();
+        let mut piece_start = from;
+        if to - from > WHOLE_TURN_MS {
+            audio_ms += self.closed.iter().map(|(a, b)| b - a).sum::<u64>();
+            self.settle(threads)?;
+            words = self.settled.clone();
+            piece_start = self.segment_start_ms.max(from);
+        }
+        // A short turn decodes whole, in the same window its last segment alone would take: no word loses the
+        // context of the words before it. A long one decodes what follows its settled segments, in pieces that
+        // fit whisper's 30 s window.
+        while piece_start < to {
+            let piece_end = (piece_start + FINAL_PIECE_MS).min(to);
+            let piece = self.decode(piece_start, piece_end, threads, &words)?;
+            words.extend(piece);
+            audio_ms += piece_end - piece_start;
+            piece_start = piece_end;
+        }
+        // Whisper's word times are rough at the edges (they spread into the pre- and post-roll); the VAD knows
+        // to a chunk when the voice began and stopped, and pace is measured over that span.
+        for word in &mut words {
+            word.start_ms = word.start_ms.clamp(self.turn_start_ms, last_voice_ms);
+            word.end_ms = word.end_ms.clamp(word.start_ms, last_voice_ms);
+        }
+        let decode_ms = started.elapsed().as_millis() as u64;
+        Ok(Ahead { turn: self.turn, last_voice_ms, words, pitch_hz: pitch.mean_hz(), pitch_var: pitch.variability_semitones(), decode_ms, audio_ms })
     }
 
     fn finish_turn(
@@ -286,45 +389,16 @@ impl SpeechPipeline {
         silence_ms: u64,
         waited_for: Option<Hesitation>,
     ) -> Result<FinalTurn, SpeechError> {
-        let from = self.turn_start_ms.saturating_sub(PRE_ROLL_MS);
-        // The post-roll, as far as audio has arrived (a turn may end inside a long merged chunk).
-        let audio_end_ms = self.audio_start_ms + (self.audio.len() / RATE_PER_MS) as u64;
-        let to = (last_voice_ms + POST_ROLL_MS).min(audio_end_ms);
-        let audio = self.audio_between(from, to).to_vec();
-        let mut pitch = PitchTracker::new(16_000);
-        pitch.push(&audio);
-        let started = Instant::now();
-        let mut decoded_ms = 0;
-        if self.stt.is_some() && to - from <= WHOLE_TURN_MS && std::env::var("NOWHOLE").is_err() {
-            // A short turn decodes whole, in the same window its last segment alone would take: no word loses
-            // the context of the words before it.
-            self.closed.clear();
-            self.settled.clear();
-            self.segment_start_ms = from;
-        }
-        if self.stt.is_some() {
-            let threads = self.options.threads;
-            decoded_ms += self.closed.iter().map(|(a, b)| b - a).sum::<u64>();
-            self.settle(threads)?;
-            // The last segment, in pieces that fit whisper's 30 s window.
-            let mut piece_start = self.segment_start_ms.max(from);
-            while piece_start < to {
-                let piece_end = (piece_start + FINAL_PIECE_MS).min(to);
-                let mut words = self.decode(piece_start, piece_end, threads)?;
-                self.settled.append(&mut words);
-                decoded_ms += piece_end - piece_start;
-                piece_start = piece_end;
+        let (ahead, decoded_ahead) = match self.ahead.take() {
+            Some(ahead) if ahead.turn == self.turn && ahead.last_voice_ms == last_voice_ms => (ahead, true),
+            stale => {
+                self.ahead_dropped += u64::from(stale.is_some_and(|a| a.turn == self.turn));
+                (self.final_words(last_voice_ms, self.options.threads)?, false)
             }
-        }
-        // Whisper's word times are rough at the edges (they spread into the pre- and post-roll); the VAD knows
-        // to a chunk when the voice began and stopped, and pace is measured over that span.
-        let mut words = std::mem::take(&mut self.settled);
-        for word in &mut words {
-            word.start_ms = word.start_ms.clamp(self.turn_start_ms, last_voice_ms);
-            word.end_ms = word.end_ms.clamp(word.start_ms, last_voice_ms);
-        }
-        let transcript = Transcript { text: join(&words), words, redecoded: false };
-        let decode_ms = started.elapsed().as_millis() as u64;
+        };
+        self.settled.clear();
+        self.closed.clear();
+        let transcript = Transcript { text: join(&ahead.words), words: ahead.words, redecoded: false };
         self.turns.handle_words(&[]);
         self.trim_to(self.now_ms.saturating_sub(PRE_ROLL_MS));
         Ok(FinalTurn {
@@ -333,12 +407,13 @@ impl SpeechPipeline {
             end_ms: last_voice_ms,
             delivery: analyze(&transcript.words),
             transcript,
-            pitch_hz: pitch.mean_hz(),
-            pitch_var: pitch.variability_semitones(),
+            pitch_hz: ahead.pitch_hz,
+            pitch_var: ahead.pitch_var,
             silence_ms,
             waited_for,
-            decode_ms,
-            audio_ms: decoded_ms,
+            decode_ms: ahead.decode_ms,
+            audio_ms: ahead.audio_ms,
+            decoded_ahead,
         })
     }
 }

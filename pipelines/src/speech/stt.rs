@@ -260,6 +260,15 @@ pub fn degenerate(words: &[TimedWord], seconds: f32) -> bool {
     repeated(1, 3) || (2..=normalized.len() / 2).any(|len| repeated(len, 2))
 }
 
+/// Does a decode prompted with the words `before` it start by echoing their last phrase (two words or more)?
+/// Whisper conditioned on a prompt sometimes carries on from it ("nothing going on" + "going on. We're just"):
+/// such a piece is decoded again without the prompt, which keeps a phrase the speaker really repeated.
+pub fn echoes(before: &[TimedWord], words: &[TimedWord]) -> bool {
+    let tail: Vec<String> = before.iter().rev().take(8).rev().map(TimedWord::normalized).collect();
+    let head: Vec<String> = words.iter().take(8).map(TimedWord::normalized).collect();
+    (2..=tail.len().min(head.len())).any(|len| tail[tail.len() - len..] == head[..len])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,5 +313,14 @@ mod tests {
         let garbage = dir.join("garbage.bin");
         std::fs::write(&garbage, vec![7_u8; 2 * 1024 * 1024]).unwrap();
         assert!(SpeechToText::load(&garbage).err().unwrap().to_string().contains("not a valid whisper.cpp model"));
+    }
+
+    #[test]
+    fn a_piece_that_starts_with_the_prompts_last_phrase_echoes_it() {
+        let before = words("there's nothing going on", 1.5);
+        assert!(echoes(&before, &words("going on. We're just saying some words", 2.0)));
+        assert!(!echoes(&before, &words("on the weekends we rest", 2.0)), "one word is not an echo");
+        assert!(!echoes(&before, &words("We're just saying some words", 2.0)));
+        assert!(!echoes(&[], &words("going on", 1.0)));
     }
 }

@@ -160,6 +160,13 @@ impl TurnDetector {
         }
     }
 
+    /// While a turn is open and long enough to count: when the voice last stopped. Lets work the end of the
+    /// turn will need start before it is decided.
+    pub fn last_voice_ms(&self) -> Option<u64> {
+        let State::Speaking { speech_ms, last_voice_ms, .. } = self.state else { return None };
+        (speech_ms >= self.config.min_speech_ms).then_some(last_voice_ms)
+    }
+
     pub fn poll_event(&mut self) -> Option<TurnEvent> {
         self.events.pop_front()
     }
