@@ -49,7 +49,7 @@ const WHOLE_TURN_MS: u64 = 6_600;
 const SEGMENT_PRE_ROLL_MS: u64 = 250;
 /// How long before the shortest silence that ends a turn its final starts decoding (about one final decode on
 /// this machine; never before the post-roll has arrived).
-const DECODE_AHEAD_MS: u64 = 300;
+const DECODE_AHEAD_MS: u64 = 400;
 
 #[derive(Clone)]
 pub struct SpeechEngines {
