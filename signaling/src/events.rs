@@ -1,5 +1,5 @@
 //! Data-channel messages on the `events` channel. Server events are `{"v":1,"type":...,"t_ms":...}` plus the
-//! fields of their type (DESIGN.md, protocol v1). Clients send `control` and `answer.text`. Unknown fields in
+//! fields of their type (protocol v1, `docs/protocol.md`). Clients send `control` and `answer.text`. Unknown fields in
 //! events are for forward compatibility: clients ignore what they do not know.
 
 use std::collections::BTreeMap;
