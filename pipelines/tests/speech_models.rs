@@ -7,6 +7,7 @@ mod support;
 use std::path::PathBuf;
 
 use candor_pipelines::speech::delivery::analyze;
+use candor_pipelines::speech::pipeline::{SpeechEngines, SpeechEvent, SpeechPipeline};
 use candor_pipelines::speech::stt::{SpeechToText, SttOptions};
 use candor_pipelines::speech::text::word_error_rate;
 use support::{models_dir, speak};
@@ -108,15 +109,16 @@ fn a_corrupt_vad_model_is_a_clear_error_at_load() {
     assert!(error.to_string().contains("silero_vad.onnx"), "{error}");
 }
 
+/// The VAD and tiny.en for a whole pipeline, when both were fetched.
+fn speech_engines() -> Option<SpeechEngines> {
+    let vad = vad()?;
+    let stt = SpeechToText::load(&model("ggml-tiny.en.bin")?).unwrap();
+    Some(SpeechEngines { vad: std::sync::Arc::new(vad), stt: Some(std::sync::Arc::new(stt)) })
+}
+
 #[test]
 fn the_pipeline_turns_an_answer_with_a_pause_into_one_final_transcript() {
-    let Some(vad) = vad() else { return };
-    let Some(path) = model("ggml-tiny.en.bin") else { return };
-    use candor_pipelines::speech::pipeline::{SpeechEngines, SpeechEvent, SpeechPipeline};
-    let engines = SpeechEngines {
-        vad: std::sync::Arc::new(vad),
-        stt: Some(std::sync::Arc::new(SpeechToText::load(&path).unwrap())),
-    };
+    let Some(engines) = speech_engines() else { return };
     let mut pipeline = SpeechPipeline::new(engines, Default::default(), SttOptions::default()).unwrap();
     let mut audio = vec![0.0_f32; 8000];
     audio.extend(speak("I worked on the payments team for three years, and", 160));
@@ -183,11 +185,7 @@ fn decoder_states_follow_concurrent_decodes_not_sessions() {
 
 #[test]
 fn under_load_partials_come_half_as_often_and_the_final_is_the_same() {
-    let Some(vad) = vad() else { return };
-    let Some(path) = model("ggml-tiny.en.bin") else { return };
-    use candor_pipelines::speech::pipeline::{SpeechEngines, SpeechEvent, SpeechPipeline};
-    let engines =
-        SpeechEngines { vad: std::sync::Arc::new(vad), stt: Some(std::sync::Arc::new(SpeechToText::load(&path).unwrap())) };
+    let Some(engines) = speech_engines() else { return };
     let mut audio = vec![0.0_f32; 8000];
     audio.extend(speak(ANSWER, 160));
     audio.extend(std::iter::repeat_n(0.0, 24_000));
@@ -220,11 +218,7 @@ fn under_load_partials_come_half_as_often_and_the_final_is_the_same() {
 /// one such chunk (this used to slice the audio backwards and panic the inference worker).
 #[test]
 fn a_whole_turn_inside_one_long_chunk_is_transcribed() {
-    let Some(vad) = vad() else { return };
-    let Some(path) = model("ggml-tiny.en.bin") else { return };
-    use candor_pipelines::speech::pipeline::{SpeechEngines, SpeechEvent, SpeechPipeline};
-    let engines =
-        SpeechEngines { vad: std::sync::Arc::new(vad), stt: Some(std::sync::Arc::new(SpeechToText::load(&path).unwrap())) };
+    let Some(engines) = speech_engines() else { return };
     let mut pipeline = SpeechPipeline::new(engines, Default::default(), SttOptions::default()).unwrap();
     let mut audio = vec![0.0_f32; 16_000 * 3];
     audio.extend(speak("We finished the project two weeks early.", 160));
@@ -240,11 +234,7 @@ fn a_whole_turn_inside_one_long_chunk_is_transcribed() {
 /// is dropped and the final holds everything said.
 #[test]
 fn a_final_decoded_ahead_is_dropped_when_the_voice_comes_back() {
-    let Some(vad) = vad() else { return };
-    let Some(path) = model("ggml-tiny.en.bin") else { return };
-    use candor_pipelines::speech::pipeline::{SpeechEngines, SpeechEvent, SpeechPipeline};
-    let engines =
-        SpeechEngines { vad: std::sync::Arc::new(vad), stt: Some(std::sync::Arc::new(SpeechToText::load(&path).unwrap())) };
+    let Some(engines) = speech_engines() else { return };
     let mut pipeline = SpeechPipeline::new(engines, Default::default(), SttOptions::default()).unwrap();
     let mut audio = vec![0.0_f32; 8000];
     audio.extend(speak("We finished the project two weeks early.", 160));
