@@ -3,6 +3,10 @@
 //! Everything here is pure: the prompt (role, level, job description, rubric anchors, the conversation; never
 //! the candidate's identity), the JSON schema of the reply, and its validation. A reply that fails validation is
 //! a failed call: the built-in brain decides instead.
+//!
+//! The reply's first part is the spoken decision (what the answer lacks, whether to follow up, and the follow-up
+//! question); the ratings come after it. `decision_in` finds that part in a reply still streaming, so the
+//! interviewer speaks as soon as it is complete while the ratings are still being written.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -87,11 +91,11 @@ pub fn judge_request(id: u64, ctx: &Context) -> BrainRequest {
         "You are a fair, structured interviewer running a mock interview for a {level} {role} candidate. You rate \
          one answer at a time on four dimensions, each on the anchored 1-5 scale below, judging only the content \
          of what the candidate said. Fillers, pauses, grammar, accent and anything about the person never affect \
-         a rating. For each dimension give the reason first, then a short quote of the candidate's own words as \
-         evidence (copied exactly, or empty if there is none), then the rating. Then decide whether one follow-up \
-         question is needed: only when the answer lacks a concrete example, the candidate's own actions, a \
+         a rating. First decide whether one follow-up question is needed: say what the answer lacks, if anything, \
+         then decide. Follow up only when the answer lacks a concrete example, the candidate's own actions, a \
          result, context, depth, or did not address the question; never after a strong answer. A follow-up is one \
-         short spoken question.\n\n{scales}",
+         short spoken question. Then rate: for each dimension give the reason first, then a short quote of the \
+         candidate's own words as evidence (copied exactly, or empty if there is none), then the rating.\n\n{scales}",
         level = ctx.level,
         role = ctx.role,
     );
@@ -125,7 +129,8 @@ fn truncate(text: &str, chars: usize) -> String {
     if text.chars().count() <= chars { text.to_string() } else { format!("{}...", text.chars().take(chars).collect::<String>()) }
 }
 
-/// The reply's JSON schema: reasons before ratings, as the prompt asks.
+/// The reply's JSON schema: the spoken decision first (what is missing before whether to follow up), then the
+/// ratings, each reason before its rating, as the prompt asks. Strict structured outputs keep this order.
 pub fn schema() -> Value {
     let rating = json!({
         "type": "object",
@@ -141,20 +146,20 @@ pub fn schema() -> Value {
     json!({
         "type": "object",
         "properties": {
+            "follow_up": {
+                "type": "object",
+                "properties": {"missing": {"type": "string"}, "needed": {"type": "boolean"}, "question": {"type": "string"}},
+                "required": ["missing", "needed", "question"],
+                "additionalProperties": false
+            },
             "assessment": {
                 "type": "object",
                 "properties": dimensions,
                 "required": Dimension::ALL.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
                 "additionalProperties": false
-            },
-            "follow_up": {
-                "type": "object",
-                "properties": {"needed": {"type": "boolean"}, "question": {"type": "string"}},
-                "required": ["needed", "question"],
-                "additionalProperties": false
             }
         },
-        "required": ["assessment", "follow_up"],
+        "required": ["follow_up", "assessment"],
         "additionalProperties": false
     })
 }
@@ -170,6 +175,9 @@ struct RawRating {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFollowUp {
+    /// What the answer lacks (the decision's reason); older replies may leave it out.
+    #[serde(default, rename = "missing")]
+    _missing: String,
     needed: bool,
     question: String,
 }
@@ -208,17 +216,68 @@ pub fn parse_judgement(text: &str, words: &[Word]) -> Result<Judgement, ReplyErr
     if raw.assessment.len() != Dimension::ALL.len() {
         return Err(ReplyError::Schema("unknown dimensions in the assessment".into()));
     }
-    let follow_up = if raw.follow_up.needed {
-        let q = raw.follow_up.question.trim();
-        let words = q.split_whitespace().count();
-        if !(3..=45).contains(&words) || !q.ends_with('?') {
-            return Err(ReplyError::Schema(format!("the follow-up is not one short question: {q:?}")));
+    Ok(Judgement { ratings, follow_up: follow_up(&raw.follow_up)? })
+}
+
+/// The follow-up to ask, checked: one short spoken question.
+fn follow_up(raw: &RawFollowUp) -> Result<Option<String>, ReplyError> {
+    if !raw.needed {
+        return Ok(None);
+    }
+    let q = raw.question.trim();
+    let words = q.split_whitespace().count();
+    if !(3..=45).contains(&words) || !q.ends_with('?') {
+        return Err(ReplyError::Schema(format!("the follow-up is not one short question: {q:?}")));
+    }
+    Ok(Some(q.to_string()))
+}
+
+/// The spoken decision in a reply still streaming: `None` until its `follow_up` object is complete, then the
+/// follow-up to ask (or none), checked as `parse_judgement` checks it.
+pub fn decision_in(partial: &str) -> Option<Result<Option<String>, ReplyError>> {
+    let object = top_level_object(partial, "follow_up")?;
+    Some(serde_json::from_str::<RawFollowUp>(object).map_err(|e| ReplyError::Json(e.to_string())).and_then(|raw| follow_up(&raw)))
+}
+
+/// The text of the complete object under the top-level `key` of a JSON document that may be cut short.
+fn top_level_object<'a>(json: &'a str, key: &str) -> Option<&'a str> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let mut string_start = 0;
+    let mut last_string: Option<(usize, usize)> = None;
+    let mut start: Option<usize> = None;
+    for (i, c) in json.char_indices() {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => {
+                    in_string = false;
+                    last_string = Some((string_start, i));
+                }
+                _ => {}
+            }
+            continue;
         }
-        Some(q.to_string())
-    } else {
-        None
-    };
-    Ok(Judgement { ratings, follow_up })
+        match c {
+            '"' => (in_string, string_start) = (true, i + 1),
+            '{' => {
+                // An object opening right after `"key":` at the top level.
+                let after_key = last_string.is_some_and(|(a, b)| depth == 1 && &json[a..b] == key && json[b + 1..i].trim() == ":");
+                depth += 1;
+                if after_key && start.is_none() {
+                    start = Some(i);
+                }
+            }
+            '}' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 1 && let Some(s) = start {
+                    return Some(&json[s..=i]);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The quote as the candidate's words with their times, if it is their words; else none.
@@ -273,6 +332,25 @@ mod tests {
         assert!(matches!(parse_judgement(&reply(3, "", json!({"needed": true, "question": "Tell me more."})), &a.words), Err(ReplyError::Schema(_))));
         let missing = json!({"assessment": {"technical_depth": {"reason": "x", "evidence": "", "rating": 3}}, "follow_up": {"needed": false, "question": ""}});
         assert!(matches!(parse_judgement(&missing.to_string(), &a.words), Err(ReplyError::Schema(_))));
+    }
+
+    #[test]
+    fn the_spoken_decision_is_found_as_soon_as_it_is_complete_in_a_stream() {
+        let text = r#"{"follow_up": {"missing": "a \"result\" } and {", "needed": true, "question": "What changed afterwards?"}, "assessment": {"technical_depth": {"reason": "the follow_up: {x}", "evidence": "", "rating": 2}"#;
+        let complete = text.find("?\"}").unwrap() + 3;
+        for cut in 0..complete {
+            assert!(decision_in(&text[..cut]).is_none(), "not complete at {cut}: {:?}", &text[..cut]);
+        }
+        for cut in complete..=text.len() {
+            assert_eq!(decision_in(&text[..cut]), Some(Ok(Some("What changed afterwards?".to_string()))));
+        }
+        let none = r#"{"follow_up":{"missing":"","needed":false,"question":""},"assessment":{"#;
+        assert_eq!(decision_in(none), Some(Ok(None)));
+        let bad = r#"{"follow_up": {"missing": "", "needed": true, "question": "More."}"#;
+        assert!(matches!(decision_in(bad), Some(Err(ReplyError::Schema(_)))));
+        // A key of the same name deeper down, or in a string, is not the decision.
+        assert!(decision_in(r#"{"assessment": {"follow_up": {"needed": false, "question": ""}}"#).is_none());
+        assert!(decision_in(r#"{"note": "\"follow_up\": {}", "#).is_none());
     }
 
     #[test]

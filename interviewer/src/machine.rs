@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::answer::{Analysis, Lack, Word, typed_words};
 use crate::bank::{Question, bank};
-use crate::brain::{BrainRequest, Context, Judgement, judge_request, parse_judgement};
+use crate::brain::{BrainRequest, Context, Judgement, decision_in, judge_request, parse_judgement};
 use crate::grade::{Rating, grade, rubric};
 use crate::jd::{JobProfile, Ledger, profile, skill};
 use crate::plan::{InterviewKind, Level, Track, suggest_rounds, track};
@@ -89,6 +89,8 @@ pub enum Input {
     /// An utterance finished playing or was cut; `spoken` is what was said before the cut.
     UtteranceEnded { utterance: u64, interrupted: bool, spoken: String },
     Control(Control),
+    /// The first, spoken part of a reply still streaming (see `brain::decision_in`): whether to follow up.
+    BrainDecided { request: u64, text: String },
     BrainReplied { request: u64, text: String },
     BrainFailed { request: u64, error: String },
     Tick,
@@ -254,6 +256,16 @@ pub struct Interviewer {
     last_activity_ms: u64,
     /// Earlier questions and answers, for the brain's context.
     history: Vec<(String, String)>,
+    /// An answer the LLM decided not to follow up, whose ratings are still streaming in.
+    pending: Option<PendingRatings>,
+}
+
+/// An answer waiting for its ratings: the reply of `request` by `deadline_ms`, else the built-in brain's.
+#[derive(Debug, Clone, PartialEq)]
+struct PendingRatings {
+    request: u64,
+    deadline_ms: u64,
+    answer: Current,
 }
 
 const ACKNOWLEDGEMENTS: &[&str] = &["Thank you.", "Thanks for that.", "Okay, thank you.", "Got it, thanks."];
@@ -296,6 +308,7 @@ impl Interviewer {
             next_request: 0,
             last_activity_ms: 0,
             history: Vec::new(),
+            pending: None,
         }
     }
 
@@ -364,14 +377,25 @@ impl Interviewer {
                 self.last_activity_ms = now_ms;
                 self.control(control, now_ms, &mut out);
             }
+            Input::BrainDecided { request, text } => {
+                if self.phase_judging(request)
+                    && let Some(Ok(follow_up)) = decision_in(&text)
+                {
+                    self.decided(request, follow_up, now_ms, &mut out);
+                }
+            }
             Input::BrainReplied { request, text } => {
                 if self.phase_judging(request) {
                     self.judged(Some(text), now_ms, &mut out);
+                } else if self.pending.as_ref().is_some_and(|p| p.request == request) {
+                    self.rate_pending(Some(text), &mut out);
                 }
             }
             Input::BrainFailed { request, .. } => {
                 if self.phase_judging(request) {
                     self.judged(None, now_ms, &mut out);
+                } else if self.pending.as_ref().is_some_and(|p| p.request == request) {
+                    self.rate_pending(None, &mut out);
                 }
             }
             Input::Tick => self.tick(now_ms, &mut out),
@@ -634,39 +658,72 @@ impl Interviewer {
             None => None,
         };
         if let Some((text, reason, by)) = follow_up {
-            let q = &mut self.record.questions[current.index];
-            let id = format!("{}-f{}", q.id, q.follow_ups.len() + 1);
-            q.follow_ups.push(FollowUp { id: id.clone(), text: text.clone(), answer: String::new(), reason, brain: by.as_str().to_string() });
-            let parent = q.id.clone();
-            current.follow_up = Some(q.follow_ups.len() - 1);
-            current.text = text.clone();
-            let round = &self.rounds[self.round];
-            out.push(Action::Store(Fact::QuestionAsked {
-                id: id.clone(),
-                round: self.round,
-                position: (current.index as u32 + 1) * 10 + q.follow_ups.len() as u32,
-                text: text.clone(),
-                source: QuestionSource::FollowUp,
-                parent_id: Some(parent.clone()),
-            }));
-            out.push(Action::Emit(Event::Question {
-                question_id: id.clone(),
-                parent_id: Some(parent),
-                round: self.round as u32 + 1,
-                round_kind: round.kind.clone(),
-                round_title: round.title.clone(),
-                text: text.clone(),
-                index: current.index as u32 + 1,
-                total: self.setup.question_count.max(1),
-                follow_up: true,
-            }));
-            self.current = Some(current);
-            return self.say(text, Some(id), Then::Listen(0), out);
+            return self.follow_up(current, text, reason, by, out);
         }
         let ratings = judgement.map(|j| j.ratings).unwrap_or_else(|| grade(&question, &analysis));
         self.score(&current, &question, &analysis, ratings, brain, out);
         let lead = ACKNOWLEDGEMENTS[current.index % ACKNOWLEDGEMENTS.len()].to_string();
         self.next_question(lead, now_ms, out);
+    }
+
+    /// The LLM's spoken decision came ahead of its ratings: the follow-up is asked, or the next question, now;
+    /// the ratings come with the rest of the reply (or from the built-in brain if it fails).
+    fn decided(&mut self, request: u64, follow_up: Option<String>, now_ms: u64, out: &mut Vec<Action>) {
+        let Some(current) = self.current.clone() else { return };
+        let Phase::Judging { deadline_ms, .. } = self.phase else { return };
+        if let Some(text) = follow_up.filter(|_| self.record.questions[current.index].follow_ups.len() < MAX_FOLLOW_UPS) {
+            return self.follow_up(current, text, "llm".to_string(), BrainKind::Llm, out);
+        }
+        let question = self.question_of(&current);
+        self.settle(&current, &question, &Analysis::of(&question, &current.words));
+        let lead = ACKNOWLEDGEMENTS[current.index % ACKNOWLEDGEMENTS.len()].to_string();
+        self.rate_pending(None, out);
+        self.pending = Some(PendingRatings { request, deadline_ms, answer: current });
+        self.next_question(lead, now_ms, out);
+    }
+
+    /// Rates the answer that was waiting: with the LLM's reply if it is valid, else by the built-in brain.
+    fn rate_pending(&mut self, reply: Option<String>, out: &mut Vec<Action>) {
+        let Some(pending) = self.pending.take() else { return };
+        let question = self.question_of(&pending.answer);
+        let analysis = Analysis::of(&question, &pending.answer.words);
+        let (ratings, brain) = match reply.map(|text| parse_judgement(&text, &analysis.words)) {
+            Some(Ok(judgement)) => (judgement.ratings, BrainKind::Llm),
+            _ => (grade(&question, &analysis), BrainKind::BuiltIn),
+        };
+        self.rate(pending.answer.index, ratings, brain, out);
+    }
+
+    /// Asks a follow-up to the current question.
+    fn follow_up(&mut self, mut current: Current, text: String, reason: String, by: BrainKind, out: &mut Vec<Action>) {
+        let q = &mut self.record.questions[current.index];
+        let id = format!("{}-f{}", q.id, q.follow_ups.len() + 1);
+        q.follow_ups.push(FollowUp { id: id.clone(), text: text.clone(), answer: String::new(), reason, brain: by.as_str().to_string() });
+        let parent = q.id.clone();
+        current.follow_up = Some(q.follow_ups.len() - 1);
+        current.text = text.clone();
+        let round = &self.rounds[self.round];
+        out.push(Action::Store(Fact::QuestionAsked {
+            id: id.clone(),
+            round: self.round,
+            position: (current.index as u32 + 1) * 10 + q.follow_ups.len() as u32,
+            text: text.clone(),
+            source: QuestionSource::FollowUp,
+            parent_id: Some(parent.clone()),
+        }));
+        out.push(Action::Emit(Event::Question {
+            question_id: id.clone(),
+            parent_id: Some(parent),
+            round: self.round as u32 + 1,
+            round_kind: round.kind.clone(),
+            round_title: round.title.clone(),
+            text: text.clone(),
+            index: current.index as u32 + 1,
+            total: self.setup.question_count.max(1),
+            follow_up: true,
+        }));
+        self.current = Some(current);
+        self.say(text, Some(id), Then::Listen(0), out);
     }
 
     fn probe_text(&self, question: &Question, lack: Lack, analysis: &Analysis) -> String {
@@ -706,14 +763,24 @@ impl Interviewer {
     }
 
     fn score(&mut self, current: &Current, question: &Question, analysis: &Analysis, ratings: Vec<Rating>, brain: BrainKind, out: &mut Vec<Action>) {
+        self.settle(current, question, analysis);
+        self.rate(current.index, ratings, brain, out);
+    }
+
+    /// A finished answer counts in the coverage ledger and the brain's history.
+    fn settle(&mut self, current: &Current, question: &Question, analysis: &Analysis) {
         self.ledger.record(&question.competencies, analysis);
         self.record.ledger = self.ledger.clone();
-        let q = &mut self.record.questions[current.index];
+        let q = &self.record.questions[current.index];
+        self.history.push((q.text.clone(), q.answer.clone()));
+    }
+
+    fn rate(&mut self, index: usize, ratings: Vec<Rating>, brain: BrainKind, out: &mut Vec<Action>) {
+        let q = &mut self.record.questions[index];
         q.ratings = ratings.clone();
         q.brain = brain.as_str().to_string();
         let notes = ratings.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>().join(" ");
         let scores = ratings.iter().map(|r| (r.dimension.as_str().to_string(), r.score())).collect();
-        self.history.push((q.text.clone(), q.answer.clone()));
         out.push(Action::Store(Fact::AnswerScored { question_id: q.id.clone(), ratings: ratings.clone(), notes: notes.clone(), brain }));
         out.push(Action::Emit(Event::Scored { question_id: q.id.clone(), scores, notes, ratings, brain }));
     }
@@ -807,6 +874,9 @@ impl Interviewer {
     }
 
     fn tick(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        if self.pending.as_ref().is_some_and(|p| now_ms >= p.deadline_ms) {
+            self.rate_pending(None, out);
+        }
         let idle_limit = if self.paused.is_some() { self.setup.timing.idle_end_ms * 2 } else { self.setup.timing.idle_end_ms };
         if !matches!(self.phase, Phase::Waiting) && now_ms.saturating_sub(self.last_activity_ms) >= idle_limit {
             if matches!(self.phase, Phase::Speaking { .. }) {
@@ -834,7 +904,8 @@ impl Interviewer {
         if self.phase == Phase::Ended {
             return;
         }
-        // An answer in progress is graded with what was said.
+        // Ratings still streaming are not waited for; an answer in progress is graded with what was said.
+        self.rate_pending(None, out);
         if let Some(current) = self.current.take()
             && !current.words.is_empty()
             && self.record.questions[current.index].ratings.is_empty()

@@ -392,6 +392,65 @@ fn with_an_llm_each_answer_is_judged_by_it_and_failures_fall_back_at_once() {
     assert!(play.feed(Input::BrainReplied { request: request.id, text: reply.to_string() }, 10).is_empty(), "a late reply is ignored");
 }
 
+/// An LLM reply in the schema's order, the spoken decision first; cut at the end of the decision when `cut`.
+fn streamed_reply(follow_up: Option<&str>, cut: bool) -> String {
+    let decision = serde_json::json!({"missing": "", "needed": follow_up.is_some(), "question": follow_up.unwrap_or("")});
+    let r = serde_json::json!({"reason": "Judged.", "evidence": "", "rating": 4});
+    let reply = format!(r#"{{"follow_up": {decision}, "assessment": {}}}"#, serde_json::json!({"technical_depth": r, "communication": r, "structure": r, "impact": r}));
+    if cut { reply[..reply.find("\"assessment\"").unwrap()].to_string() } else { reply }
+}
+
+fn asked_brain(actions: &[Action]) -> (u64, u64) {
+    actions.iter().find_map(|a| if let Action::AskBrain { request, deadline_ms } = a { Some((request.id, *deadline_ms)) } else { None }).expect("the brain is asked")
+}
+
+fn scored(actions: &[Action]) -> Vec<(String, BrainKind)> {
+    actions.iter().filter_map(|a| if let Action::Emit(Event::Scored { question_id, brain, .. }) = a { Some((question_id.clone(), *brain)) } else { None }).collect()
+}
+
+#[test]
+fn the_llms_spoken_decision_is_acted_on_before_its_ratings_arrive() {
+    let mut s = setup(InterviewKind::Behavioral, 3);
+    s.llm = true;
+    let mut play = Play::new(s);
+    play.start();
+
+    // No follow-up: the next question is said at once; the ratings follow for the answered one.
+    let (request, _) = asked_brain(&play.answer_well());
+    let first = play.machine.current_question_id().unwrap();
+    let decided = play.feed(Input::BrainDecided { request, text: streamed_reply(None, true) }, 300);
+    assert_eq!(questions(&decided).len(), 1, "the next question comes with the decision: {decided:?}");
+    assert!(scored(&decided).is_empty(), "ratings are still streaming");
+    let rated = play.feed(Input::BrainReplied { request, text: streamed_reply(None, false) }, 900);
+    assert_eq!(scored(&rated), [(first, BrainKind::Llm)]);
+
+    // A follow-up: asked at once; the rest of that reply changes nothing.
+    let (request, _) = asked_brain(&play.answer_well());
+    let second = play.machine.current_question_id().unwrap();
+    let decided = play.feed(Input::BrainDecided { request, text: streamed_reply(Some("What did you measure afterwards?"), true) }, 300);
+    assert_eq!(questions(&decided), [("What did you measure afterwards?".to_string(), true, 2)]);
+    assert!(play.feed(Input::BrainReplied { request, text: streamed_reply(Some("What did you measure afterwards?"), false) }, 900).is_empty());
+
+    // The follow-up answered and decided on, then the stream fails: the built-in brain rates the question.
+    let (request, _) = asked_brain(&play.answer("The p99 latency went from 900 to 300 milliseconds."));
+    let decided = play.feed(Input::BrainDecided { request, text: streamed_reply(None, true) }, 300);
+    assert_eq!(questions(&decided).len(), 1);
+    let failed = play.feed(Input::BrainFailed { request, error: "broke off".into() }, 500);
+    assert_eq!(scored(&failed), [(second, BrainKind::BuiltIn)]);
+
+    // Decided on the last answer, and the ratings never come: the deadline rates it; nothing is lost at the end.
+    let (request, deadline_ms) = asked_brain(&play.answer_well());
+    let last = play.machine.current_question_id().unwrap();
+    let closing = play.feed(Input::BrainDecided { request, text: streamed_reply(None, true) }, 300);
+    assert!(said(&closing)[0].contains("That's all my questions"), "{closing:?}");
+    let late = play.feed(Input::Tick, deadline_ms - play.now);
+    assert_eq!(scored(&late), [(last, BrainKind::BuiltIn)]);
+    play.finish_speaking();
+    let end = play.feed(Input::Control(Control::End), 100);
+    let record = end.iter().find_map(|a| if let Action::End { record, .. } = a { Some(record.clone()) } else { None }).unwrap();
+    assert!(record.questions.iter().all(|q| q.ratings.len() == 4), "every answer rated");
+}
+
 #[test]
 fn a_job_description_steers_the_questions_and_fills_the_coverage_ledger() {
     let mut with_jd = setup(InterviewKind::Technical, 3);

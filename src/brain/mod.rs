@@ -47,10 +47,14 @@ impl BrainError {
     }
 }
 
+/// Called once with the reply so far when its spoken decision is complete (`brain::decision_in`), so the
+/// interviewer speaks while the ratings are still being written.
+pub type OnDecided<'a> = &'a (dyn Fn(&str) + Send + Sync);
+
 /// Something that judges answers: returns the reply text (JSON the interviewer validates).
 #[async_trait::async_trait]
 pub trait Brain: Send + Sync {
-    async fn judge(&self, request: &BrainRequest) -> Result<String, BrainError>;
+    async fn judge(&self, request: &BrainRequest, decided: OnDecided<'_>) -> Result<String, BrainError>;
     /// "ok", "down" (failing; retried later).
     fn health(&self) -> &'static str;
 }

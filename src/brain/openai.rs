@@ -1,17 +1,18 @@
 //! An OpenAI-compatible chat-completions client (vLLM, llama.cpp server, Ollama, Groq, Fireworks...): the
 //! judgement is requested with streaming (`stream: true`, server-sent events) and a JSON schema
-//! (`response_format`), so a slow first token is noticed early and the reply is checked as it completes.
+//! (`response_format`), so a slow first token is noticed early, the spoken decision that opens the reply is
+//! handed on as soon as it is complete, and the reply is checked as it completes.
 //! Timeouts: the first token within `first_token`, the whole reply within `total`. Any failure marks the
 //! endpoint down for a while (`Health`).
 
 use std::time::{Duration, Instant};
 
-use candor_interviewer::brain::BrainRequest;
+use candor_interviewer::brain::{BrainRequest, decision_in};
 use futures_util::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use super::{Brain, BrainError, Health};
+use super::{Brain, BrainError, Health, OnDecided};
 
 pub struct OpenAiBrain {
     http: reqwest::Client,
@@ -45,7 +46,7 @@ impl OpenAiBrain {
         }
     }
 
-    async fn call(&self, request: &BrainRequest) -> Result<String, BrainError> {
+    async fn call(&self, request: &BrainRequest, decided: OnDecided<'_>) -> Result<String, BrainError> {
         let body = json!({
             "model": self.model,
             "messages": request.messages,
@@ -73,6 +74,7 @@ impl OpenAiBrain {
         let mut stream = response.bytes_stream();
         let mut buffer = String::new();
         let mut content = String::new();
+        let mut told = false;
         loop {
             let limit = if content.is_empty() { self.first_token } else { self.total };
             let left = limit.checked_sub(started.elapsed()).unwrap_or_default();
@@ -89,6 +91,10 @@ impl OpenAiBrain {
                 if let Some(done) = event(line.trim(), &mut content)? {
                     return Ok(done);
                 }
+            }
+            if !told && decision_in(&content).is_some() {
+                told = true;
+                decided(&content);
             }
         }
     }
@@ -116,9 +122,9 @@ fn event(line: &str, content: &mut String) -> Result<Option<String>, BrainError>
 
 #[async_trait::async_trait]
 impl Brain for OpenAiBrain {
-    async fn judge(&self, request: &BrainRequest) -> Result<String, BrainError> {
+    async fn judge(&self, request: &BrainRequest, decided: OnDecided<'_>) -> Result<String, BrainError> {
         self.health.check()?;
-        let result = self.call(request).await;
+        let result = self.call(request, decided).await;
         self.health.record(result.is_ok());
         result
     }

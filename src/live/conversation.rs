@@ -263,7 +263,13 @@ async fn act(
             let wait = Duration::from_millis(deadline_ms.saturating_sub(ctx.events.t_ms()));
             session.beside(async move {
                 let started = std::time::Instant::now();
-                let result = tokio::time::timeout(wait, brain.judge(&request)).await;
+                // The voice waits for the decision, not the whole reply: that is the brain's stage.
+                let decided_after = std::sync::OnceLock::new();
+                let decided = |text: &str| {
+                    let _ = decided_after.set(started.elapsed());
+                    conversation.offer(Message::Input(Input::BrainDecided { request: request.id, text: text.to_string() }));
+                };
+                let result = tokio::time::timeout(wait, brain.judge(&request, &decided)).await;
                 let (outcome, input) = match result {
                     // The machine validates the reply; checked here too only to count refused ones apart.
                     Ok(Ok(text)) if parse_judgement(&text, &[]).is_err() => ("invalid", Input::BrainReplied { request: request.id, text }),
@@ -275,7 +281,8 @@ async fn act(
                     tracing::warn!(outcome, "LLM judgement failed; the built-in brain decides");
                 }
                 metrics.brain_calls.with_label_values(&["llm", outcome]).inc();
-                metrics.voice_stage.with_label_values(&["brain"]).observe(started.elapsed().as_secs_f64());
+                let stage = decided_after.get().copied().unwrap_or_else(|| started.elapsed());
+                metrics.voice_stage.with_label_values(&["brain"]).observe(stage.as_secs_f64());
                 conversation.send(Message::Input(input)).await;
             });
         }

@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use candor_loadtest::{Client, Role};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestApp, spawn_app_with};
@@ -192,12 +193,15 @@ enum Reply {
     SlowFirstToken,
     ServerError,
     BreaksOff,
+    /// The spoken decision, then nothing until the test lets the ratings go.
+    HeldAfterDecision,
 }
 
 #[derive(Clone, Default)]
 struct FakeLlm {
     script: Arc<Mutex<VecDeque<Reply>>>,
     requests: Arc<Mutex<Vec<Value>>>,
+    release: Arc<tokio::sync::Notify>,
 }
 
 fn sse(content: &str) -> Vec<String> {
@@ -214,11 +218,11 @@ fn sse(content: &str) -> Vec<String> {
     events
 }
 
+/// A reply in the schema's order: the spoken decision, then the ratings.
 fn judgement(rating: u8) -> String {
     let r = json!({"reason": "Judged by the model.", "evidence": "", "rating": rating});
-    json!({"assessment": {"technical_depth": r, "communication": r, "structure": r, "impact": r},
-           "follow_up": {"needed": false, "question": ""}})
-    .to_string()
+    let ratings = json!({"technical_depth": r, "communication": r, "structure": r, "impact": r});
+    format!(r#"{{"follow_up": {{"missing": "", "needed": false, "question": ""}}, "assessment": {ratings}}}"#)
 }
 
 async fn chat(State(fake): State<FakeLlm>, body: String) -> Response {
@@ -238,6 +242,16 @@ async fn chat(State(fake): State<FakeLlm>, body: String) -> Response {
             let mut events = sse(&judgement(5));
             events.truncate(1);
             events
+        }
+        Reply::HeldAfterDecision => {
+            let reply = judgement(4);
+            let (decision, ratings) = reply.split_at(reply.find("\"assessment\"").unwrap());
+            let (mut first, rest) = (sse(decision), sse(ratings));
+            first.pop();
+            let release = fake.release.clone();
+            let rest = futures_util::stream::once(async move { release.notified().await }).flat_map(move |_| futures_util::stream::iter(rest.clone()));
+            let stream = futures_util::stream::iter(first).chain(rest).map(Ok::<_, std::convert::Infallible>);
+            return Response::builder().header("content-type", "text/event-stream").body(Body::from_stream(stream)).unwrap();
         }
     };
     let stream = futures_util::stream::iter(events.into_iter().map(Ok::<_, std::convert::Infallible>));
@@ -288,6 +302,23 @@ async fn an_llm_judges_answers_and_every_kind_of_failure_falls_back_to_the_built
         let line = format!("candor_brain_calls_total{{brain=\"llm\",outcome=\"{outcome}\"}} {calls}");
         assert!(metrics.contains(&line), "{line} in {metrics}");
     }
+    client.end().await;
+}
+
+#[tokio::test]
+async fn the_llms_spoken_decision_is_acted_on_while_its_ratings_are_still_streaming() {
+    let (url, fake) = fake_llm(&[Reply::HeldAfterDecision]).await;
+    let app = spawn_app_with(Backend::Sqlite, |config| config.llm_url = Some(url)).await;
+    let (_, _, client) = first_question(&app).await;
+    let question = asked(&client)[0]["text"].as_str().unwrap().to_string();
+    typed(&client, &strong_answer(&question)).await;
+    assert!(client.wait_until(PATIENCE, |c| asked(c).len() >= 2).await, "the next question comes with the decision: {:?}", client.events());
+    assert!(events_of(&client, "answer.scored").is_empty(), "the ratings are still held back");
+    fake.release.notify_one();
+    assert!(client.wait_until(PATIENCE, |c| !events_of(c, "answer.scored").is_empty()).await, "{:?}", client.events());
+    let scored = &events_of(&client, "answer.scored")[0];
+    assert_eq!((scored["brain"].as_str(), scored["question_id"].as_str()), (Some("llm"), asked(&client)[0]["question_id"].as_str()));
+    assert_eq!(scored["scores"]["impact"], 75, "the model's rating of 4: {scored}");
     client.end().await;
 }
 
