@@ -193,7 +193,7 @@ fn under_load_partials_come_half_as_often_and_the_final_is_the_same() {
         let mut pipeline = SpeechPipeline::new(engines.clone(), Default::default(), SttOptions::default()).unwrap();
         let mut events = Vec::new();
         for chunk in audio.chunks(1600) {
-            pipeline.set_load(waiting, waiting);
+            pipeline.set_load(waiting, waiting, 0.0);
             events.extend(pipeline.push(chunk).unwrap());
         }
         let partials = events.iter().filter(|e| matches!(e, SpeechEvent::Partial { .. })).count();
@@ -232,6 +232,31 @@ fn a_whole_turn_inside_one_long_chunk_is_transcribed() {
 
 /// The final is decoded ahead in the silence before the turn ends; when the voice comes back first, that decode
 /// is dropped and the final holds everything said.
+#[test]
+fn no_partial_is_decoded_in_the_silence_that_ends_a_turn() {
+    let Some(engines) = speech_engines() else { return };
+    let mut pipeline = SpeechPipeline::new(engines, Default::default(), SttOptions::default()).unwrap();
+    let mut speech = vec![0.0_f32; 8000];
+    speech.extend(speak(ANSWER, 160));
+    for chunk in speech.chunks(512) {
+        pipeline.push(chunk).unwrap();
+    }
+    // The silence after the answer, one VAD chunk at a time, as the live feed sends it while a turn is ending.
+    let mut after_voice = Vec::new();
+    let mut ending_seen = false;
+    for (index, chunk) in vec![0.0_f32; 16 * 1500].chunks(512).enumerate() {
+        ending_seen |= pipeline.ending();
+        let events = pipeline.push(chunk).unwrap();
+        if index >= 4 {
+            after_voice.extend(events);
+        }
+    }
+    assert!(ending_seen, "the pipeline says when a turn is ending");
+    assert!(!after_voice.iter().any(|e| matches!(e, SpeechEvent::Partial { .. })), "{after_voice:?}");
+    let finals: Vec<_> = after_voice.iter().filter_map(|e| if let SpeechEvent::Final(f) = e { Some(f) } else { None }).collect();
+    assert!(finals.len() == 1 && finals[0].decoded_ahead, "{after_voice:?}");
+}
+
 #[test]
 fn a_final_decoded_ahead_is_dropped_when_the_voice_comes_back() {
     let Some(engines) = speech_engines() else { return };

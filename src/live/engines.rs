@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use candor_pipelines::inference::init_runtime;
 use candor_pipelines::speech::pipeline::SpeechEngines;
@@ -27,6 +28,8 @@ pub struct Engines {
     /// Each engine: `ok` or why it is unavailable.
     pub status: BTreeMap<&'static str, String>,
     pub pool: InferencePool,
+    /// Speech streams live now (one per candidate with a speech pipeline).
+    pub speech_streams: AtomicUsize,
 }
 
 impl Engines {
@@ -63,13 +66,13 @@ impl Engines {
         let speech = vad.ok().map(|vad| SpeechEngines { vad: Arc::new(vad), stt: stt.ok().map(Arc::new) });
         let workers = std::thread::available_parallelism().map_or(2, usize::from);
         let (vision, voice) = (vision.ok().map(Arc::new), voice.map(Arc::new));
-        Self { speech, vision, voice, status, pool: InferencePool::new(workers) }
+        Self { speech, vision, voice, status, pool: InferencePool::new(workers), speech_streams: AtomicUsize::new(0) }
     }
 
     /// No engines at all (loading failed outright).
     pub fn disabled(reason: &str) -> Self {
         let status = ["vad", "stt", "vision", "tts"].into_iter().map(|engine| (engine, reason.to_string())).collect();
-        Self { speech: None, vision: None, voice: None, status, pool: InferencePool::new(1) }
+        Self { speech: None, vision: None, voice: None, status, pool: InferencePool::new(1), speech_streams: AtomicUsize::new(0) }
     }
 }
 

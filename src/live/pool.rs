@@ -123,6 +123,38 @@ impl InferencePool {
     }
 }
 
+/// Cores the whole machine (every process) left idle lately, refreshed at most every `SPARE_EVERY`; 0 where
+/// `/proc/stat` cannot be read. The pool's own counts miss other processes, and whisper.cpp's threads spin
+/// when they share a core, so work that takes extra threads on speculation asks this first.
+pub fn spare_cores() -> f32 {
+    static LAST: std::sync::Mutex<Option<(Instant, u64, u64, f32)>> = std::sync::Mutex::new(None);
+    const SPARE_EVERY: Duration = Duration::from_millis(500);
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((at, _, _, spare)) = *last
+        && at.elapsed() < SPARE_EVERY
+    {
+        return spare;
+    }
+    let Some((idle, total)) = cpu_times() else { return 0.0 };
+    let cores = std::thread::available_parallelism().map_or(1, usize::from) as f32;
+    let spare = match *last {
+        Some((_, idle_before, total_before, _)) if total > total_before => {
+            (idle.saturating_sub(idle_before)) as f32 / (total - total_before) as f32 * cores
+        }
+        _ => 0.0,
+    };
+    *last = Some((Instant::now(), idle, total, spare));
+    spare
+}
+
+/// The machine's idle and total CPU time so far (jiffies, all cores), from the first line of `/proc/stat`.
+fn cpu_times() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let times: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).take(8).filter_map(|t| t.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal
+    (times.len() == 8).then(|| (times[3] + times[4], times.iter().sum()))
+}
+
 #[derive(Clone)]
 pub struct PoolLoad {
     busy: Arc<AtomicUsize>,

@@ -7,11 +7,13 @@
 //! never silently.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use candor_pipelines::speech::pipeline::{FinalTurn, SpeechError, SpeechEvent, SpeechPipeline};
 use candor_pipelines::speech::stt::SttOptions;
+use candor_pipelines::speech::vad::CHUNK_MS;
 use candor_signaling::EventBody;
 use candor_signaling::events::{CueKind, Word};
 use tokio::sync::oneshot;
@@ -19,13 +21,16 @@ use tokio::sync::oneshot;
 use super::SessionContext;
 use super::conversation::{Message, SpokenTurn};
 use candor_interviewer::Input;
-use super::pool::completion;
+use super::pool::{completion, spare_cores};
 use super::engines::Engines;
 
 /// Audio waiting for the pipeline beyond this is dropped (oldest first) and counted.
 const MAX_BACKLOG_MS: usize = 30_000;
 /// Smallest chunk worth a trip to the pool.
 const MIN_CHUNK_MS: usize = 96;
+/// In the silence that may end a turn: one VAD chunk, so the end is decided as soon as its audio is in (a
+/// larger chunk would make it wait for audio to fill, and more so after a decode ahead).
+const ENDING_CHUNK_MS: usize = CHUNK_MS as usize;
 /// Pace outside this band (words per minute) earns a cue, judged on turns of at least `PACE_MIN_WORDS`.
 const PACE_FAST: f32 = 160.0;
 const PACE_SLOW: f32 = 110.0;
@@ -69,6 +74,16 @@ pub struct SpeechFeed {
     /// The pipeline's careful re-decodes already counted in the metrics.
     redecodes_seen: u64,
     ahead_dropped_seen: u64,
+    /// Counted in `Engines::speech_streams` (it had a pipeline).
+    counted: bool,
+}
+
+impl Drop for SpeechFeed {
+    fn drop(&mut self) {
+        if self.counted {
+            self.engines.speech_streams.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl SpeechFeed {
@@ -78,6 +93,10 @@ impl SpeechFeed {
                 .map_err(|e| tracing::warn!(error = %e, "no speech pipeline for this session"))
                 .ok()
         });
+        let pipeline_counted = pipeline.is_some();
+        if pipeline_counted {
+            engines.speech_streams.fetch_add(1, Ordering::Relaxed);
+        }
         Self {
             ctx,
             engines,
@@ -92,6 +111,7 @@ impl SpeechFeed {
             recent_levels: Vec::new(),
             redecodes_seen: 0,
             ahead_dropped_seen: 0,
+            counted: pipeline_counted,
         }
     }
 
@@ -116,7 +136,9 @@ impl SpeechFeed {
     }
 
     fn submit(&mut self) {
-        if self.in_flight.is_some() || self.backlog.len() < MIN_CHUNK_MS * 16 {
+        let ending = self.pipeline.as_ref().is_some_and(SpeechPipeline::ending);
+        let min_ms = if ending { ENDING_CHUNK_MS } else { MIN_CHUNK_MS };
+        if self.in_flight.is_some() || self.backlog.len() < min_ms * 16 {
             return;
         }
         let Some(pipeline) = self.pipeline.take() else { return };
@@ -126,11 +148,14 @@ impl SpeechFeed {
         let slot = Arc::new(Mutex::new(Some((pipeline, chunk))));
         let work = slot.clone();
         let load = self.engines.pool.load();
+        let only_stream = self.engines.speech_streams.load(Ordering::Relaxed) <= 1;
         let job = move || {
             let (mut pipeline, chunk) =
                 work.lock().unwrap_or_else(|p| p.into_inner()).take().expect("the work is there");
             let (running, waiting) = load.others();
-            pipeline.set_load(running > 0, waiting > 0);
+            // Cores a decode ahead may take: none that another stream or another process may want.
+            let spare = if only_stream && running == 0 { spare_cores() } else { 0.0 };
+            pipeline.set_load(running > 0, waiting > 0, spare);
             let started = Instant::now();
             let vad_before = pipeline.vad_ms_total;
             let result = pipeline.push(&chunk);

@@ -122,6 +122,8 @@ pub struct SpeechPipeline {
     options: SttOptions,
     /// Threads the final decode may use when the machine has room (`options.threads` follows the load).
     full_threads: usize,
+    /// Threads for a decode ahead: one, unless this stream has the machine to itself.
+    ahead_threads: usize,
     partial_every_ms: u64,
     /// Other inference jobs are running or waiting: no work on speculation.
     loaded: bool,
@@ -160,6 +162,7 @@ impl SpeechPipeline {
             turns: TurnDetector::new(config),
             stt,
             full_threads: options.threads,
+            ahead_threads: 1,
             options,
             partial_every_ms: PARTIAL_EVERY_MS,
             loaded: false,
@@ -185,12 +188,22 @@ impl SpeechPipeline {
         self.turns.is_speaking()
     }
 
+    /// A turn is open and its voice has stopped: the end of the turn may be decided on any chunk now.
+    pub fn ending(&self) -> bool {
+        self.turns.last_voice_ms().is_some_and(|v| self.now_ms > v + CHUNK_MS)
+    }
+
     /// How busy the machine is, as the caller sees it before each chunk. With other inference jobs running,
     /// the final decode keeps to one thread (whisper.cpp's threads spin while they wait for one another, which
     /// collapses on a busy machine); with jobs waiting, partials come half as often. Finals are what the
-    /// conversation waits for; partials are a courtesy.
-    pub fn set_load(&mut self, others_running: bool, others_waiting: bool) {
+    /// conversation waits for; partials are a courtesy. `spare_cores`: the idle cores this stream may count on;
+    /// a decode ahead takes all its threads only when they are idle (it is speculation: it must not slow anyone
+    /// down, and others' work may start while it runs).
+    pub fn set_load(&mut self, others_running: bool, others_waiting: bool, spare_cores: f32) {
         self.options.threads = if others_running { 1 } else { self.full_threads };
+        // The threads beyond the one this job runs on need idle cores.
+        let idle = spare_cores >= (self.full_threads - 1) as f32;
+        self.ahead_threads = if idle { self.options.threads } else { 1 };
         self.partial_every_ms = if others_waiting { PARTIAL_EVERY_MS_LOADED } else { PARTIAL_EVERY_MS };
         self.loaded = others_running || others_waiting;
     }
@@ -233,9 +246,9 @@ impl SpeechPipeline {
         }
         self.now_ms += (probabilities.len() * chunk_samples / RATE_PER_MS) as u64;
         if self.turns.is_speaking() {
-            // In a silence nothing new was said; the decode ahead has the words, and a partial here would only
-            // delay the end of the turn.
-            let voicing = self.turns.last_voice_ms().is_none_or(|v| self.now_ms < v + POST_ROLL_MS);
+            // Only while the voice goes on: in a silence nothing new was said, the decode ahead will have the
+            // words, and a partial started there would hold up that decode and so the end of the turn.
+            let voicing = self.turns.last_voice_ms().is_none_or(|v| self.now_ms <= v + CHUNK_MS);
             if voicing
                 && self.now_ms >= self.last_partial_ms + self.partial_every_ms
                 && let Some(partial) = self.partial()?
@@ -329,14 +342,14 @@ impl SpeechPipeline {
         let due_ms = self.config.end_silence_ms.saturating_sub(DECODE_AHEAD_MS).max(POST_ROLL_MS);
         let due = end_ms.saturating_sub(last_voice_ms) >= due_ms;
         let done = self.ahead.as_ref().is_some_and(|a| a.turn == self.turn && a.last_voice_ms == last_voice_ms);
-        // Speculation only on idle capacity, on one thread: on a busy machine the end of the turn decodes.
+        // Speculation only on idle capacity: on a busy machine the end of the turn decodes.
         if self.stt.is_none() || self.loaded || !due || done {
             return Ok(());
         }
         if self.ahead.take().is_some_and(|a| a.turn == self.turn) {
             self.ahead_dropped += 1;
         }
-        let ahead = self.final_words(last_voice_ms, 1)?;
+        let ahead = self.final_words(last_voice_ms, self.ahead_threads)?;
         // The whole turn's words: whether they trail off ("and", "um") decides how long the turn waits.
         self.turns.handle_words(&ahead.words);
         self.ahead = Some(ahead);

@@ -33,6 +33,8 @@ impl Scales {
         Self { noise: 0.0, length, noise_width: 0.0 }
     }
 }
+/// Below this (about -50 dBFS) the start of an utterance is silence, trimmed up to 5 ms before the voice.
+const LEAD_SILENCE: f32 = 0.003;
 /// Marks that end a clause; Piper knows them and pauses accordingly.
 const CLAUSE_ENDS: [char; 6] = [',', '.', '!', '?', ';', ':'];
 
@@ -138,7 +140,9 @@ impl Piper {
         let outputs =
             session.run(ort::inputs!["input" => input, "input_lengths" => lengths, "scales" => scales]).map_err(run)?;
         let (_, audio) = outputs[0].try_extract_tensor::<f32>().map_err(run)?;
-        Ok(Speech { pcm: audio.iter().map(|s| s.clamp(-1.0, 1.0)).collect(), rate: self.rate, phonemes })
+        // Piper opens with ~40 ms of near-silence: the reply is heard that much sooner without it.
+        let lead = audio.iter().position(|s| s.abs() > LEAD_SILENCE).unwrap_or(0).saturating_sub(self.rate as usize / 200);
+        Ok(Speech { pcm: audio[lead..].iter().map(|s| s.clamp(-1.0, 1.0)).collect(), rate: self.rate, phonemes })
     }
 }
 
