@@ -184,6 +184,17 @@ pub async fn completion<T>(in_flight: &mut Option<oneshot::Receiver<T>>) -> T {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_machines_idle_cores_are_read_and_stay_within_its_cores() {
+        let (idle, total) = cpu_times().expect("/proc/stat on Linux");
+        assert!(idle <= total && total > 0);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from) as f32;
+        for _ in 0..3 {
+            let spare = spare_cores();
+            assert!((0.0..=cores + 0.01).contains(&spare), "{spare} of {cores}");
+        }
+    }
+
     #[tokio::test]
     async fn jobs_run_off_the_runtime_and_return_their_results() {
         let pool = InferencePool::new(2);
