@@ -4,6 +4,9 @@
 //! dropped by the pool. `load` lets a running job see how busy the pool is (workers running, jobs waiting), so
 //! it can take a second thread only when a core is free, and drop optional work when others wait.
 //!
+//! Work someone is waiting to hear (the interviewer's next sentence) goes in with `submit_urgent`: it runs on
+//! the next worker that comes free, ahead of the queue of audio chunks and partial transcripts.
+//!
 //! At process exit, C++ inference libraries (whisper.cpp's ggml, ONNX Runtime) destroy their static state; a
 //! job still running then crashes the process. So each pool registers an exit handler that stops workers from
 //! starting jobs and waits (a few seconds at most) for the running ones to finish. Exit handlers run in reverse
@@ -18,6 +21,13 @@ use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use tokio::sync::oneshot;
 
 type Job = Box<dyn FnOnce() + Send>;
+
+/// What the queue carries: a job, or word that an urgent job is waiting (each urgent job sends one, so every
+/// job has a message and a worker to run it; whichever worker takes a message runs an urgent job first).
+enum Message {
+    Job(Job),
+    Urgent,
+}
 
 /// Jobs running in any pool of the process, and whether the process is exiting.
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
@@ -34,7 +44,8 @@ extern "C" fn finish_running_jobs() {
 }
 
 pub struct InferencePool {
-    queue: SyncSender<Job>,
+    queue: SyncSender<Message>,
+    urgent: Arc<std::sync::Mutex<std::collections::VecDeque<Job>>>,
     depth: Arc<AtomicI64>,
     busy: Arc<AtomicUsize>,
     workers: usize,
@@ -51,20 +62,22 @@ impl InferencePool {
             libc::atexit(finish_running_jobs);
         }
         let workers = workers.max(1);
-        let (queue, jobs) = sync_channel::<Job>(workers * Self::QUEUE_PER_WORKER);
+        let (queue, jobs) = sync_channel::<Message>(workers * Self::QUEUE_PER_WORKER);
         let jobs = Arc::new(std::sync::Mutex::new(jobs));
+        let urgent: Arc<std::sync::Mutex<std::collections::VecDeque<Job>>> = Arc::default();
         let depth = Arc::new(AtomicI64::new(0));
         let busy = Arc::new(AtomicUsize::new(0));
         for index in 0..workers {
             let jobs = jobs.clone();
             let depth = depth.clone();
             let busy = busy.clone();
+            let urgent = urgent.clone();
             std::thread::Builder::new()
                 .name(format!("candor-inference-{index}"))
                 .spawn(move || {
                     loop {
-                        let job = { jobs.lock().unwrap_or_else(|p| p.into_inner()).recv() };
-                        let Ok(job) = job else { return };
+                        let message = { jobs.lock().unwrap_or_else(|p| p.into_inner()).recv() };
+                        let Ok(message) = message else { return };
                         depth.fetch_sub(1, Ordering::Relaxed);
                         // Counted before the check, so the exit handler either waits for this job or stops it.
                         RUNNING.fetch_add(1, Ordering::SeqCst);
@@ -73,14 +86,19 @@ impl InferencePool {
                             return;
                         }
                         busy.fetch_add(1, Ordering::Relaxed);
-                        job();
+                        let first = urgent.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+                        first.into_iter().chain(match message {
+                            Message::Job(job) => Some(job),
+                            Message::Urgent => None,
+                        })
+                        .for_each(|job| job());
                         busy.fetch_sub(1, Ordering::Relaxed);
                         RUNNING.fetch_sub(1, Ordering::SeqCst);
                     }
                 })
                 .expect("a worker thread can be spawned");
         }
-        Self { queue, depth, busy, workers }
+        Self { queue, urgent, depth, busy, workers }
     }
 
     pub fn workers(&self) -> usize {
@@ -103,6 +121,23 @@ impl InferencePool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        self.enqueue(job, false)
+    }
+
+    /// As `submit`, but the job runs on the next worker that comes free, before the jobs already queued.
+    pub fn submit_urgent<F, T>(&self, job: F) -> Result<oneshot::Receiver<T>, F>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.enqueue(job, true)
+    }
+
+    fn enqueue<F, T>(&self, job: F, urgent: bool) -> Result<oneshot::Receiver<T>, F>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
         let slot = Arc::new(std::sync::Mutex::new(Some(job)));
         let taken = slot.clone();
@@ -112,7 +147,19 @@ impl InferencePool {
             }
         });
         self.depth.fetch_add(1, Ordering::Relaxed);
-        match self.queue.try_send(wrapped) {
+        let message = if urgent {
+            // Under the lock while the message goes in: a worker cannot take the job before it is counted.
+            let mut lane = self.urgent.lock().unwrap_or_else(|p| p.into_inner());
+            lane.push_back(wrapped);
+            let sent = self.queue.try_send(Message::Urgent);
+            if sent.is_err() {
+                lane.pop_back();
+            }
+            sent
+        } else {
+            self.queue.try_send(Message::Job(wrapped))
+        };
+        match message {
             Ok(()) => Ok(rx),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.depth.fetch_sub(1, Ordering::Relaxed);
@@ -203,6 +250,31 @@ mod tests {
         let (name, others) = pool.submit(job).ok().unwrap().await.unwrap();
         assert!(name.starts_with("candor-inference-"));
         assert_eq!(others, (0, 0), "alone: nothing else running or waiting");
+    }
+
+    #[tokio::test]
+    async fn an_urgent_job_runs_before_the_jobs_already_queued() {
+        let pool = InferencePool::new(1);
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let blocker = pool.submit(move || release_rx.recv().ok()).ok().unwrap();
+        while pool.depth() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let run = |name: &'static str| {
+            let order = order.clone();
+            move || order.lock().unwrap().push(name)
+        };
+        let queued: Vec<_> = ["chunk 1", "chunk 2", "chunk 3"].into_iter().map(|n| pool.submit(run(n)).ok().unwrap()).collect();
+        let urgent = pool.submit_urgent(run("sentence")).ok().unwrap();
+        release_tx.send(()).unwrap();
+        blocker.await.unwrap();
+        urgent.await.unwrap();
+        for rx in queued {
+            rx.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), ["sentence", "chunk 1", "chunk 2", "chunk 3"]);
+        assert_eq!(pool.depth(), 0, "every message was taken");
     }
 
     #[tokio::test]

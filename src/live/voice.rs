@@ -276,7 +276,8 @@ impl VoiceOut {
     }
 }
 
-/// Runs one synthesis on the inference pool, waiting a little for room when it is full.
+/// Runs one synthesis on the inference pool, ahead of queued audio (someone is waiting to hear it), waiting a
+/// little for room when the pool is full.
 async fn synthesize<F>(ctx: &SessionContext, job: F) -> Option<Speech>
 where
     F: FnOnce() -> Result<Speech, TtsError> + Send + 'static,
@@ -284,7 +285,7 @@ where
     let waited = Instant::now();
     let mut job = job;
     let result = loop {
-        match ctx.engines.pool.submit(job) {
+        match ctx.engines.pool.submit_urgent(job) {
             Ok(rx) => break rx.await.ok(),
             Err(refused) if waited.elapsed() < POOL_PATIENCE => {
                 job = refused;
