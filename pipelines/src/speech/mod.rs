@@ -36,6 +36,11 @@ impl TimedWord {
     }
 }
 
+/// The words as one text, a space between each.
+pub fn join(words: &[TimedWord]) -> String {
+    words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" ")
+}
+
 pub fn normalize(word: &str) -> String {
     word.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'').to_lowercase()
 }

@@ -19,7 +19,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::TimedWord;
+use super::{TimedWord, join};
 use super::delivery::{Delivery, analyze};
 use super::pitch::PitchTracker;
 use super::stt::{SpeechToText, SttError, SttOptions, Transcript, echoes};
@@ -429,8 +429,4 @@ impl SpeechPipeline {
             decoded_ahead,
         })
     }
-}
-
-fn join(words: &[TimedWord]) -> String {
-    words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" ")
 }

@@ -23,7 +23,7 @@ use std::sync::Mutex;
 
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
 
-use super::TimedWord;
+use super::{TimedWord, join};
 
 /// Primes the decoder to transcribe disfluencies rather than clean them up.
 pub const FILLER_PROMPT: &str = "Umm, so, uh, I was like, you know, thinking about it. Hmm, I mean, er, okay.";
@@ -238,8 +238,32 @@ fn collect(state: &WhisperState, offset_ms: u64) -> Transcript {
             }
         }
     }
-    words.retain(|w| w.text.chars().any(char::is_alphanumeric));
-    Transcript { text: text.trim().to_string(), words, redecoded: false }
+    let words = without_annotations(words);
+    // The text as the words read, unless whisper's own text differs only by what was dropped.
+    let text = if words.is_empty() { String::new() } else { text.trim().to_string() };
+    let text = if text.contains(['[', '(']) { join(&words) } else { text };
+    Transcript { text, words, redecoded: false }
+}
+
+/// Whisper marks sounds that are not speech in brackets or parentheses ("[BLANK_AUDIO]", "(coughs)", "[S]" when
+/// the token budget cuts one short): nothing the speaker said, so neither text nor a word for pace and counts.
+/// Words without a letter or digit (a lone "-") go too.
+fn without_annotations(words: Vec<TimedWord>) -> Vec<TimedWord> {
+    let mut depth = 0_usize;
+    words
+        .into_iter()
+        .filter(|word| {
+            let inside = depth > 0 || word.text.starts_with(['[', '(']);
+            for c in word.text.chars() {
+                match c {
+                    '[' | '(' => depth += 1,
+                    ']' | ')' => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+            }
+            !inside && word.text.chars().any(char::is_alphanumeric)
+        })
+        .collect()
 }
 
 /// Does a decode of `seconds` of audio look like a decoder running on rather than what was said? More words
@@ -299,6 +323,14 @@ mod tests {
         ] {
             assert!(!degenerate(&words(said, 4.0), 4.0), "{said}");
         }
+    }
+
+    #[test]
+    fn whispers_notes_on_sounds_are_neither_text_nor_words() {
+        let heard = without_annotations(words("as not. [S] What your (coughs loudly) country [BLANK_AUDIO] - can", 4.0));
+        assert_eq!(join(&heard), "as not. What your country can");
+        let cut_short = without_annotations(words("ask not [Music", 2.0));
+        assert_eq!(join(&cut_short), "ask not", "an annotation the token budget cut off goes too");
     }
 
     #[test]
