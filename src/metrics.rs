@@ -97,7 +97,7 @@ impl Metrics {
                 .expect("valid metric");
         let video_frames_dropped = IntCounter::new(
             "video_frames_dropped_total",
-            "Encoded video frames dropped because the decoder was behind (a keyframe is requested each time)",
+            "Encoded video frames dropped, because the decoder was behind or a packet never came (a keyframe is requested each time)",
         )
         .expect("valid metric");
         let video_frames_stale = IntCounter::new(

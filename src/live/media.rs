@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use candor_pipelines::audio::{LevelMeter, OPUS_RATE, OpusDecoder, PIPELINE_RATE, Resampler};
 use candor_pipelines::video::{DecodedFrame, VideoCodec, VideoDecoder};
-use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::codec::vp8::Vp8Packet;
@@ -22,6 +21,7 @@ use tokio::sync::broadcast;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use super::SessionContext;
+use super::frames::FrameAssembler;
 use crate::domain::SampleKind;
 use super::speech::SpeechFeed;
 use super::vision::VisionFeed;
@@ -107,37 +107,24 @@ pub async fn run_audio(ctx: SessionContext, track: Arc<dyn TrackRemote>, copies:
 }
 
 enum Reassembler {
-    Vp8(SampleBuilder<Vp8Packet>),
-    H264(SampleBuilder<H264Packet>),
+    Vp8(FrameAssembler<Vp8Packet>),
+    H264(FrameAssembler<H264Packet>),
 }
 
 impl Reassembler {
     fn new(codec: VideoCodec) -> Self {
-        // Up to 128 packets may be held back waiting for a late one (about 10 frames of VGA).
         match codec {
-            VideoCodec::Vp8 => Self::Vp8(SampleBuilder::new(128, Vp8Packet::default(), 90_000)),
-            VideoCodec::H264 => Self::H264(SampleBuilder::new(128, H264Packet::default(), 90_000)),
+            VideoCodec::Vp8 => Self::Vp8(FrameAssembler::new(Vp8Packet::default())),
+            VideoCodec::H264 => Self::H264(FrameAssembler::new(H264Packet::default())),
         }
     }
 
-    fn push(&mut self, packet: rtc::rtp::Packet) -> Vec<rtc::media::Sample> {
-        let now = Instant::now();
-        let mut frames = Vec::new();
+    /// The frames this packet completes, and whether a frame was given up (lost for good).
+    fn push(&mut self, packet: rtc::rtp::Packet) -> (Vec<bytes::Bytes>, bool) {
         match self {
-            Self::Vp8(b) => {
-                b.push(now, packet);
-                while let Some(s) = b.pop(now) {
-                    frames.push(s);
-                }
-            }
-            Self::H264(b) => {
-                b.push(now, packet);
-                while let Some(s) = b.pop(now) {
-                    frames.push(s);
-                }
-            }
+            Self::Vp8(a) => (a.push(packet), a.take_lost() > 0),
+            Self::H264(a) => (a.push(packet), a.take_lost() > 0),
         }
-        frames
     }
 }
 
@@ -187,9 +174,15 @@ pub async fn run_video(ctx: SessionContext, track: Arc<dyn TrackRemote>, copies:
                 };
                 ctx.metrics.rtp_in(false, packet.payload.len());
                 let _ = copies.send(packet.clone());
-                for frame in reassembler.push(packet) {
+                let (frames, lost) = reassembler.push(packet);
+                if lost {
+                    // Later frames refer to the lost one: only a keyframe lets decoding resume cleanly.
+                    ctx.metrics.video_frames_dropped.inc();
+                    request_keyframe().await;
+                }
+                for frame in frames {
                     let t_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                    if frames_tx.try_send((frame.data.to_vec(), t_ms)).is_err() {
+                    if frames_tx.try_send((frame.to_vec(), t_ms)).is_err() {
                         // The decoder is behind: this frame is lost, so the next ones cannot be decoded either.
                         ctx.metrics.video_frames_dropped.inc();
                         request_keyframe().await;

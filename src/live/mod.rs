@@ -21,6 +21,7 @@
 mod conversation;
 mod engines;
 mod events;
+mod frames;
 mod leg;
 mod media;
 mod observer;
