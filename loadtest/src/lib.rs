@@ -8,7 +8,9 @@
 //! - `latency`: voice-to-voice latency as the candidate hears it.
 //! - `load`: the load generator (`candor-loadtest` is its command line): many candidates, and what they cost
 //!   the server.
+//! - `capacity`: the capacity search over `load` runs of growing size, with its JSON, Markdown and SVG chart.
 
+pub mod capacity;
 mod client;
 pub mod latency;
 pub mod load;

@@ -30,6 +30,15 @@ pub struct Load {
     pub picture: Option<Vec<u8>>,
 }
 
+impl Load {
+    /// Answers each candidate finishes inside the measured window: each must come back as a final transcript.
+    pub fn answers_in_window(&self) -> usize {
+        let (pcm, rate) = &self.answer;
+        let cycle = self.pause.as_secs_f64() + pcm.len() as f64 / f64::from(*rate);
+        (self.duration.as_secs_f64() / cycle.max(0.001)).floor() as usize
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("HTTP: {0}")]
@@ -52,7 +61,7 @@ pub struct Report {
     pub cores_used: f64,
     pub server_memory_mb: f64,
     /// Final transcripts, and `vision.metrics` seconds with a face, that the candidates received (counted once
-    /// each has its first final, or `TRANSCRIPT_GRACE` after the window).
+    /// each has the finals of the answers it finished in the window, or `TRANSCRIPT_GRACE` after the window).
     pub transcripts: usize,
     pub face_seconds: usize,
     pub latency_ms: BTreeMap<&'static str, f64>,
@@ -200,9 +209,10 @@ pub async fn run(load: &Load) -> Result<Report, LoadError> {
         stale_video_frames: delta("candor_video_frames_stale_total", ""),
         dropped_audio_ms: delta("candor_speech_overflow_milliseconds_total", ""),
     };
-    // A busy machine may finish the last answers after the window: each candidate gets a while to see its first.
+    // A busy machine may finish the last answers after the window: each candidate gets a while to see them.
+    let answers = load.answers_in_window().max(1);
     for client in &clients {
-        let transcribed = |c: &Client| c.events().iter().any(|e| e["type"] == "transcript.final");
+        let transcribed = |c: &Client| c.events().iter().filter(|e| e["type"] == "transcript.final").count() >= answers;
         client.wait_until(TRANSCRIPT_GRACE, transcribed).await;
     }
     for client in clients {

@@ -2,6 +2,10 @@
 //!
 //!     candor-loadtest --server 127.0.0.1:8080 --sessions 4 --seconds 60 --answer answer.wav --picture face.png
 //!
+//! With `--search MAX` it finds the capacity instead: runs of 1, 2, ... MAX sessions until one misses the p95
+//! voice-to-voice bound, written to `--out` as JSON, Markdown and an SVG chart. Pin the server and the load
+//! generator to separate cores (`taskset`) so that the figure is per core.
+//!
 //! The server must allow sign-ups from this address (each session is a new account) and, to see CPU and memory,
 //! run on Linux. Without `--answer`, espeak-ng speaks a built-in answer.
 
@@ -10,9 +14,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use candor_loadtest::capacity;
 use candor_loadtest::load::{Load, run};
 use candor_loadtest::media::{CameraCodec, read_picture, read_wav};
 use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
 
 const ANSWER: &str = "In my last role I led the migration of our billing service to a new database. \
     We planned it in small steps and finished two weeks early.";
@@ -50,6 +56,18 @@ struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Capacity search up to this many sessions (each step runs --seconds).
+    #[arg(long)]
+    search: Option<usize>,
+    /// The search's bound on the 95th percentile voice-to-voice, in milliseconds.
+    #[arg(long, default_value_t = 1200)]
+    p95_ms: u64,
+    /// Cores the server is pinned to (taskset), for the per-core figure.
+    #[arg(long, default_value_t = 1.0)]
+    server_cores: f64,
+    /// Where the search writes capacity.json, capacity.md and capacity.svg.
+    #[arg(long, default_value = ".")]
+    out: PathBuf,
 }
 
 #[tokio::main]
@@ -78,12 +96,41 @@ async fn main() -> anyhow::Result<()> {
         camera: (!args.no_video).then_some((codec, width, height, fps)),
         picture,
     };
+    if let Some(max_sessions) = args.search {
+        return search_capacity(&load, max_sessions, &args).await;
+    }
     let report = run(&load).await?;
     if args.json {
         println!("{}", report.to_json());
     } else {
         println!("{report}");
     }
+    Ok(())
+}
+
+async fn search_capacity(load: &Load, max_sessions: usize, args: &Args) -> anyhow::Result<()> {
+    let bound = Duration::from_millis(args.p95_ms);
+    let progress = ProgressBar::new(max_sessions as u64).with_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} sessions {msg}")?.progress_chars("=> "),
+    );
+    progress.set_message(format!("running 1 session for {} s", args.seconds));
+    progress.enable_steady_tick(Duration::from_millis(500));
+    let steps = capacity::search(load, max_sessions, bound, |step| {
+        let p95 = step.p95_ms.map_or("-".into(), |v| format!("{v:.0} ms"));
+        let verdict = if step.passed() { "met".to_string() } else { step.misses.join("; ") };
+        progress.println(format!("{} sessions: p95 {p95}, {:.2} cores busy: {verdict}", step.sessions, step.report.cores_used));
+        progress.set_position(step.sessions as u64);
+        progress.set_message(format!("running {} sessions for {} s", step.sessions + 1, args.seconds));
+    })
+    .await?;
+    progress.finish_and_clear();
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let json = capacity::to_json(&steps, bound, args.server_cores);
+    std::fs::write(args.out.join("capacity.json"), serde_json::to_string_pretty(&json)?)?;
+    let summary = capacity::markdown(&steps, bound, args.server_cores);
+    std::fs::write(args.out.join("capacity.md"), &summary)?;
+    capacity::chart(&steps, bound, &args.out.join("capacity.svg")).map_err(|e| anyhow::anyhow!("drawing the chart: {e}"))?;
+    println!("{summary}\nwritten to {}: capacity.json, capacity.md, capacity.svg", args.out.display());
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use candor_loadtest::capacity::{self, capacity};
 use candor_loadtest::load::{Load, LoadError, run};
 use candor_loadtest::media::{CameraCodec, read_picture, read_wav};
 
@@ -35,6 +36,39 @@ async fn the_load_generator_runs_candidates_and_reports_what_they_cost() {
         assert!(report.latency_ms.get(stage).is_some_and(|&ms| ms > 0.0), "{stage}: {report}");
     }
     assert!(report.to_json()["sessions_per_core"].as_f64().is_some_and(|v| v > 0.0));
+}
+
+/// A small capacity search against the real server: every step is a full run whose replies are heard, the
+/// search stops at the first step that misses the bound (on a busy machine that may be the first), and the
+/// results are written as JSON, Markdown and an SVG chart.
+#[tokio::test]
+async fn the_capacity_search_runs_growing_steps_and_writes_its_results() {
+    let Some(app) = app_with(&["vad", "stt", "tts"]).await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("answer.wav");
+    assert!(Command::new("espeak-ng").args(["-v", "en-us", "-w"]).arg(&wav).arg("We finished two weeks early.").status().unwrap().success());
+    let load = Load {
+        server: app.addr,
+        sessions: 0,
+        duration: Duration::from_secs(8),
+        answer: read_wav(&wav).unwrap(),
+        pause: Duration::from_secs(2),
+        camera: None,
+        picture: None,
+    };
+    let bound = Duration::from_millis(5000);
+    let mut seen = Vec::new();
+    let steps = capacity::search(&load, 2, bound, |step| seen.push(step.sessions)).await.unwrap();
+    assert_eq!(seen, steps.iter().map(|s| s.sessions).collect::<Vec<_>>(), "each step is reported as it ends");
+    assert!(!steps.is_empty() && steps[0].sessions == 1 && steps[0].report.connected == 1, "{:?}", steps[0].misses);
+    assert!(!steps[0].report.voice_to_voice.is_empty(), "the interviewer's replies are heard: {}", steps[0].report);
+    assert!(steps[..steps.len() - 1].iter().all(|s| s.passed()), "the search stops at the first miss");
+    assert!(steps.last().unwrap().passed() == (capacity(&steps) == steps.len()), "{:?}", steps.last().unwrap().misses);
+    let chart = dir.path().join("capacity.svg");
+    capacity::chart(&steps, bound, &chart).unwrap();
+    assert!(std::fs::read_to_string(&chart).unwrap().contains("<svg"));
+    assert!(capacity::markdown(&steps, bound, 1.0).contains("| 1 |"));
+    assert_eq!(capacity::to_json(&steps, bound, 1.0)["steps"].as_array().unwrap().len(), steps.len());
 }
 
 #[tokio::test]
