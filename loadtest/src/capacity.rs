@@ -70,7 +70,8 @@ pub async fn search(
     let expected_per_session = load.answers_in_window();
     let mut steps = Vec::new();
     for sessions in 1..=max_sessions {
-        let report = run(&Load { sessions, answer: load.answer.clone(), picture: load.picture.clone(), ..*load }).await?;
+        let report =
+            run(&Load { sessions, answer: load.answer.clone(), picture: load.picture.clone(), ..*load }).await?;
         let step = Step::judge(sessions, report, p95_bound, expected_per_session);
         on_step(&step);
         let passed = step.passed();
@@ -105,7 +106,9 @@ pub fn markdown(steps: &[Step], p95_bound: Duration, cores: f64) -> String {
         found as f64 / cores,
         p95_bound.as_millis()
     );
-    out.push_str("| sessions | p50 ms | p95 ms | server cores busy | memory MB | finals | dropped audio ms | result |\n");
+    out.push_str(
+        "| sessions | p50 ms | p95 ms | server cores busy | memory MB | finals | dropped audio ms | result |\n",
+    );
     out.push_str("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
     for step in steps {
         let r = &step.report;
@@ -114,7 +117,12 @@ pub fn markdown(steps: &[Step], p95_bound: Duration, cores: f64) -> String {
         let result = if step.passed() { "met".to_string() } else { step.misses.join("; ") };
         out.push_str(&format!(
             "| {} | {p50} | {p95} | {:.2} | {:.0} | {}/{} | {:.0} | {result} |\n",
-            step.sessions, r.cores_used, r.server_memory_mb, r.transcripts, step.expected_transcripts, r.dropped_audio_ms
+            step.sessions,
+            r.cores_used,
+            r.server_memory_mb,
+            r.transcripts,
+            step.expected_transcripts,
+            r.dropped_audio_ms
         ));
     }
     out
@@ -150,13 +158,15 @@ pub fn chart(steps: &[Step], p95_bound: Duration, path: &Path) -> Result<(), Box
 
     let series = |q: f64| steps.iter().filter_map(move |s| Some((s.sessions as f64, ms(q, s)?))).collect::<Vec<_>>();
     let (p50, p95) = (series(0.5), series(0.95));
-    chart.draw_series(LineSeries::new(p50.clone(), BLUE.stroke_width(2)))?.label("p50").legend(|(x, y)| {
-        PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2))
-    });
+    chart
+        .draw_series(LineSeries::new(p50.clone(), BLUE.stroke_width(2)))?
+        .label("p50")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
     chart.draw_series(p50.iter().map(|&p| Circle::new(p, 3, BLUE.filled())))?;
-    chart.draw_series(LineSeries::new(p95.clone(), RED.stroke_width(2)))?.label("p95").legend(|(x, y)| {
-        PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2))
-    });
+    chart
+        .draw_series(LineSeries::new(p95.clone(), RED.stroke_width(2)))?
+        .label("p95")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
     chart.draw_series(p95.iter().map(|&p| Circle::new(p, 3, RED.filled())))?;
     chart
         .draw_series(LineSeries::new([(0.5, bound_ms), (max_sessions + 0.5, bound_ms)], RED.mix(0.4)))?
@@ -224,8 +234,9 @@ mod tests {
     #[test]
     fn the_chart_is_an_svg_with_both_axes() {
         let bound = Duration::from_millis(1200);
-        let steps: Vec<Step> =
-            (1..=3).map(|n| Step::judge(n, report(n, &[600 + 100 * n as u64, 800 + 200 * n as u64], 2 * n, 0.0), bound, 2)).collect();
+        let steps: Vec<Step> = (1..=3)
+            .map(|n| Step::judge(n, report(n, &[600 + 100 * n as u64, 800 + 200 * n as u64], 2 * n, 0.0), bound, 2))
+            .collect();
         let path = std::env::temp_dir().join(format!("candor-capacity-{}.svg", std::process::id()));
         chart(&steps, bound, &path).expect("draws");
         let svg = std::fs::read_to_string(&path).unwrap();

@@ -245,7 +245,8 @@ mod tests {
     fn garbage_packets_hold_at_most_the_bound() {
         let mut assembler = FrameAssembler::new(Vp8Packet::default());
         for seq in 0..1000_u16 {
-            let header = Header { sequence_number: seq.wrapping_mul(7919), timestamp: u32::from(seq), ..Default::default() };
+            let header =
+                Header { sequence_number: seq.wrapping_mul(7919), timestamp: u32::from(seq), ..Default::default() };
             assembler.push(Packet { header, payload: Bytes::from(vec![0xff; 3]) });
             assert!(assembler.held.len() <= MAX_HELD + 1);
         }
