@@ -119,11 +119,11 @@ impl Reassembler {
         }
     }
 
-    /// The frames this packet completes, and whether a frame was given up (lost for good).
-    fn push(&mut self, packet: rtc::rtp::Packet) -> (Vec<bytes::Bytes>, bool) {
+    /// The frames this packet completes, and how many frames were given up (lost for good).
+    fn push(&mut self, packet: rtc::rtp::Packet) -> (Vec<bytes::Bytes>, u64) {
         match self {
-            Self::Vp8(a) => (a.push(packet), a.take_lost() > 0),
-            Self::H264(a) => (a.push(packet), a.take_lost() > 0),
+            Self::Vp8(a) => (a.push(packet), a.take_lost()),
+            Self::H264(a) => (a.push(packet), a.take_lost()),
         }
     }
 }
@@ -175,9 +175,9 @@ pub async fn run_video(ctx: SessionContext, track: Arc<dyn TrackRemote>, copies:
                 ctx.metrics.rtp_in(false, packet.payload.len());
                 let _ = copies.send(packet.clone());
                 let (frames, lost) = reassembler.push(packet);
-                if lost {
+                if lost > 0 {
                     // Later frames refer to the lost one: only a keyframe lets decoding resume cleanly.
-                    ctx.metrics.video_frames_dropped.inc();
+                    ctx.metrics.video_frames_dropped.inc_by(lost);
                     request_keyframe().await;
                 }
                 for frame in frames {

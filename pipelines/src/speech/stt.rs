@@ -239,9 +239,8 @@ fn collect(state: &WhisperState, offset_ms: u64) -> Transcript {
         }
     }
     let words = without_annotations(words);
-    // The text as the words read, unless whisper's own text differs only by what was dropped.
-    let text = if words.is_empty() { String::new() } else { text.trim().to_string() };
-    let text = if text.contains(['[', '(']) { join(&words) } else { text };
+    // Whisper's own text keeps its spacing; where it holds an annotation, the text is rebuilt from the words left.
+    let text = if text.contains(['[', '(']) { join(&words) } else { text.trim().to_string() };
     Transcript { text, words, redecoded: false }
 }
 
