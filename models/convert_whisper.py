@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Convert a CTranslate2 Whisper model (model.bin, vocabulary.txt, config.json) into a whisper.cpp ggml file.
 
-    convert_whisper.py SOURCE_DIR OUTPUT_FILE
+    convert_whisper.py SOURCE_DIR OUTPUT_FILE [--q8_0]
 
-Lossless: weights stay fp16 (whisper.cpp's own choice keeps biases, norms, positional embeddings and the conv
+Lossless by default: weights stay fp16 (whisper.cpp's own choice keeps biases, norms, positional embeddings and the conv
 biases in fp32, which fp16 values convert to exactly). The file holds, in order: the hyper-parameters, the 80-bin
 mel filter bank whisper was trained with (librosa's Slaney mel for 16 kHz, n_fft 400, computed here), the
 tokenizer (each token's bytes) and every tensor under its whisper.cpp name. CTranslate2 fuses the attention
 projections (q|k|v for self-attention, k|v for cross-attention); they are split back here.
+
+With --q8_0 the matrices (attention, MLP, token embedding) are stored in ggml's Q8_0 instead: blocks of 32
+values as one fp16 scale and 32 signed bytes, about half the size; the convolutions stay fp16 and the rest fp32,
+as whisper.cpp expects of a Q8_0 model.
 """
 
 import re
@@ -18,6 +22,10 @@ from pathlib import Path
 import numpy as np
 
 GGML_MAGIC = 0x67676D6C
+GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0 = 0, 1, 8
+# The model's file type as whisper.cpp reads it: ggml's ftype plus 1000 x its quantization format version (2).
+FTYPE_F16, FTYPE_Q8_0 = 1, 2 * 1000 + 7
+Q8_0_BLOCK = 32
 CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 
 
@@ -156,7 +164,30 @@ def whisper_cpp_tensors(ct2: dict[str, np.ndarray]) -> list[tuple[str, np.ndarra
     return out
 
 
-def main(source: Path, output: Path) -> None:
+def q8_0(tensor: np.ndarray) -> bytes:
+    """ggml's Q8_0 of a matrix whose rows are a multiple of 32 long: per block, scale = max |x| / 127 (fp16) and
+    the values divided by it, rounded half away from zero, as signed bytes."""
+    blocks = tensor.astype(np.float32).reshape(-1, Q8_0_BLOCK)
+    scale = np.abs(blocks).max(axis=1) / 127.0
+    inverse = np.divide(1.0, scale, out=np.zeros_like(scale), where=scale > 0)
+    scaled = blocks * inverse[:, None]
+    values = (np.sign(scaled) * np.floor(np.abs(scaled) + 0.5)).astype(np.int8)
+    packed = np.empty(len(blocks), dtype=[("d", "<f2"), ("qs", "i1", Q8_0_BLOCK)])
+    packed["d"], packed["qs"] = scale.astype(np.float16), values
+    return packed.tobytes()
+
+
+def encode(name: str, tensor: np.ndarray, quantize: bool) -> tuple[int, bytes]:
+    """The ggml type and bytes of one tensor."""
+    if tensor.ndim < 2 or name in ("encoder.conv1.bias", "encoder.conv2.bias", "encoder.positional_embedding",
+                                   "decoder.positional_embedding"):
+        return GGML_TYPE_F32, np.ascontiguousarray(tensor.astype(np.float32)).tobytes()
+    if quantize and tensor.ndim == 2 and tensor.shape[-1] % Q8_0_BLOCK == 0:
+        return GGML_TYPE_Q8_0, q8_0(np.ascontiguousarray(tensor))
+    return GGML_TYPE_F16, np.ascontiguousarray(tensor.astype(np.float16)).tobytes()
+
+
+def main(source: Path, output: Path, quantize: bool = False) -> None:
     ct2 = read_ct2(source / "model.bin")
     vocabulary = (source / "vocabulary.txt").read_text(encoding="utf-8").split("\n")
     if vocabulary and vocabulary[-1] == "":
@@ -174,7 +205,7 @@ def main(source: Path, output: Path) -> None:
         scalar(ct2["decoder/num_heads"]),
         layer_count(ct2, "decoder"),
         n_mels,
-        1,  # fp16 weights
+        FTYPE_Q8_0 if quantize else FTYPE_F16,
     ]
     decoder = byte_decoder()
     with output.open("wb") as f:
@@ -189,18 +220,17 @@ def main(source: Path, output: Path) -> None:
             f.write(struct.pack("<i", len(raw)))
             f.write(raw)
         for name, tensor in whisper_cpp_tensors(ct2):
-            keep_fp32 = tensor.ndim < 2 or name in ("encoder.conv1.bias", "encoder.conv2.bias",
-                                                     "encoder.positional_embedding", "decoder.positional_embedding")
-            data = tensor.astype(np.float32 if keep_fp32 else np.float16)
+            ggml_type, data = encode(name, tensor, quantize)
             encoded = name.encode()
-            f.write(struct.pack("<iii", data.ndim, len(encoded), 0 if keep_fp32 else 1))
-            f.write(struct.pack(f"<{data.ndim}i", *reversed(data.shape)))
+            f.write(struct.pack("<iii", tensor.ndim, len(encoded), ggml_type))
+            f.write(struct.pack(f"<{tensor.ndim}i", *reversed(tensor.shape)))
             f.write(encoded)
-            f.write(np.ascontiguousarray(data).tobytes())
+            f.write(data)
     print(f"converted {len(ct2)} CTranslate2 variables, {len(vocabulary)} tokens -> {output}", file=sys.stderr)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    arguments = [a for a in sys.argv[1:] if a != "--q8_0"]
+    if len(arguments) != 2:
         raise SystemExit(__doc__)
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    main(Path(arguments[0]), Path(arguments[1]), quantize="--q8_0" in sys.argv)

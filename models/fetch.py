@@ -174,6 +174,10 @@ def convert(model: dict, files: dict[str, bytes], output: Path) -> None:
             if path not in parts:
                 (work / Path(path).name).write_bytes(data)
         command = [converter_python(), str(HERE / "convert_whisper.py"), str(work), str(output)]
+        if model.get("quantize") == "q8_0":
+            command.append("--q8_0")
+        elif "quantize" in model:
+            raise FetchError(f"{model['name']}: unknown quantization {model['quantize']!r}")
         if subprocess.run(command).returncode != 0:
             raise FetchError(f"{model['name']}: conversion failed")
         shutil.rmtree(work)

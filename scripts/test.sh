@@ -9,7 +9,7 @@ source scripts/lib.sh
 ensure_packages "${BUILD_PACKAGES[@]}" "${MODEL_PACKAGES[@]}" postgresql redis-server chromium espeak-ng sox ffmpeg
 ensure_rust
 python3 models/fetch.py fetch
-python3 models/fetch.py fetch test-portrait test-speech
+python3 models/fetch.py fetch test-portrait test-speech whisper-tiny.en-q8_0
 
 scratch=$(mktemp -d /tmp/candor-test.XXXXXX)
 chmod 755 "$scratch"

@@ -165,6 +165,21 @@ fn the_converted_multilingual_base_model_transcribes_when_fetched() {
     assert!(wer <= 0.15, "WER {wer:.2}: {:?}", transcript.text);
 }
 
+/// The Q8_0 model (`models/fetch.py fetch whisper-tiny.en-q8_0`, the test command fetches it) hears an answer as
+/// well as the fp16 one: within a word of it, and under the same bar.
+#[test]
+fn the_q8_0_model_transcribes_as_well_as_the_fp16_one() {
+    let Some(quantized) = model("ggml-tiny.en-q8_0.bin") else { return };
+    let Some(full) = model("ggml-tiny.en.bin") else { return };
+    let audio = speak(ANSWER, 160);
+    let heard = |path: &std::path::Path| SpeechToText::load(path).unwrap().transcribe(&audio, 0, &SttOptions::default()).unwrap().text;
+    let (q8, f16) = (heard(&quantized), heard(&full));
+    let words = ANSWER.split_whitespace().count() as f32;
+    let (q8_wer, f16_wer) = (word_error_rate(ANSWER, &q8), word_error_rate(ANSWER, &f16));
+    assert!(q8_wer <= 0.15 && q8_wer <= f16_wer + 1.0 / words + 1e-4, "q8_0 {q8_wer:.3} {q8:?}; fp16 {f16_wer:.3} {f16:?}");
+    assert!(std::fs::metadata(&quantized).unwrap().len() * 10 < std::fs::metadata(&full).unwrap().len() * 6, "about half the size");
+}
+
 #[test]
 fn decoder_states_follow_concurrent_decodes_not_sessions() {
     let Some(path) = model("ggml-tiny.en.bin") else { return };
