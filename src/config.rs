@@ -27,6 +27,9 @@ pub struct Config {
     pub redis_prefix: String,
     /// Where fetched model files live.
     pub models_dir: PathBuf,
+    /// The whisper.cpp model in `models_dir` for speech-to-text (`ggml-tiny.en-q8_0.bin`: the same accuracy in
+    /// 44 MB instead of 78).
+    pub stt_model: String,
     pub log_format: LogFormat,
     /// HMAC key for access tokens. Unset: a random key is generated once and kept in `data_dir/jwt_secret`.
     #[serde(skip_serializing)]
@@ -123,6 +126,7 @@ impl Default for Config {
             redis_url: None,
             redis_prefix: "candor".into(),
             models_dir: PathBuf::from("models/cache"),
+            stt_model: "ggml-tiny.en.bin".into(),
             log_format: LogFormat::Text,
             jwt_secret: None,
             access_token_ttl_secs: 15 * 60,

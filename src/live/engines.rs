@@ -40,7 +40,7 @@ impl Engines {
         let vad = runtime
             .clone()
             .and_then(|()| VadModel::load(&dir.join("silero_vad.onnx")).map_err(|e| e.to_string()));
-        let stt = SpeechToText::load(&dir.join("ggml-tiny.en.bin")).map_err(|e| e.to_string());
+        let stt = SpeechToText::load(&dir.join(&config.stt_model)).map_err(|e| e.to_string());
         let vision = runtime.clone().and_then(|()| FaceAnalyzer::load(dir).map_err(|e| e.to_string()));
         let piper = runtime.and_then(|()| Piper::load(&dir.join(PIPER_VOICE)).map_err(|e| e.to_string()));
         let (voice, tts) = match piper {

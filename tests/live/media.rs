@@ -212,6 +212,46 @@ async fn media_ports_come_from_the_configured_range_and_host_candidates_carry_th
     client.vanish().await;
 }
 
+/// `stt_model` picks the speech-to-text model: the Q8_0 file transcribes a live answer; a name that is not there
+/// turns speech-to-text off with the name in `/readyz`.
+#[tokio::test]
+async fn the_speech_to_text_model_is_chosen_by_configuration() {
+    let quantized = |c: &mut candor::config::Config| {
+        crate::helpers::with_models(c);
+        c.stt_model = "ggml-tiny.en-q8_0.bin".into();
+    };
+    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, quantized).await;
+    let ready = app.get("/readyz", None).await;
+    if ready.body["engines"]["stt"] != "ok" || ready.body["engines"]["vad"] != "ok" {
+        assert!(std::env::var("CANDOR_TEST_REQUIRE_SERVICES").is_err(), "models missing: {}", ready.body);
+        eprintln!("skipped: the Q8_0 model is not fetched");
+        return;
+    }
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let interview = app.create_interview(&token).await;
+    let text = "We planned the work in small steps and finished two weeks early.";
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("answer.wav");
+    assert!(Command::new("espeak-ng").args(["-v", "en-us", "-s", "150", "-w"]).arg(&wav).arg(text).status().is_ok_and(|s| s.success()));
+    let (pcm, rate) = read_wav(&wav).unwrap();
+    let mut opts = options(&app, &token, &interview, Role::Candidate);
+    opts.audio = Some((pcm, rate));
+    let client = Client::connect(opts).await.expect("connects");
+    assert!(client.wait_until(PATIENCE, |c| !events_of(c, "transcript.final").is_empty()).await, "{:?}", client.events());
+    let heard = events_of(&client, "transcript.final").pop().unwrap()["text"].as_str().unwrap().to_string();
+    let wer = candor_pipelines::speech::text::word_error_rate(text, &heard);
+    assert!(wer <= 0.2, "WER {wer:.2}: {heard}");
+    client.end().await;
+
+    let missing = |c: &mut candor::config::Config| {
+        crate::helpers::with_models(c);
+        c.stt_model = "ggml-nonexistent.bin".into();
+    };
+    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, missing).await;
+    let engines = &app.get("/readyz", None).await.body["engines"];
+    assert!(engines["stt"].as_str().unwrap().contains("ggml-nonexistent.bin"), "{engines}");
+}
+
 #[tokio::test]
 async fn a_spoken_answer_comes_back_as_a_final_transcript_and_a_stored_turn() {
     let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, crate::helpers::with_models).await;
