@@ -10,8 +10,11 @@
 //!
 //! The final is decoded ahead: once the silence after the voice is within `DECODE_AHEAD_MS` of the shortest
 //! end of turn, the final transcript is decoded as if the turn had ended, so it is ready when the turn really
-//! ends; if the voice comes back first, that decode is dropped. Only on idle capacity: under load the end of the
-//! turn decodes, as before.
+//! ends; if the voice comes back first, that decode is dropped. Its words also tell the turn detector whether
+//! the answer trails off ("and", "um"), which decides how long the turn waits. Under load (other inference jobs
+//! running or waiting) it runs one chunk before the shortest end of turn instead: no earlier, since it may be
+//! wasted, but never later, since partials come seldom then and deciding on a stale partial's words cut in on
+//! three hesitant pauses in four (`tests/cut_ins.rs`). When the turn does end, that decode is its final.
 //!
 //! Blocking: `push` runs the models, so callers run it on a worker thread. The stream's clock is the audio
 //! itself: sample counts, not wall time.
@@ -125,7 +128,7 @@ pub struct SpeechPipeline {
     /// Threads for a decode ahead: one, unless this stream has the machine to itself.
     ahead_threads: usize,
     partial_every_ms: u64,
-    /// Other inference jobs are running or waiting: no work on speculation.
+    /// Other inference jobs are running or waiting: the final is decoded ahead as late as it can be.
     loaded: bool,
     /// Audio from `audio_start_ms` on: the pre-roll while idle, the whole turn while speaking.
     audio: Vec<f32>,
@@ -339,11 +342,12 @@ impl SpeechPipeline {
     fn decode_ahead(&mut self, end_ms: u64) -> Result<(), SpeechError> {
         let Some(last_voice_ms) = self.turns.last_voice_ms() else { return Ok(()) };
         // Timed by the shortest end of turn: the words that would make it wait longer may be a stale partial's.
-        let due_ms = self.config.end_silence_ms.saturating_sub(DECODE_AHEAD_MS).max(POST_ROLL_MS);
+        // On a busy machine, at the last chunk before that decision: speculation as late as it can be.
+        let lead_ms = if self.loaded { CHUNK_MS } else { DECODE_AHEAD_MS };
+        let due_ms = self.config.end_silence_ms.saturating_sub(lead_ms).max(POST_ROLL_MS);
         let due = end_ms.saturating_sub(last_voice_ms) >= due_ms;
         let done = self.ahead.as_ref().is_some_and(|a| a.turn == self.turn && a.last_voice_ms == last_voice_ms);
-        // Speculation only on idle capacity: on a busy machine the end of the turn decodes.
-        if self.stt.is_none() || self.loaded || !due || done {
+        if self.stt.is_none() || !due || done {
             return Ok(());
         }
         if self.ahead.take().is_some_and(|a| a.turn == self.turn) {
