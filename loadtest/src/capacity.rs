@@ -50,6 +50,10 @@ impl Step {
         if report.transcripts < expected_transcripts {
             misses.push(format!("{} of {expected_transcripts} final transcripts", report.transcripts));
         }
+        // A reply that never came would otherwise leave the percentiles looking better than they were.
+        if report.voice_to_voice.len() < expected_transcripts {
+            misses.push(format!("{} of {expected_transcripts} replies heard", report.voice_to_voice.len()));
+        }
         Self { sessions, report, p95_ms, expected_transcripts, misses }
     }
 

@@ -13,8 +13,10 @@ use crate::latency::quantile;
 use crate::media::CameraCodec;
 use crate::{Client, ClientError, Options, Role};
 
-/// After the measured window, how long each candidate may wait for its first final transcript.
+/// After the measured window, how long the candidates may wait for the finals of their answers, and then for
+/// the interviewer's replies to them (a reply that comes late is a slow reply, not a missing one).
 const TRANSCRIPT_GRACE: Duration = Duration::from_secs(60);
+const REPLY_GRACE: Duration = Duration::from_secs(15);
 
 pub struct Load {
     pub server: SocketAddr,
@@ -214,6 +216,11 @@ pub async fn run(load: &Load) -> Result<Report, LoadError> {
     for client in &clients {
         let transcribed = |c: &Client| c.events().iter().filter(|e| e["type"] == "transcript.final").count() >= answers;
         client.wait_until(TRANSCRIPT_GRACE, transcribed).await;
+    }
+    let replies_until = Instant::now() + REPLY_GRACE;
+    for client in &clients {
+        let replied = |c: &Client| c.inbound().voice_to_voice().len() >= answers;
+        client.wait_until(replies_until.saturating_duration_since(Instant::now()), replied).await;
     }
     for client in clients {
         let events = client.events();

