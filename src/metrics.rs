@@ -40,6 +40,7 @@ pub struct Metrics {
     pub storage_dropped: IntCounter,
     pub stt_redecodes: IntCounter,
     pub stt_ahead_dropped: IntCounter,
+    pub stt_partials_shed: IntCounter,
 }
 
 impl Metrics {
@@ -190,6 +191,11 @@ impl Metrics {
             "Finals decoded ahead in a silence and dropped because the candidate went on speaking",
         )
         .expect("valid metric");
+        let stt_partials_shed = IntCounter::new(
+            "stt_partials_shed_total",
+            "Partial transcripts not decoded because other inference jobs were waiting (partials use spare capacity)",
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(Opts::new("build_info", "Build of the running server"), &["version"])
             .expect("valid metric");
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
@@ -224,6 +230,7 @@ impl Metrics {
             Box::new(storage_dropped.clone()),
             Box::new(stt_redecodes.clone()),
             Box::new(stt_ahead_dropped.clone()),
+            Box::new(stt_partials_shed.clone()),
             Box::new(build_info),
         ] {
             registry.register(collector).expect("metric names are unique");
@@ -265,6 +272,7 @@ impl Metrics {
             storage_dropped,
             stt_redecodes,
             stt_ahead_dropped,
+            stt_partials_shed,
         }
     }
 

@@ -31,10 +31,9 @@ impl Step {
         self.misses.is_empty()
     }
 
-    fn judge(sessions: usize, report: Report, p95_bound: Duration, expected_per_session: usize) -> Self {
+    fn judge(sessions: usize, report: Report, p95_bound: Duration, expected_transcripts: usize) -> Self {
         let p95_ms = quantile(&report.voice_to_voice, 0.95).map(|d| d.as_secs_f64() * 1000.0);
         let bound_ms = p95_bound.as_secs_f64() * 1000.0;
-        let expected_transcripts = expected_per_session * sessions;
         let mut misses = Vec::new();
         if report.connected < sessions {
             misses.push(format!("{} of {sessions} sessions connected", report.connected));
@@ -71,12 +70,11 @@ pub async fn search(
     p95_bound: Duration,
     mut on_step: impl FnMut(&Step),
 ) -> Result<Vec<Step>, LoadError> {
-    let expected_per_session = load.answers_in_window();
     let mut steps = Vec::new();
     for sessions in 1..=max_sessions {
-        let report =
-            run(&Load { sessions, answer: load.answer.clone(), picture: load.picture.clone(), ..*load }).await?;
-        let step = Step::judge(sessions, report, p95_bound, expected_per_session);
+        let step_load = Load { sessions, answer: load.answer.clone(), picture: load.picture.clone(), ..*load };
+        let report = run(&step_load).await?;
+        let step = Step::judge(sessions, report, p95_bound, step_load.expected_answers());
         on_step(&step);
         let passed = step.passed();
         steps.push(step);
@@ -213,8 +211,8 @@ mod tests {
         let bound = Duration::from_millis(1200);
         let steps = vec![
             Step::judge(1, report(1, &[700, 800, 900], 2, 0.0), bound, 2),
-            Step::judge(2, report(2, &[800, 900, 1100, 1150], 4, 0.0), bound, 2),
-            Step::judge(3, report(3, &[900, 1000, 1300, 1900], 6, 0.0), bound, 2),
+            Step::judge(2, report(2, &[800, 900, 1100, 1150], 4, 0.0), bound, 4),
+            Step::judge(3, report(3, &[900, 1000, 1300, 1900], 6, 0.0), bound, 6),
         ];
         assert!(steps[0].passed() && steps[1].passed());
         assert!(steps[2].misses[0].contains("p95"), "{:?}", steps[2].misses);
@@ -227,9 +225,9 @@ mod tests {
     #[test]
     fn a_backlog_or_a_lost_transcript_misses_the_bound_even_when_replies_are_fast() {
         let bound = Duration::from_millis(1200);
-        let backlog = Step::judge(4, report(4, &[700, 800], 8, 320.0), bound, 2);
+        let backlog = Step::judge(4, report(4, &[700, 800], 8, 320.0), bound, 8);
         assert!(backlog.misses.iter().any(|m| m.contains("dropped")), "{:?}", backlog.misses);
-        let lost = Step::judge(4, report(4, &[700, 800], 7, 0.0), bound, 2);
+        let lost = Step::judge(4, report(4, &[700, 800], 7, 0.0), bound, 8);
         assert!(lost.misses.iter().any(|m| m.contains("7 of 8")), "{:?}", lost.misses);
         let silent = Step::judge(1, report(1, &[], 2, 0.0), bound, 2);
         assert!(!silent.passed(), "no reply heard is no capacity");
@@ -239,7 +237,7 @@ mod tests {
     fn the_chart_is_an_svg_with_both_axes() {
         let bound = Duration::from_millis(1200);
         let steps: Vec<Step> = (1..=3)
-            .map(|n| Step::judge(n, report(n, &[600 + 100 * n as u64, 800 + 200 * n as u64], 2 * n, 0.0), bound, 2))
+            .map(|n| Step::judge(n, report(n, &[600 + 100 * n as u64, 800 + 200 * n as u64], 2 * n, 0.0), bound, 2 * n))
             .collect();
         let path = std::env::temp_dir().join(format!("candor-capacity-{}.svg", std::process::id()));
         chart(&steps, bound, &path).expect("draws");

@@ -33,11 +33,35 @@ pub struct Load {
 }
 
 impl Load {
-    /// Answers each candidate finishes inside the measured window: each must come back as a final transcript.
-    pub fn answers_in_window(&self) -> usize {
+    /// One answer and the pause before it.
+    fn cycle_secs(&self) -> f64 {
         let (pcm, rate) = &self.answer;
-        let cycle = self.pause.as_secs_f64() + pcm.len() as f64 / f64::from(*rate);
-        (self.duration.as_secs_f64() / cycle.max(0.001)).floor() as usize
+        self.pause.as_secs_f64() + pcm.len() as f64 / f64::from(*rate)
+    }
+
+    /// Where in the answer cycle session `index` starts: candidates are independent, so their turns do not end
+    /// in step (all in step, every final would queue behind the others'; spread evenly, none would). The first
+    /// starts at once; each other at a random point of the cycle, from a fixed seed so that runs repeat.
+    pub fn phase(&self, index: usize) -> Duration {
+        let mut state = 0x9e37_79b9_u32 ^ (index as u32).wrapping_mul(0x85eb_ca6b);
+        for _ in 0..4 {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+        }
+        let fraction = if index == 0 { 0.0 } else { f64::from(state) / f64::from(u32::MAX) };
+        Duration::from_secs_f64(fraction * self.cycle_secs())
+    }
+
+    /// Answers session `index` finishes inside the measured window: each must come back as a final transcript.
+    pub fn answers_in_window(&self, index: usize) -> usize {
+        let speaking = self.duration.saturating_sub(self.phase(index)).as_secs_f64();
+        (speaking / self.cycle_secs().max(0.001)).floor() as usize
+    }
+
+    /// Answers all sessions finish inside the measured window.
+    pub fn expected_answers(&self) -> usize {
+        (0..self.sessions).map(|index| self.answers_in_window(index)).sum()
     }
 }
 
@@ -145,11 +169,11 @@ pub async fn run(load: &Load) -> Result<Report, LoadError> {
     let http = reqwest::Client::new();
     let base = format!("http://{}", load.server);
     let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
-    let audio = repeated(&load.answer, load.pause, load.duration + Duration::from_secs(5));
-
     let mut clients = Vec::new();
     let mut failures = Vec::new();
     for index in 0..load.sessions {
+        let phase = load.phase(index);
+        let audio = repeated(&load.answer, load.pause, phase, load.duration + Duration::from_secs(5));
         let result = async {
             let (token, interview) = sign_up(&http, &base, &format!("load-{run}-{index}@example.com")).await?;
             let options = Options {
@@ -157,7 +181,7 @@ pub async fn run(load: &Load) -> Result<Report, LoadError> {
                 interview_id: interview,
                 access_token: token,
                 role: Role::Candidate,
-                audio: Some(audio.clone()),
+                audio: Some(audio),
                 video: load.camera,
                 picture: load.picture.clone(),
                 trickle: true,
@@ -168,11 +192,11 @@ pub async fn run(load: &Load) -> Result<Report, LoadError> {
         }
         .await;
         match result {
-            Ok(client) => clients.push(client),
+            Ok(client) => clients.push((index, client)),
             Err(e) => failures.push(format!("session {index}: {e}")),
         }
     }
-    for client in &clients {
+    for (_, client) in &clients {
         if !client.wait_until(Duration::from_secs(20), Client::is_connected).await {
             failures.push("a session did not connect within 20 s".into());
         }
@@ -198,7 +222,7 @@ pub async fn run(load: &Load) -> Result<Report, LoadError> {
     }
     let mut report = Report {
         sessions: load.sessions,
-        connected: clients.iter().filter(|c| c.is_connected()).count(),
+        connected: clients.iter().filter(|(_, c)| c.is_connected()).count(),
         failures,
         seconds,
         server_cpu_seconds,
@@ -212,17 +236,18 @@ pub async fn run(load: &Load) -> Result<Report, LoadError> {
         dropped_audio_ms: delta("candor_speech_overflow_milliseconds_total", ""),
     };
     // A busy machine may finish the last answers after the window: each candidate gets a while to see them.
-    let answers = load.answers_in_window().max(1);
-    for client in &clients {
+    for (index, client) in &clients {
+        let answers = load.answers_in_window(*index).max(1);
         let transcribed = |c: &Client| c.events().iter().filter(|e| e["type"] == "transcript.final").count() >= answers;
         client.wait_until(TRANSCRIPT_GRACE, transcribed).await;
     }
     let replies_until = Instant::now() + REPLY_GRACE;
-    for client in &clients {
+    for (index, client) in &clients {
+        let answers = load.answers_in_window(*index).max(1);
         let replied = |c: &Client| c.inbound().voice_to_voice().len() >= answers;
         client.wait_until(replies_until.saturating_duration_since(Instant::now()), replied).await;
     }
-    for client in clients {
+    for (_, client) in clients {
         let events = client.events();
         report.transcripts += events.iter().filter(|e| e["type"] == "transcript.final").count();
         report.face_seconds += events.iter().filter(|e| e["type"] == "vision.metrics" && e["face"] == true).count();
@@ -233,10 +258,11 @@ pub async fn run(load: &Load) -> Result<Report, LoadError> {
 }
 
 /// The answer again and again, `pause` apart, for at least `total`.
-fn repeated((pcm, rate): &(Vec<f32>, u32), pause: Duration, total: Duration) -> (Vec<f32>, u32) {
-    let silence = vec![0.0; (pause.as_secs_f64() * f64::from(*rate)) as usize];
-    let wanted = (total.as_secs_f64() * f64::from(*rate)) as usize;
-    let mut out = Vec::with_capacity(wanted + pcm.len());
+fn repeated((pcm, rate): &(Vec<f32>, u32), pause: Duration, phase: Duration, total: Duration) -> (Vec<f32>, u32) {
+    let samples = |d: Duration| (d.as_secs_f64() * f64::from(*rate)) as usize;
+    let silence = vec![0.0; samples(pause)];
+    let wanted = samples(phase + total);
+    let mut out = vec![0.0; samples(phase)];
     while out.len() < wanted && !pcm.is_empty() {
         out.extend_from_slice(&silence);
         out.extend_from_slice(pcm);
@@ -311,11 +337,39 @@ mod tests {
     }
 
     #[test]
-    fn the_answer_repeats_with_pauses_for_the_whole_run() {
-        let (pcm, rate) = repeated(&(vec![1.0; 100], 100), Duration::from_millis(500), Duration::from_secs(5));
+    fn the_answer_repeats_with_pauses_for_the_whole_run_after_the_phase() {
+        let answer = (vec![1.0; 100], 100);
+        let (pcm, rate) = repeated(&answer, Duration::from_millis(500), Duration::ZERO, Duration::from_secs(5));
         assert_eq!(rate, 100);
         assert!(pcm.len() >= 500);
         assert_eq!(&pcm[..50], &[0.0; 50][..]);
         assert_eq!(pcm[50], 1.0);
+        let (late, _) = repeated(&answer, Duration::from_millis(500), Duration::from_millis(300), Duration::from_secs(5));
+        assert_eq!(&late[..80], &[0.0; 80][..]);
+        assert_eq!(late[80], 1.0);
+        assert!(late.len() >= 530, "the phase comes on top of the run");
+    }
+
+    #[test]
+    fn sessions_start_at_repeatable_points_spread_over_the_cycle() {
+        let load = Load {
+            server: "127.0.0.1:1".parse().unwrap(),
+            sessions: 16,
+            duration: Duration::from_secs(48),
+            answer: (vec![0.0; 1200], 100),
+            pause: Duration::from_secs(4),
+            camera: None,
+            picture: None,
+        };
+        let phases: Vec<f64> = (0..16).map(|i| load.phase(i).as_secs_f64()).collect();
+        assert_eq!(phases[0], 0.0);
+        assert!(phases.iter().all(|&p| (0.0..16.0).contains(&p)), "{phases:?}");
+        assert_eq!(phases, (0..16).map(|i| load.phase(i).as_secs_f64()).collect::<Vec<_>>(), "the same each run");
+        // Spread over the cycle, not bunched: some in each half.
+        assert!(phases.iter().any(|&p| p < 8.0) && phases.iter().any(|&p| p > 8.0), "{phases:?}");
+        assert_eq!(load.answers_in_window(0), 3);
+        let late = (1..16).find(|&i| phases[i] > 0.1).unwrap();
+        assert_eq!(load.answers_in_window(late), 2, "one answer fewer after a late start: {}", phases[late]);
+        assert_eq!(load.expected_answers(), (0..16).map(|i| load.answers_in_window(i)).sum::<usize>());
     }
 }

@@ -67,7 +67,7 @@ fn cut_ins(engines: &SpeechEngines, loaded: bool) -> (usize, usize) {
         let mut pipeline = SpeechPipeline::new(engines.clone(), Default::default(), SttOptions::default()).unwrap();
         let mut finals = Vec::new();
         for packet in audio.chunks(1600) {
-            // Loaded: other inference jobs run and wait, so no decode ahead and half the partials.
+            // Loaded: other inference jobs run and wait, so the decode ahead runs late and partials are shed.
             pipeline.set_load(loaded, loaded, 0.0);
             for event in pipeline.push(packet).unwrap() {
                 if let SpeechEvent::Final(turn) = event {

@@ -74,6 +74,7 @@ pub struct SpeechFeed {
     /// The pipeline's careful re-decodes already counted in the metrics.
     redecodes_seen: u64,
     ahead_dropped_seen: u64,
+    partials_shed_seen: u64,
     /// Counted in `Engines::speech_streams` (it had a pipeline).
     counted: bool,
 }
@@ -111,6 +112,7 @@ impl SpeechFeed {
             recent_levels: Vec::new(),
             redecodes_seen: 0,
             ahead_dropped_seen: 0,
+            partials_shed_seen: 0,
             counted: pipeline_counted,
         }
     }
@@ -191,6 +193,8 @@ impl SpeechFeed {
         self.redecodes_seen = pipeline.redecodes;
         metrics.stt_ahead_dropped.inc_by(pipeline.ahead_dropped - self.ahead_dropped_seen);
         self.ahead_dropped_seen = pipeline.ahead_dropped;
+        metrics.stt_partials_shed.inc_by(pipeline.partials_shed - self.partials_shed_seen);
+        self.partials_shed_seen = pipeline.partials_shed;
         self.pipeline = Some(pipeline);
         metrics.speech_stage.with_label_values(&["pipeline_chunk"]).observe(elapsed.as_secs_f64());
         metrics.speech_stage.with_label_values(&["vad"]).observe(vad_ms / 1000.0);

@@ -1,7 +1,8 @@
 //! `SpeechPipeline`: one candidate's audio stream, 16 kHz mono in, speech events out. Voice activity feeds the
-//! turn detector; while a turn is open, partial transcripts are made about once a second (their last words also
-//! tell the turn detector whether a thought is unfinished); when it closes, the whole turn is transcribed once
-//! more for the final transcript, with pace, fillers, pauses and pitch.
+//! turn detector; while a turn is open, partial transcripts are made about once a second when no other
+//! inference job waits for a worker (their last words also tell the turn detector whether a thought is
+//! unfinished); when it closes, the whole turn is transcribed once more for the final transcript, with pace,
+//! fillers, pauses and pitch.
 //!
 //! What is settled is not decoded again. Inside a turn, a pause of `MIN_PAUSE_MS` closes a segment: it is
 //! decoded once (prompted with what came before) and its words are kept; partials and the final decode only the
@@ -11,10 +12,11 @@
 //! The final is decoded ahead: once the silence after the voice is within `DECODE_AHEAD_MS` of the shortest
 //! end of turn, the final transcript is decoded as if the turn had ended, so it is ready when the turn really
 //! ends; if the voice comes back first, that decode is dropped. Its words also tell the turn detector whether
-//! the answer trails off ("and", "um"), which decides how long the turn waits. Under load (other inference jobs
-//! running or waiting) it runs one chunk before the shortest end of turn instead: no earlier, since it may be
-//! wasted, but never later, since partials come seldom then and deciding on a stale partial's words cut in on
-//! three hesitant pauses in four (`tests/cut_ins.rs`). When the turn does end, that decode is its final.
+//! the answer trails off ("and", "um"), which decides how long the turn waits. It runs at the same point under
+//! load: partials are shed then, so the turn detector's words come from it (deciding on a stale partial's
+//! words cut in on three hesitant pauses in four, `tests/cut_ins.rs`), and a decode ahead wasted on a pause
+//! inside the answer costs far less than the partials it replaces. When the turn does end, that decode is its
+//! final.
 //!
 //! Blocking: `push` runs the models, so callers run it on a worker thread. The stream's clock is the audio
 //! itself: sample counts, not wall time.
@@ -37,8 +39,6 @@ const PRE_ROLL_MS: u64 = 300;
 const POST_ROLL_MS: u64 = 200;
 /// Partial transcripts at most this often, and only over the most recent audio (bounded decode cost).
 const PARTIAL_EVERY_MS: u64 = 1000;
-/// Partials under load (inference jobs waiting): half as often.
-const PARTIAL_EVERY_MS_LOADED: u64 = 2000;
 const PARTIAL_WINDOW_MS: u64 = 15_000;
 /// A turn longer than this is transcribed in pieces of this size for the final (whisper's 30 s window).
 const FINAL_PIECE_MS: u64 = 28_000;
@@ -127,9 +127,8 @@ pub struct SpeechPipeline {
     full_threads: usize,
     /// Threads for a decode ahead: one, unless this stream has the machine to itself.
     ahead_threads: usize,
-    partial_every_ms: u64,
-    /// Other inference jobs are running or waiting: the final is decoded ahead as late as it can be.
-    loaded: bool,
+    /// Other inference jobs wait for a worker: a partial due now is shed, not decoded.
+    shed_partials: bool,
     /// Audio from `audio_start_ms` on: the pre-roll while idle, the whole turn while speaking.
     audio: Vec<f32>,
     audio_start_ms: u64,
@@ -151,6 +150,8 @@ pub struct SpeechPipeline {
     pub vad_ms_total: f64,
     /// Decodes repeated in the larger window because the first looked degenerate, for metrics.
     pub redecodes: u64,
+    /// Partials not decoded because other jobs were waiting, for metrics.
+    pub partials_shed: u64,
     ahead: Option<Ahead>,
     /// Finals decoded ahead and then dropped because the voice came back, for metrics.
     pub ahead_dropped: u64,
@@ -167,8 +168,7 @@ impl SpeechPipeline {
             full_threads: options.threads,
             ahead_threads: 1,
             options,
-            partial_every_ms: PARTIAL_EVERY_MS,
-            loaded: false,
+            shed_partials: false,
             audio: Vec::new(),
             audio_start_ms: 0,
             now_ms: 0,
@@ -182,6 +182,7 @@ impl SpeechPipeline {
             pause_ms: 0,
             vad_ms_total: 0.0,
             redecodes: 0,
+            partials_shed: 0,
             ahead: None,
             ahead_dropped: 0,
         })
@@ -198,8 +199,9 @@ impl SpeechPipeline {
 
     /// How busy the machine is, as the caller sees it before each chunk. With other inference jobs running,
     /// the final decode keeps to one thread (whisper.cpp's threads spin while they wait for one another, which
-    /// collapses on a busy machine); with jobs waiting, partials come half as often. Finals are what the
-    /// conversation waits for; partials are a courtesy. `spare_cores`: the idle cores this stream may count on;
+    /// collapses on a busy machine); with jobs waiting, a partial that falls due is shed (it would hold a
+    /// worker for a few hundred ms that another stream's audio or final is waiting for). Finals are what the
+    /// conversation waits for; partials are a courtesy, made from spare capacity only. `spare_cores`: the idle cores this stream may count on;
     /// a decode ahead takes all its threads only when they are idle (it is speculation: it must not slow anyone
     /// down, and others' work may start while it runs).
     pub fn set_load(&mut self, others_running: bool, others_waiting: bool, spare_cores: f32) {
@@ -207,8 +209,7 @@ impl SpeechPipeline {
         // The threads beyond the one this job runs on need idle cores.
         let idle = spare_cores >= (self.full_threads - 1) as f32;
         self.ahead_threads = if idle { self.options.threads } else { 1 };
-        self.partial_every_ms = if others_waiting { PARTIAL_EVERY_MS_LOADED } else { PARTIAL_EVERY_MS };
-        self.loaded = others_running || others_waiting;
+        self.shed_partials = others_waiting;
     }
 
     /// Adds 16 kHz samples. Runs VAD on every complete 32 ms chunk and speech-to-text when a partial is due or
@@ -252,11 +253,17 @@ impl SpeechPipeline {
             // Only while the voice goes on: in a silence nothing new was said, the decode ahead will have the
             // words, and a partial started there would hold up that decode and so the end of the turn.
             let voicing = self.turns.last_voice_ms().is_none_or(|v| self.now_ms <= v + CHUNK_MS);
-            if voicing
-                && self.now_ms >= self.last_partial_ms + self.partial_every_ms
-                && let Some(partial) = self.partial()?
-            {
-                events.push(partial);
+            if voicing && self.now_ms >= self.last_partial_ms + PARTIAL_EVERY_MS {
+                if self.shed_partials {
+                    self.last_partial_ms = self.now_ms;
+                    self.partials_shed += 1;
+                    // Segments the final will not decode whole are settled all the same: that work is owed.
+                    if self.now_ms.saturating_sub(self.turn_start_ms) > WHOLE_TURN_MS {
+                        self.settle(1)?;
+                    }
+                } else if let Some(partial) = self.partial()? {
+                    events.push(partial);
+                }
             }
         } else {
             self.trim_to(self.now_ms.saturating_sub(PRE_ROLL_MS));
@@ -342,9 +349,7 @@ impl SpeechPipeline {
     fn decode_ahead(&mut self, end_ms: u64) -> Result<(), SpeechError> {
         let Some(last_voice_ms) = self.turns.last_voice_ms() else { return Ok(()) };
         // Timed by the shortest end of turn: the words that would make it wait longer may be a stale partial's.
-        // On a busy machine, at the last chunk before that decision: speculation as late as it can be.
-        let lead_ms = if self.loaded { CHUNK_MS } else { DECODE_AHEAD_MS };
-        let due_ms = self.config.end_silence_ms.saturating_sub(lead_ms).max(POST_ROLL_MS);
+        let due_ms = self.config.end_silence_ms.saturating_sub(DECODE_AHEAD_MS).max(POST_ROLL_MS);
         let due = end_ms.saturating_sub(last_voice_ms) >= due_ms;
         let done = self.ahead.as_ref().is_some_and(|a| a.turn == self.turn && a.last_voice_ms == last_voice_ms);
         if self.stt.is_none() || !due || done {
