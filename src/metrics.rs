@@ -31,6 +31,8 @@ pub struct Metrics {
     pub stt_realtime_factor: Histogram,
     pub turns: IntCounterVec,
     pub inference_queue_depth: IntGauge,
+    /// Read from the allocator at each scrape.
+    heap_in_use: IntGauge,
     pub speech_merged_chunks: IntCounter,
     pub speech_overflow_ms: IntCounter,
     pub voice_to_voice: Histogram,
@@ -196,6 +198,12 @@ impl Metrics {
             "Partial transcripts not decoded because other inference jobs were waiting (partials use spare capacity)",
         )
         .expect("valid metric");
+        let heap_in_use = IntGauge::new(
+            "heap_in_use_bytes",
+            "Memory the C allocator has handed out and not taken back (glibc's mallinfo2: in use in its arenas plus \
+             its mmapped blocks): live memory, where resident memory also counts what fragmentation keeps",
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(Opts::new("build_info", "Build of the running server"), &["version"])
             .expect("valid metric");
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
@@ -231,6 +239,7 @@ impl Metrics {
             Box::new(stt_redecodes.clone()),
             Box::new(stt_ahead_dropped.clone()),
             Box::new(stt_partials_shed.clone()),
+            Box::new(heap_in_use.clone()),
             Box::new(build_info),
         ] {
             registry.register(collector).expect("metric names are unique");
@@ -273,6 +282,7 @@ impl Metrics {
             stt_redecodes,
             stt_ahead_dropped,
             stt_partials_shed,
+            heap_in_use,
         }
     }
 
@@ -294,6 +304,12 @@ impl Metrics {
 
     /// Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        {
+            // SAFETY: mallinfo2 only reads the allocator's own counters (under its locks).
+            let info = unsafe { libc::mallinfo2() };
+            self.heap_in_use.set(i64::try_from(info.uordblks + info.hblkhd).unwrap_or(i64::MAX));
+        }
         let mut out = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("writing to a Vec cannot fail");
         String::from_utf8(out).expect("the text format is UTF-8")

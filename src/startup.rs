@@ -90,6 +90,8 @@ impl Application {
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        let trimmer = tokio::spawn(return_free_memory());
         let live = self.state.live.clone();
         // Live sessions are upgraded connections that graceful shutdown does not wait for: end them first.
         let shutdown = async move {
@@ -97,8 +99,29 @@ impl Application {
             live.shutdown().await;
         };
         axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await?;
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        trimmer.abort();
         self.state.store.close().await;
         Ok(())
+    }
+}
+
+/// How often freed memory goes back to the system.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// glibc keeps the pages that sessions free (video frames, audio, decode buffers) inside its arenas, one per
+/// thread that allocates, so resident memory grew about 30 MB per session against 10 MB actually live; handing
+/// free pages back every few seconds keeps it near what is live (about 12 MB per session, measured at 1, 8 and
+/// 16 sessions). The walk takes 1-9 ms, on a blocking thread.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+async fn return_free_memory() {
+    let mut tick = tokio::time::interval(TRIM_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        // SAFETY: malloc_trim only releases pages the allocator holds free.
+        let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
     }
 }
 

@@ -109,19 +109,20 @@ pub fn markdown(steps: &[Step], p95_bound: Duration, cores: f64) -> String {
         p95_bound.as_millis()
     );
     out.push_str(
-        "| sessions | p50 ms | p95 ms | server cores busy | memory MB | finals | dropped audio ms | result |\n",
+        "| sessions | p50 ms | p95 ms | server cores busy | memory MB | live heap MB | finals | dropped audio ms | result |\n",
     );
-    out.push_str("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
+    out.push_str("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
     for step in steps {
         let r = &step.report;
         let p50 = quantile(&r.voice_to_voice, 0.5).map_or("-".into(), |d| format!("{:.0}", d.as_secs_f64() * 1000.0));
         let p95 = step.p95_ms.map_or("-".into(), |v| format!("{v:.0}"));
         let result = if step.passed() { "met".to_string() } else { step.misses.join("; ") };
         out.push_str(&format!(
-            "| {} | {p50} | {p95} | {:.2} | {:.0} | {}/{} | {:.0} | {result} |\n",
+            "| {} | {p50} | {p95} | {:.2} | {:.0} | {:.0} | {}/{} | {:.0} | {result} |\n",
             step.sessions,
             r.cores_used,
             r.server_memory_mb,
+            r.server_heap_mb,
             r.transcripts,
             step.expected_transcripts,
             r.dropped_audio_ms
@@ -197,6 +198,7 @@ mod tests {
             server_cpu_seconds: 10.0 * sessions as f64,
             cores_used: 0.25 * sessions as f64,
             server_memory_mb: 400.0 + 15.0 * sessions as f64,
+            server_heap_mb: 300.0 + 10.0 * sessions as f64,
             transcripts,
             face_seconds: 40 * sessions,
             latency_ms: Default::default(),

@@ -86,6 +86,8 @@ pub struct Report {
     pub server_cpu_seconds: f64,
     pub cores_used: f64,
     pub server_memory_mb: f64,
+    /// Of which the allocator's live heap (what fragmentation does not inflate).
+    pub server_heap_mb: f64,
     /// Final transcripts, and `vision.metrics` seconds with a face, that the candidates received (counted once
     /// each has the finals of the answers it finished in the window, or `TRANSCRIPT_GRACE` after the window).
     pub transcripts: usize,
@@ -120,6 +122,7 @@ impl Report {
             "cores_used": self.cores_used,
             "sessions_per_core": self.sessions_per_core(),
             "server_memory_mb": self.server_memory_mb,
+            "server_heap_mb": self.server_heap_mb,
             "transcripts": self.transcripts,
             "face_seconds": self.face_seconds,
             "latency_ms": self.latency_ms,
@@ -138,7 +141,7 @@ impl std::fmt::Display for Report {
         }
         let per_core = self.sessions_per_core().map_or("-".into(), |v| format!("{v:.1}"));
         writeln!(f, "server CPU: {:.2} cores busy -> {per_core} sessions per core", self.cores_used)?;
-        writeln!(f, "server memory: {:.0} MB resident", self.server_memory_mb)?;
+        writeln!(f, "server memory: {:.0} MB resident, {:.0} MB live heap", self.server_memory_mb, self.server_heap_mb)?;
         writeln!(f, "received: {} final transcripts, {} seconds with a face", self.transcripts, self.face_seconds)?;
         for (stage, ms) in &self.latency_ms {
             writeln!(f, "mean {stage}: {ms:.1} ms")?;
@@ -228,6 +231,7 @@ pub async fn run(load: &Load) -> Result<Report, LoadError> {
         server_cpu_seconds,
         cores_used: server_cpu_seconds / seconds,
         server_memory_mb: sum(&after, "candor_process_resident_memory_bytes", "") / 1e6,
+        server_heap_mb: sum(&after, "candor_heap_in_use_bytes", "") / 1e6,
         transcripts: 0,
         face_seconds: 0,
         latency_ms,

@@ -80,6 +80,9 @@ async fn metrics_count_requests_by_route_and_status(backend: Backend) {
     assert_eq!(sample(&text, "candor_auth_failures_total", &[("reason", "missing")]), Some(3.0));
     assert_eq!(sample(&text, "candor_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), Some(1.0));
     assert!(sample(&text, "candor_db_pool_connections", &[]).unwrap() >= 1.0);
+    // Live heap, beside resident memory: at least the server's own state, and less than everything it maps.
+    let heap = sample(&text, "candor_heap_in_use_bytes", &[]).unwrap();
+    assert!(heap > 1e6 && heap < sample(&text, "candor_process_virtual_memory_bytes", &[]).unwrap(), "{heap}");
 }
 
 /// The value of the first sample of `name` whose labels include all of `labels`.
