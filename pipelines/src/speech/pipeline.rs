@@ -201,9 +201,9 @@ impl SpeechPipeline {
     /// the final decode keeps to one thread (whisper.cpp's threads spin while they wait for one another, which
     /// collapses on a busy machine); with jobs waiting, a partial that falls due is shed (it would hold a
     /// worker for a few hundred ms that another stream's audio or final is waiting for). Finals are what the
-    /// conversation waits for; partials are a courtesy, made from spare capacity only. `spare_cores`: the idle cores this stream may count on;
-    /// a decode ahead takes all its threads only when they are idle (it is speculation: it must not slow anyone
-    /// down, and others' work may start while it runs).
+    /// conversation waits for; partials are a courtesy, made from spare capacity only. `spare_cores`: the idle
+    /// cores this stream may count on; a decode ahead takes all its threads only when they are idle (it is
+    /// speculation: it must not slow anyone down, and others' work may start while it runs).
     pub fn set_load(&mut self, others_running: bool, others_waiting: bool, spare_cores: f32) {
         self.options.threads = if others_running { 1 } else { self.full_threads };
         // The threads beyond the one this job runs on need idle cores.
