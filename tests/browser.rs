@@ -116,17 +116,45 @@ fn chromium(url: &str, profile: &Path, wav: &Path, y4m: &Path, loop_audio: bool)
 
 type DevTools = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Evaluates `expression` (a promise of JSON text) in the page; `Null` when it fails or is not JSON.
-async fn evaluate(devtools: &mut DevTools, id: u64, expression: &str) -> Value {
-    let call = json!({"id": id, "method": "Runtime.evaluate", "params": {"expression": expression, "awaitPromise": true, "returnByValue": true}});
+/// Calls a DevTools method and returns its `result` (`Null` when the connection ends first).
+async fn call(devtools: &mut DevTools, id: u64, method: &str, params: Value) -> Value {
+    let call = json!({"id": id, "method": method, "params": params});
     devtools.send(Message::Text(call.to_string().into())).await.unwrap();
     while let Some(Ok(Message::Text(text))) = devtools.next().await {
         let reply: Value = serde_json::from_str(&text).unwrap();
         if reply["id"] == id {
-            return reply["result"]["result"]["value"].as_str().and_then(|v| serde_json::from_str(v).ok()).unwrap_or(Value::Null);
+            return reply["result"].clone();
         }
     }
     Value::Null
+}
+
+/// Evaluates `expression` (a promise of JSON text) in the page; `Null` when it fails or is not JSON.
+async fn evaluate(devtools: &mut DevTools, id: u64, expression: &str) -> Value {
+    let result = call(devtools, id, "Runtime.evaluate", json!({"expression": expression, "awaitPromise": true, "returnByValue": true})).await;
+    result["result"]["value"].as_str().and_then(|v| serde_json::from_str(v).ok()).unwrap_or(Value::Null)
+}
+
+/// Where the test run saves what the pages looked like (not committed): `CANDOR_SCREENSHOT_DIR`, or a folder in
+/// the build's temporary directory.
+fn screenshot_dir() -> PathBuf {
+    let dir = std::env::var_os("CANDOR_SCREENSHOT_DIR").map_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots"), PathBuf::from);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Saves the whole page as `{name}-{width}x{height}.png` at a laptop's and a phone's size.
+async fn screenshots(devtools: &mut DevTools, id: u64, name: &str) {
+    use base64::Engine;
+    for (i, (width, height, mobile)) in [(1280, 800, false), (390, 844, true)].into_iter().enumerate() {
+        let id = id + 10 * i as u64;
+        let metrics = json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile});
+        call(devtools, id, "Emulation.setDeviceMetricsOverride", metrics).await;
+        let shot = call(devtools, id + 1, "Page.captureScreenshot", json!({"format": "png", "captureBeyondViewport": true})).await;
+        let png = base64::engine::general_purpose::STANDARD.decode(shot["data"].as_str().expect("a screenshot")).unwrap();
+        std::fs::write(screenshot_dir().join(format!("{name}-{width}x{height}.png")), png).unwrap();
+    }
+    call(devtools, id + 100, "Emulation.clearDeviceMetricsOverride", json!({})).await;
 }
 
 async fn page_report(devtools: &mut DevTools, id: u64) -> Value {
@@ -165,21 +193,7 @@ async fn the_room_page_in_chromium_connects_receives_events_and_hears_the_interv
         let spoke = events.iter().any(|e| e["type"] == "speech.metrics" && e["volume_dbfs"].as_f64() > Some(-60.0));
         let greeted = types.contains(&"interviewer.speech");
         if types.contains(&"session.state") && spoke && greeted && heard > 0 && (face.is_some() || !vision) {
-            if let Ok(dir) = std::env::var("CANDOR_SCREENSHOT_DIR") {
-                let shot = json!({"id": 10_000, "method": "Page.captureScreenshot", "params": {"format": "png"}});
-                devtools.send(Message::Text(shot.to_string().into())).await.unwrap();
-                while let Some(Ok(Message::Text(text))) = devtools.next().await {
-                    let reply: Value = serde_json::from_str(&text).unwrap();
-                    if reply["id"] == 10_000 {
-                        use base64::Engine;
-                        let png = base64::engine::general_purpose::STANDARD
-                            .decode(reply["result"]["data"].as_str().unwrap())
-                            .unwrap();
-                        std::fs::write(Path::new(&dir).join("room.png"), png).unwrap();
-                        break;
-                    }
-                }
-            }
+            screenshots(&mut devtools, 10_000, "room").await;
             assert!(report["events"].as_array().unwrap().iter().all(|e| e["v"] == 1));
             let caption = report["captions"]["interviewer"].as_str().unwrap_or_default();
             assert!(caption.contains("welcome to your practice interview"), "the page shows what was said: {caption}");
@@ -280,4 +294,44 @@ async fn a_whole_interview_in_chromium_from_a_spoken_answer_to_the_report_page()
     for part in [word.as_str(), "learning path", "delivery (not part of the content scores)", "releases went from weekly to daily"] {
         assert!(text.contains(part), "the report page shows {part:?}: {text}");
     }
+    // The charts the server drew: the scores, and the delivery of the spoken answer; each with its label.
+    let drawn = "Promise.resolve(JSON.stringify({charts: [...document.querySelectorAll('figure.chart [role=img]')].map(f => f.getAttribute('aria-label')), \
+                 svgs: document.querySelectorAll('figure.chart svg').length, marks: [...document.querySelectorAll('mark')].map(m => m.textContent)}))";
+    let drawn = evaluate(&mut devtools, 400_000, drawn).await;
+    let charts: Vec<&str> = drawn["charts"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(charts.iter().any(|c| c.starts_with("Content scores")) && charts.iter().any(|c| c.starts_with("Pace")), "{drawn}");
+    assert_eq!(drawn["svgs"].as_u64(), Some(charts.len() as u64), "{drawn}");
+    assert!(drawn["marks"].as_array().is_some_and(|m| !m.is_empty()), "the evidence the ratings cite is highlighted: {drawn}");
+    // The learning path is a checklist: a tick in the page is stored (the spoken answer is short, so there are
+    // steps to take).
+    let tick = "(() => { const box = document.querySelector('.step input[type=checkbox]'); box?.click(); return Promise.resolve(JSON.stringify(box?.id ?? null)); })()";
+    let ticked = evaluate(&mut devtools, 400_050, tick).await;
+    if ticked.is_string() {
+        let report_path = format!("/api/v1/interviews/{interview}/report");
+        let mut stored = false;
+        for _ in 0..100 {
+            stored = app.get(&report_path, Some(&token)).await.body["learning_path"][0]["done"] == true;
+            if stored {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let status = evaluate(&mut devtools, 400_060, "Promise.resolve(JSON.stringify(document.querySelector('.step [role=status]')?.textContent))").await;
+        assert!(stored, "the tick {ticked} was stored; the page says {status}");
+    }
+    screenshots(&mut devtools, 400_100, "report").await;
+
+    // Printed to PDF, the report is a few clean pages: pdftoppm reads them.
+    use base64::Engine;
+    let pdf = call(&mut devtools, 400_200, "Page.printToPDF", json!({"printBackground": true})).await;
+    let pdf = base64::engine::general_purpose::STANDARD.decode(pdf["data"].as_str().expect("a PDF")).unwrap();
+    let printed = screenshot_dir().join("report.pdf");
+    std::fs::write(&printed, pdf).unwrap();
+    let pages = screenshot_dir().join("report-print");
+    for old in std::fs::read_dir(screenshot_dir()).unwrap().flatten().filter(|f| f.file_name().to_string_lossy().starts_with("report-print")) {
+        std::fs::remove_file(old.path()).unwrap();
+    }
+    run(Command::new("pdftoppm").args(["-png", "-r", "50"]).arg(&printed).arg(&pages));
+    let count = std::fs::read_dir(screenshot_dir()).unwrap().filter(|f| f.as_ref().unwrap().file_name().to_string_lossy().starts_with("report-print")).count();
+    assert!((1..=12).contains(&count), "{count} printed pages");
 }

@@ -42,9 +42,22 @@ async function api(method, path, body, retried = false) {
     store.clear();
   }
   const text = await response.text();
-  const data = text ? JSON.parse(text) : null;
+  const json = (response.headers.get("content-type") || "").includes("json");
+  const data = json && text ? JSON.parse(text) : null;
   if (!response.ok) throw new ApiError(response.status, data);
-  return data;
+  return json ? data : text || null;
+}
+
+// A chart the server draws (SVG) as a figure with a caption, or null when it has no data for it (404).
+async function chart(path, caption) {
+  let svg;
+  try { svg = await api("GET", path); } catch (error) { if (error.status === 404) return null; throw error; }
+  const parsed = new DOMParser().parseFromString(svg, "image/svg+xml").documentElement;
+  if (parsed.nodeName !== "svg") return null;
+  parsed.setAttribute("aria-hidden", "true");
+  parsed.removeAttribute("width");
+  parsed.removeAttribute("height");
+  return el("figure", { class: "chart" }, el("div", { role: "img", "aria-label": caption }, document.importNode(parsed, true)), el("figcaption", {}, caption));
 }
 
 function signedIn() { return Boolean(store.access); }
@@ -60,6 +73,6 @@ function el(tag, attrs = {}, ...children) {
   for (const [key, value] of Object.entries(attrs)) {
     if (key.startsWith("on")) node.addEventListener(key.slice(2), value); else node.setAttribute(key, value);
   }
-  node.append(...children);
+  node.append(...children.filter((child) => child != null && child !== false));  // absent parts are left out
   return node;
 }

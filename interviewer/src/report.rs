@@ -57,6 +57,19 @@ pub struct DeliverySummary {
     pub fillers_per_min: Option<f32>,
     pub longest_pauses_ms: Vec<u64>,
     pub speaking_share: Option<f32>,
+    /// Each spoken answer's delivery, in the order given (empty in reports made before it was kept).
+    #[serde(default)]
+    pub timeline: Vec<DeliveryPoint>,
+}
+
+/// One spoken answer's delivery: when it started (ms into the session), its pace, fillers and long pauses.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryPoint {
+    pub t_ms: u64,
+    pub wpm: Option<f32>,
+    pub fillers_per_min: f32,
+    /// Pauses inside the answer long enough to count (see the speech pipeline's delivery metrics).
+    pub long_pauses: u32,
 }
 
 /// What the camera showed, when vision ran.
@@ -68,6 +81,18 @@ pub struct PresenceSummary {
     pub eye_contact: f32,
     /// The most frequent expression.
     pub expression: Option<String>,
+    /// The same shares over the session, in equal spans of time (empty in reports made before it was kept).
+    #[serde(default)]
+    pub timeline: Vec<PresencePoint>,
+}
+
+/// Presence over one span of the session, starting `t_ms` into it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PresencePoint {
+    pub t_ms: u64,
+    pub face_visible: f32,
+    /// `None` when no face was in view in the span.
+    pub eye_contact: Option<f32>,
 }
 
 /// An earlier interview's scores, for progress.

@@ -1,4 +1,4 @@
-//! `/interviews`: create, history, one interview with everything recorded, its report, abandon, and round
+//! `/interviews`: create, history, one interview with everything recorded, abandon, and round
 //! suggestions. Every access is scoped to the caller and audited; another user's interview answers 404.
 
 use axum::Json;
@@ -168,37 +168,6 @@ pub async fn get_one(
     };
     state.store.audit(Some(&caller), "interview.read", Some(&id), Some(&ip), Outcome::Success, None).await?;
     Ok(Json(detail(&state, interview).await?))
-}
-
-/// The interview's report: scores per dimension, round and question with reasons and evidence, the coverage
-/// ledger, delivery and presence (apart from the scores), strengths, improvements, the learning path and
-/// progress against earlier interviews. 404 until the interview has ended with one.
-#[utoipa::path(get, path = "/interviews/{id}/report", tag = "interviews", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Interview id")),
-    responses(
-        (status = 200, description = "The report (a JSON document)", body = Object),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 404, description = "No such interview of the caller, or no report yet", body = ErrorBody),
-    ))]
-pub async fn report(
-    State(state): State<AppState>,
-    user: AuthUser,
-    ApiPath(id): ApiPath<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let document = match id.parse::<InterviewId>() {
-        Ok(interview) => state.store.report_of(user.id, interview).await?,
-        Err(_) => None,
-    };
-    let caller = user.id.to_string();
-    let ip = user.ip.to_text();
-    let outcome = if document.is_some() { Outcome::Success } else { Outcome::Denied };
-    state.store.audit(Some(&caller), "interview.report", Some(&id), Some(&ip), outcome, None).await?;
-    let document = document.ok_or_else(|| ApiError::not_found("report"))?;
-    let report = serde_json::from_str(&document).map_err(|e| {
-        tracing::error!(error = %e, interview = id, "stored report is not JSON");
-        ApiError::internal()
-    })?;
-    Ok(Json(report))
 }
 
 /// End an interview without a report; a live session of it ends too.

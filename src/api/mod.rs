@@ -3,9 +3,11 @@
 //! from the same route declarations that build the router, so the two cannot drift apart.
 
 mod auth;
+mod charts;
 mod extract;
 mod interviews;
 mod me;
+mod reports;
 mod rtc;
 mod middleware;
 mod ops;
@@ -83,7 +85,10 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(interviews::suggestions))
         .routes(routes!(interviews::get_one))
         .routes(routes!(interviews::abandon))
-        .routes(routes!(interviews::report))
+        .routes(routes!(reports::report))
+        .routes(routes!(reports::report_chart))
+        .routes(routes!(reports::tick_step))
+        .routes(routes!(reports::progress_chart))
         .routes(routes!(shares::create, shares::list))
         .routes(routes!(shares::delete))
         .routes(routes!(rtc::websocket))

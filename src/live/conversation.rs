@@ -12,15 +12,16 @@ use std::time::Duration;
 
 use candor_interviewer::answer::Word as AnswerWord;
 use candor_interviewer::brain::parse_judgement;
-use candor_interviewer::report::{self, DeliverySummary, PastScores, PresenceSummary, Record, Report};
+use candor_interviewer::report::{self, PastScores, Record, Report};
 use candor_interviewer::{Action, Control, EndReason, Event, Fact, Input, Interviewer, Setup, Timing};
 use candor_signaling::events::{SessionPhase, Word};
 use candor_signaling::{ControlAction, EventBody};
 use tokio::sync::{mpsc, oneshot};
 
 use super::recorder::{Turn, Write};
+use super::summary;
 use super::{Session, SessionContext};
-use crate::domain::{SampleKind, Speaker};
+use crate::domain::Speaker;
 
 /// Inputs waiting for the conversation. Controls past this are refused (`busy`); turns and the session's own
 /// inputs wait for room.
@@ -347,9 +348,9 @@ async fn finish(session: &Session, reason: EndReason, record: Record) {
         // A completed interview said so at its closing; an early end says it now.
         ctx.events.send(EventBody::SessionState { state: SessionPhase::WrappingUp, paused: None }).await;
     }
-    let delivery = delivery(ctx).await;
-    let presence = presence(ctx).await;
-    let history: Vec<PastScores> = match ctx.store.past_reports(session.user, ctx.interview, 5).await {
+    let delivery = summary::delivery(ctx).await;
+    let presence = summary::presence(ctx).await;
+    let history: Vec<PastScores> = match ctx.store.past_reports(session.user, Some(ctx.interview), 5).await {
         Ok(rows) => rows
             .into_iter()
             .filter_map(|(id, ended_at, document)| {
@@ -402,49 +403,4 @@ async fn store_report(session: &Session, report: &Report) -> bool {
             false
         }
     }
-}
-
-/// The session's delivery from the last stored speech sample (rolling figures) and the turns' pauses.
-async fn delivery(ctx: &SessionContext) -> DeliverySummary {
-    let samples = ctx.store.metric_samples(ctx.interview, SampleKind::Speech).await.unwrap_or_default();
-    let last = samples.iter().rev().filter_map(|(_, json)| serde_json::from_str::<serde_json::Value>(json).ok()).find(|v| v["wpm"].is_number());
-    let mut pauses: Vec<u64> = Vec::new();
-    if let Ok(turns) = ctx.store.turns(ctx.interview).await {
-        for turn in turns.iter().filter(|t| t.speaker == Speaker::Candidate.as_str()) {
-            let words: Vec<Word> = turn.words.as_deref().and_then(|w| serde_json::from_str(w).ok()).unwrap_or_default();
-            pauses.extend(words.windows(2).map(|w| w[1].start_ms.saturating_sub(w[0].end_ms)).filter(|p| *p >= 1500));
-        }
-    }
-    pauses.sort_unstable_by(|a, b| b.cmp(a));
-    pauses.truncate(3);
-    let number = |v: &serde_json::Value, key: &str| v[key].as_f64().map(|x| x as f32);
-    DeliverySummary {
-        wpm: last.as_ref().and_then(|v| number(v, "wpm")),
-        fillers_per_min: last.as_ref().and_then(|v| number(v, "filler_per_min")),
-        longest_pauses_ms: pauses,
-        speaking_share: last.as_ref().and_then(|v| number(v, "speaking_share")),
-    }
-}
-
-/// What the camera showed over the session, from the stored vision samples; none without any.
-async fn presence(ctx: &SessionContext) -> Option<PresenceSummary> {
-    let samples = ctx.store.metric_samples(ctx.interview, SampleKind::Vision).await.unwrap_or_default();
-    let values: Vec<serde_json::Value> =
-        samples.iter().filter_map(|(_, json)| serde_json::from_str(json).ok()).filter(|v: &serde_json::Value| !v["face"].is_null()).collect();
-    if values.is_empty() {
-        return None;
-    }
-    let with_face: Vec<&serde_json::Value> = values.iter().filter(|v| v["face"] == true).collect();
-    let eye_contact = with_face.iter().filter_map(|v| v["eye_contact"].as_f64()).sum::<f64>() / with_face.len().max(1) as f64;
-    let mut expressions: std::collections::BTreeMap<String, usize> = Default::default();
-    for v in &with_face {
-        if let Some(top) = v["expression"].as_object().and_then(|e| e.iter().max_by(|a, b| a.1.as_f64().partial_cmp(&b.1.as_f64()).unwrap_or(std::cmp::Ordering::Equal))) {
-            *expressions.entry(top.0.clone()).or_default() += 1;
-        }
-    }
-    Some(PresenceSummary {
-        face_visible: with_face.len() as f32 / values.len() as f32,
-        eye_contact: eye_contact as f32,
-        expression: expressions.into_iter().max_by_key(|(_, n)| *n).map(|(e, _)| e),
-    })
 }

@@ -11,6 +11,7 @@
 //! - `voice`: the interviewer's outbound voice track.
 //! - `conversation`: the interviewer state machine of a session, and carrying out what it decides.
 //! - `recorder`: a session's storage writes, off the media paths.
+//! - `summary`: delivery and presence summarised for the report from what the recorder stored.
 //! - `events`: delivering v1 events to the data channel and to observers.
 //! - `leg`: what signaling drives (`api::rtc` runs the loop): a candidate's leg starts the session.
 //! - `observer`: a coach's receive-only leg fed from a session's copies.
@@ -30,6 +31,7 @@ mod pool;
 mod recorder;
 mod session;
 mod speech;
+mod summary;
 mod vision;
 mod voice;
 

@@ -118,6 +118,8 @@ pub struct TurnRecord {
     pub interrupted: i64,
     /// JSON array of `{w, start_ms, end_ms}`.
     pub words: Option<String>,
+    /// The turn's delivery as JSON (pace, fillers, pauses) for the candidate's; what was said for the voice's.
+    pub metrics: Option<String>,
 }
 
 /// A turn as it is written, the moment it ends.
@@ -324,7 +326,7 @@ impl Store {
 
     pub async fn turns(&self, interview: InterviewId) -> StoreResult<Vec<TurnRecord>> {
         Ok(sqlx::query_as(
-            "SELECT id, question_id, speaker, text, start_ms, end_ms, interrupted, words FROM turns
+            "SELECT id, question_id, speaker, text, start_ms, end_ms, interrupted, words, metrics FROM turns
              WHERE interview_id = $1 ORDER BY start_ms, created_at",
         )
         .bind(interview.to_string())

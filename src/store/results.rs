@@ -146,28 +146,61 @@ impl Store {
         Ok(())
     }
 
-    /// The report document of an interview of `owner`, if there is one.
-    pub async fn report_of(&self, owner: UserId, interview: InterviewId) -> StoreResult<Option<String>> {
-        let row: Option<(String,)> = sqlx::query_as(
-            "SELECT r.document FROM reports r JOIN interviews i ON i.id = r.interview_id
+    /// The report document of an interview of `owner` and its learning path's ticked steps (a JSON array), if
+    /// there is a report.
+    pub async fn report_of(&self, owner: UserId, interview: InterviewId) -> StoreResult<Option<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT r.document, COALESCE(l.done, '[]') FROM reports r JOIN interviews i ON i.id = r.interview_id
+             LEFT JOIN learning_paths l ON l.interview_id = r.interview_id
              WHERE r.interview_id = $1 AND i.user_id = $2",
         )
         .bind(interview.to_string())
         .bind(owner.to_string())
         .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|(document,)| document))
+        .await?)
     }
 
-    /// A user's earlier reports, newest first.
-    pub async fn past_reports(&self, owner: UserId, before: InterviewId, limit: i64) -> StoreResult<Vec<PastReport>> {
+    /// Ticks (or unticks) one step of the learning path of an interview of `owner`, by its competency; the
+    /// ticked steps after it, or `None` when the interview has no learning path. Compare-and-set instead of a
+    /// transaction: on SQLite a read that turns into a write fails at once when another write came between.
+    pub async fn tick_learning_step(&self, owner: UserId, interview: InterviewId, step: &str, done: bool) -> StoreResult<Option<Vec<String>>> {
+        loop {
+            let row: Option<(String,)> = sqlx::query_as(
+                "SELECT l.done FROM learning_paths l JOIN interviews i ON i.id = l.interview_id
+                 WHERE l.interview_id = $1 AND i.user_id = $2",
+            )
+            .bind(interview.to_string())
+            .bind(owner.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+            let Some((before,)) = row else { return Ok(None) };
+            let mut ticked: Vec<String> = serde_json::from_str(&before).unwrap_or_default();
+            ticked.retain(|s| s != step);
+            if done {
+                ticked.push(step.to_string());
+            }
+            let after = serde_json::to_string(&ticked).unwrap_or_else(|_| "[]".into());
+            let updated = sqlx::query("UPDATE learning_paths SET done = $1 WHERE interview_id = $2 AND done = $3")
+                .bind(&after)
+                .bind(interview.to_string())
+                .bind(&before)
+                .execute(&self.pool)
+                .await?;
+            if updated.rows_affected() == 1 {
+                return Ok(Some(ticked));
+            }
+        }
+    }
+
+    /// A user's reports, newest first, leaving out `except`'s.
+    pub async fn past_reports(&self, owner: UserId, except: Option<InterviewId>, limit: i64) -> StoreResult<Vec<PastReport>> {
         Ok(sqlx::query_as(
             "SELECT r.interview_id, COALESCE(i.ended_at, r.created_at), r.document FROM reports r
              JOIN interviews i ON i.id = r.interview_id
              WHERE i.user_id = $1 AND r.interview_id <> $2 ORDER BY r.created_at DESC LIMIT $3",
         )
         .bind(owner.to_string())
-        .bind(before.to_string())
+        .bind(except.map(|i| i.to_string()).unwrap_or_default())
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)

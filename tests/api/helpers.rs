@@ -126,11 +126,12 @@ async fn fresh_postgres_database() -> String {
     format!("{base}/{name}")
 }
 
-/// A response: status, headers and the body parsed as JSON (`Value::Null` when empty or not JSON).
+/// A response: status, headers and the body parsed as JSON (`Value::Null` when empty or not JSON), and as text.
 pub struct Reply {
     pub status: StatusCode,
     pub headers: reqwest::header::HeaderMap,
     pub body: Value,
+    pub text: String,
 }
 
 impl Reply {
@@ -158,7 +159,7 @@ impl TestApp {
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.expect("a body");
-        Reply { status, headers, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+        Reply { status, headers, body: serde_json::from_str(&text).unwrap_or(Value::Null), text }
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {

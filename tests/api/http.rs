@@ -191,6 +191,9 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
         "GET /api/v1/interviews/suggestions",
         "GET /api/v1/interviews/{id}",
         "GET /api/v1/interviews/{id}/report",
+        "GET /api/v1/interviews/{id}/report/charts/{chart}",
+        "PUT /api/v1/interviews/{id}/report/learning-path/{step}",
+        "GET /api/v1/me/progress/chart",
         "POST /api/v1/interviews/{id}/abandon",
         "POST /api/v1/interviews/{id}/shares",
         "GET /api/v1/interviews/{id}/shares",
@@ -212,7 +215,7 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
     // Every documented operation is served (not the router's fallback).
     for operation in &operations {
         let (method, path) = operation.split_once(' ').unwrap();
-        let path = path.replace("{id}", &uuid::Uuid::new_v4().to_string()).replace("{observer_id}", "x");
+        let path = path.replace("{id}", &uuid::Uuid::new_v4().to_string()).replace("{observer_id}", "x").replace("{chart}", "scores").replace("{step}", "x");
         let body = (method != "GET").then(|| json!({}));
         let reply = app.request(method.parse().unwrap(), &path, None, body).await;
         assert!(!["route_not_found", "method_not_allowed"].contains(&reply.code()), "{operation} is not served");

@@ -115,6 +115,7 @@ async fn typed_interview_to_report(backend: Backend) {
     assert!(report["rounds"].as_array().unwrap().len() >= 2);
     assert!(report["coverage"]["competencies"].as_array().is_some_and(|c| !c.is_empty()));
     assert!(report["summary"].as_str().is_some_and(|s| s.contains("3 answered questions")), "{}", report["summary"]);
+    report_charts(&app, &token, &interview).await;
 
     let detail = app.get(&format!("/api/v1/interviews/{interview}"), Some(&token)).await.body;
     assert_eq!(detail["status"], "completed");
@@ -337,4 +338,18 @@ async fn a_dead_llm_endpoint_is_down_in_readyz_and_the_interview_goes_on() {
     assert_eq!(events_of(&client, "answer.scored")[0]["brain"], "built_in");
     assert_eq!(app.get("/readyz", None).await.body["engines"]["llm"], "down");
     client.end().await;
+}
+
+/// The report's charts are drawn from the finished interview (the API tests cover them and the checklist in
+/// detail, on stored reports).
+async fn report_charts(app: &TestApp, token: &str, interview: &str) {
+    let base = format!("/api/v1/interviews/{interview}/report/charts");
+    let scores = app.get(&format!("{base}/scores"), Some(token)).await;
+    assert_eq!(scores.status, StatusCode::OK, "{}", scores.text);
+    assert_eq!(scores.headers["content-type"], "image/svg+xml");
+    assert!(scores.text.starts_with("<svg") && scores.text.contains("Overall"), "{}", scores.text);
+    // Typed answers have no delivery to chart, and no camera ran: no data rather than an empty chart.
+    for chart in ["delivery", "presence"] {
+        assert_eq!(app.get(&format!("{base}/{chart}"), Some(token)).await.status, StatusCode::NOT_FOUND, "{chart}");
+    }
 }
