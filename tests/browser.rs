@@ -161,6 +161,62 @@ async fn page_report(devtools: &mut DevTools, id: u64) -> Value {
     evaluate(devtools, id, "candorReport().then(r => JSON.stringify(r))").await
 }
 
+/// Runs axe-core (`models/fetch.py fetch test-axe`) on the page as it is now: no serious or critical violation.
+async fn accessible(devtools: &mut DevTools, id: u64, page: &str, models: &Path) {
+    let Ok(axe) = std::fs::read_to_string(models.join("axe.min.js")) else {
+        assert!(std::env::var("CANDOR_TEST_REQUIRE_SERVICES").is_err(), "run models/fetch.py fetch test-axe");
+        eprintln!("skipped: axe-core is not fetched");
+        return;
+    };
+    call(devtools, id, "Runtime.evaluate", json!({"expression": axe})).await;
+    let check = "axe.run(document, {resultTypes: ['violations']}).then(r => JSON.stringify(r.violations \
+                 .filter(v => v.impact === 'serious' || v.impact === 'critical') \
+                 .map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))))";
+    let violations = evaluate(devtools, id + 1, check).await;
+    assert_eq!(violations, json!([]), "accessibility of the {page} page");
+}
+
+/// Presses a key in the page as a keyboard would.
+async fn press(devtools: &mut DevTools, id: u64, key: &str, code: &str, key_code: u32, shift: bool) {
+    for kind in ["keyDown", "keyUp"] {
+        let text = if kind == "keyDown" && key.chars().count() == 1 { key } else { "" };
+        let event = json!({"type": kind, "key": key, "code": code, "windowsVirtualKeyCode": key_code, "text": text, "modifiers": if shift { 8 } else { 0 }});
+        call(devtools, id + u64::from(kind == "keyUp"), "Input.dispatchKeyEvent", event).await;
+    }
+}
+
+/// The room works from the keyboard alone: Tab reaches every control in order, and the shortcuts act.
+async fn keyboard_only(devtools: &mut DevTools) {
+    let ids = "Promise.resolve(JSON.stringify(document.activeElement?.id ?? null))";
+    evaluate(devtools, 20_000, "Promise.resolve(JSON.stringify(document.activeElement.blur()))").await;
+    let mut reached = Vec::new();
+    for i in 0..30u64 {
+        press(devtools, 20_100 + 2 * i, "Tab", "Tab", 9, false).await;
+        if let Some(id) = evaluate(devtools, 20_200 + i, ids).await.as_str() {
+            reached.push(id.to_string());
+        }
+    }
+    let order: Vec<&str> = ["repeat", "skip", "pause", "captions-toggle", "end", "typed-answer", "send-typed"]
+        .into_iter()
+        .filter(|id| reached.iter().any(|r| r == id))
+        .collect();
+    assert_eq!(order, ["repeat", "skip", "pause", "captions-toggle", "end", "typed-answer", "send-typed"], "Tab reached {reached:?}");
+    let positions: Vec<usize> = order.iter().map(|id| reached.iter().position(|r| r == id).unwrap()).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "in reading order: {reached:?}");
+    // C hides the captions and shows them again; the shortcut is not taken while typing an answer.
+    let hidden = "Promise.resolve(JSON.stringify(document.getElementById('captions').hidden))";
+    evaluate(devtools, 20_300, "Promise.resolve(JSON.stringify(document.activeElement.blur()))").await;
+    press(devtools, 20_310, "c", "KeyC", 67, false).await;
+    assert_eq!(evaluate(devtools, 20_320, hidden).await, json!(true), "C turns captions off");
+    press(devtools, 20_330, "c", "KeyC", 67, false).await;
+    assert_eq!(evaluate(devtools, 20_340, hidden).await, json!(false), "C turns captions on again");
+    press(devtools, 20_350, "/", "Slash", 191, false).await;
+    assert_eq!(evaluate(devtools, 20_360, ids).await, json!("typed-answer"), "/ goes to the answer box");
+    press(devtools, 20_370, "c", "KeyC", 67, false).await;
+    assert_eq!(evaluate(devtools, 20_380, hidden).await, json!(false), "typing C into the answer is not a shortcut");
+    evaluate(devtools, 20_390, "Promise.resolve(JSON.stringify(document.getElementById('typed-answer').value = ''))").await;
+}
+
 #[tokio::test]
 async fn the_room_page_in_chromium_connects_receives_events_and_hears_the_interviewer() {
     let app = helpers::spawn_app_with(helpers::Backend::Sqlite, helpers::with_models).await;
@@ -192,7 +248,13 @@ async fn the_room_page_in_chromium_connects_receives_events_and_hears_the_interv
         // The fake microphone's speech (after its silent start) is heard by the server.
         let spoke = events.iter().any(|e| e["type"] == "speech.metrics" && e["volume_dbfs"].as_f64() > Some(-60.0));
         let greeted = types.contains(&"interviewer.speech");
-        if types.contains(&"session.state") && spoke && greeted && heard > 0 && (face.is_some() || !vision) {
+        // The avatar's mouth moves with the voice: viseme frames applied while it plays.
+        let lips_moved = report["avatar"]["applied"].as_u64().unwrap_or(0) >= 4;
+        if types.contains(&"session.state") && spoke && greeted && heard > 0 && lips_moved && (face.is_some() || !vision) {
+            assert!(types.contains(&"avatar.visemes"), "the mouth follows the voice's visemes: {types:?}");
+            assert!(report["mic_peak"].as_f64() > Some(0.02), "the device check's level meter moved: {}", report["mic_peak"]);
+            keyboard_only(&mut devtools).await;
+            accessible(&mut devtools, 30_000, "room", &app.state.config.models_dir).await;
             screenshots(&mut devtools, 10_000, "room").await;
             assert!(report["events"].as_array().unwrap().iter().all(|e| e["v"] == 1));
             let caption = report["captions"]["interviewer"].as_str().unwrap_or_default();
@@ -319,6 +381,7 @@ async fn a_whole_interview_in_chromium_from_a_spoken_answer_to_the_report_page()
         let status = evaluate(&mut devtools, 400_060, "Promise.resolve(JSON.stringify(document.querySelector('.step [role=status]')?.textContent))").await;
         assert!(stored, "the tick {ticked} was stored; the page says {status}");
     }
+    accessible(&mut devtools, 400_080, "report", &app.state.config.models_dir).await;
     screenshots(&mut devtools, 400_100, "report").await;
 
     // Printed to PDF, the report is a few clean pages: pdftoppm reads them.
@@ -334,4 +397,49 @@ async fn a_whole_interview_in_chromium_from_a_spoken_answer_to_the_report_page()
     run(Command::new("pdftoppm").args(["-png", "-r", "50"]).arg(&printed).arg(&pages));
     let count = std::fs::read_dir(screenshot_dir()).unwrap().filter(|f| f.as_ref().unwrap().file_name().to_string_lossy().starts_with("report-print")).count();
     assert!((1..=12).contains(&count), "{count} printed pages");
+}
+
+/// The start page: signed out (the sign-in and sign-up forms), then signed in with two earlier reports: the
+/// round plan appears as a role is typed, and the history shows the progress chart.
+#[tokio::test]
+async fn the_start_page_shows_the_round_plan_and_the_progress_chart() {
+    let app = helpers::spawn_app_with(helpers::Backend::Sqlite, |_| {}).await;
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    for overall in [48, 63] {
+        app.interview_with_report(&token, &helpers::sample_report(overall)).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (wav, y4m) = media(dir.path(), None, 0);
+    let profile = dir.path().join("profile");
+    let _browser = chromium(&app.url("/"), &profile, &wav, &y4m, true);
+    let (mut devtools, _) = tokio_tungstenite::connect_async(devtools_page(&profile).await).await.unwrap();
+    let models = helpers::models_dir();
+    let shown = |selector: &str| format!("Promise.resolve(JSON.stringify((document.querySelector('{selector}')?.getClientRects().length ?? 0) > 0))");
+    let wait_for = async |devtools: &mut DevTools, id: u64, selector: &str| {
+        for i in 0..100 {
+            if evaluate(devtools, id + i, &shown(selector)).await == json!(true) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{selector} never showed");
+    };
+    wait_for(&mut devtools, 1_000, "#login").await;
+    accessible(&mut devtools, 2_000, "sign-in", &models).await;
+    screenshots(&mut devtools, 3_000, "start-signed-out").await;
+
+    // Another document than "/" (a fragment alone would not load the page again).
+    let navigate = json!({"url": app.url(&format!("/index.html#access_token={token}"))});
+    call(&mut devtools, 4_000, "Page.navigate", navigate).await;
+    wait_for(&mut devtools, 5_000, "#trend figure.chart svg").await;
+    let role = "(() => { const role = document.getElementById('role'); role.value = 'Data analyst'; \
+                role.dispatchEvent(new Event('input')); return Promise.resolve('true'); })()";
+    evaluate(&mut devtools, 6_000, role).await;
+    wait_for(&mut devtools, 7_000, "#plan ol.rounds li").await;
+    let plan = evaluate(&mut devtools, 8_000, "Promise.resolve(JSON.stringify(document.getElementById('plan').innerText))").await;
+    assert!(plan.as_str().is_some_and(|p| p.contains("5 questions") && p.contains("round") || p.contains("Behavioral")), "{plan}");
+    let history = evaluate(&mut devtools, 8_100, "Promise.resolve(JSON.stringify(document.getElementById('history').innerText))").await;
+    assert!(history.as_str().is_some_and(|h| h.contains("63 / 100") && h.contains("Report")), "the history lists the scores: {history}");
+    accessible(&mut devtools, 9_000, "start", &models).await;
+    screenshots(&mut devtools, 10_000, "start").await;
 }

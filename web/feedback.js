@@ -1,18 +1,19 @@
 // Live feedback shared by the interview room and the coach's view: meters, captions and cues from v1 events.
-// `mountFeedback` builds the panel into a page's container; `showFeedback` updates it from each event.
-function mountFeedback(container, { candidate }) {
+// `mountFeedback` builds the panel into a page's container (captions and the cue line too unless the page places
+// its own elements with the same ids); `showFeedback` updates it from each event.
+function mountFeedback(container, { candidate, captions = true }) {
   const meter = (label, id) => el("div", { class: "meter" }, el("span", { class: "muted" }, label), el("strong", { id }, "–"));
   const caption = (id, who, textId) =>
     el("p", { class: "caption", id }, el("span", { class: "who" }, who), el("span", { id: textId, class: "muted" }, "…"));
-  container.append(
+  container.append(...[
     el("div", { class: "meters" },
       meter("Volume", "volume"), meter("Pace", "wpm"), meter("Video", "video"),
       meter("Eye contact", "eye-contact"), meter("Expression", "expression")),
-    el("div", { class: "captions", "aria-live": "polite" },
+    captions && el("div", { class: "captions", "aria-live": "polite" },
       caption("interviewer-caption", "Interviewer", "interviewer-text"),
       caption("you-caption", candidate, "you-text")),
-    el("p", { id: "cue", class: "muted", role: "status", "aria-live": "polite" }),
-  );
+    captions && el("p", { id: "cue", class: "cue", role: "status", "aria-live": "polite" }),
+  ].filter(Boolean));
 }
 
 function showFeedback(event) {
@@ -36,6 +37,12 @@ function showFeedback(event) {
   } else if (event.type === "transcript.partial" || event.type === "transcript.final") {
     set("you-text", event.text, event.type === "transcript.partial");
   } else if (event.type === "cue") {
-    set("cue", event.text);
+    // One cue at a time, fading after a few seconds (the server sends them sparsely).
+    const cue = document.getElementById("cue");
+    if (!cue) return;
+    cue.textContent = event.text;
+    cue.classList.remove("show");
+    void cue.offsetWidth;  // restarts the fade
+    cue.classList.add("show");
   }
 }

@@ -41,9 +41,11 @@ class LiveSession {
       if (message.type === "answer") await this.pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
       else if (message.type === "candidate" && message.candidate.candidate) await this.pc.addIceCandidate(message.candidate).catch(() => {});
       else if (message.type === "error") this.onError?.(message);
-      else if (message.type === "ended") this.onState?.("ended", message.reason);
+      else if (message.type === "ended") { this.ended = true; this.onState?.("ended", message.reason); }
     };
-    await new Promise((resolve, reject) => { this.ws.onopen = resolve; this.ws.onerror = reject; });
+    await new Promise((resolve, reject) => { this.ws.onopen = resolve; this.ws.onerror = () => reject(new Error("the server could not be reached")); });
+    // Signaling closed by the network rather than by an end: the page offers to reconnect.
+    this.ws.onclose = () => { if (!this.ending && !this.ended) this.onState?.("signaling_lost"); };
     const offer = await this.pc.createOffer();
     await this.pc.setLocalDescription(offer);
     this.ws.send(JSON.stringify({ type: "offer", sdp: offer.sdp }));
@@ -54,8 +56,42 @@ class LiveSession {
   }
 
   end() {
+    this.ending = true;
     if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ type: "end" }));
-    setTimeout(() => { this.pc?.close(); this.ws?.close(); }, 200);
+    setTimeout(() => this.close(), 200);
+  }
+
+  // Drops the connection without ending the interview (before reconnecting).
+  close() {
+    this.ending = true;
+    this.pc?.close();
+    this.ws?.close();
+  }
+
+  // The connection as the candidate experiences it, from getStats(): round trip (s), the share of incoming audio
+  // lost since the last call, jitter (s), the audio playout delay (s) and a verdict: good, fair or poor.
+  async quality() {
+    if (!this.pc) return null;
+    const stats = await this.pc.getStats();
+    let rtt = null, audio = null;
+    stats.forEach((s) => {
+      if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded" && s.currentRoundTripTime != null) rtt = s.currentRoundTripTime;
+      if (s.type === "inbound-rtp" && s.kind === "audio") audio = s;
+    });
+    let loss = 0, jitter = null, playout = null;
+    if (audio) {
+      const before = this.lastAudio || { packetsLost: 0, packetsReceived: 0 };
+      const lost = audio.packetsLost - before.packetsLost;
+      const total = lost + audio.packetsReceived - before.packetsReceived;
+      loss = total > 0 ? Math.max(0, lost) / total : 0;
+      this.lastAudio = { packetsLost: audio.packetsLost, packetsReceived: audio.packetsReceived };
+      jitter = audio.jitter ?? null;
+      if (audio.jitterBufferEmittedCount) playout = audio.jitterBufferDelay / audio.jitterBufferEmittedCount;
+    }
+    const verdict = rtt == null && !audio ? "unknown"
+      : (rtt ?? 0) < 0.25 && loss < 0.02 && (jitter ?? 0) < 0.03 ? "good"
+      : (rtt ?? 0) < 0.5 && loss < 0.08 ? "fair" : "poor";
+    return { rtt, loss, jitter, playout, verdict };
   }
 
   // Packets received per media kind, from getStats().

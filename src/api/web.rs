@@ -17,6 +17,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("api.js", "text/javascript; charset=utf-8", include_bytes!("../../web/api.js")),
     ("rtc.js", "text/javascript; charset=utf-8", include_bytes!("../../web/rtc.js")),
     ("feedback.js", "text/javascript; charset=utf-8", include_bytes!("../../web/feedback.js")),
+    ("avatar.js", "text/javascript; charset=utf-8", include_bytes!("../../web/avatar.js")),
 ];
 
 fn serve(name: &str) -> Response {

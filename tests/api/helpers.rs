@@ -6,6 +6,12 @@ use std::net::SocketAddr;
 use candor::Application;
 use candor::api::AppState;
 use candor::config::Config;
+use candor::domain::{InterviewId, UserId};
+use candor::store::NewReport;
+use candor_interviewer::grade::Dimension;
+use candor_interviewer::report::{
+    Coverage, DeliveryPoint, DeliverySummary, DimensionScore, PresencePoint, PresenceSummary, Report, Resource, Step,
+};
 use reqwest::{Method, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -211,5 +217,96 @@ impl TestApp {
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
         reply.body["id"].as_str().unwrap().to_string()
+    }
+}
+
+/// A report with every section filled: scores all `overall`, two answers' delivery, two minutes of presence, a
+/// two-step learning path.
+pub fn sample_report(overall: u8) -> Report {
+    let step = |competency: &str| Step {
+        competency: competency.into(),
+        name: competency.replace('_', " "),
+        why: "Your answers probing this scored 40 of 100.".into(),
+        resources: vec![Resource {
+            competency: competency.into(),
+            title: "A guide".into(),
+            kind: "article".into(),
+            url: None,
+            description: "Read it.".into(),
+            step: "Practise once.".into(),
+        }],
+    };
+    Report {
+        overall,
+        complete: true,
+        dimensions: Dimension::ALL
+            .iter()
+            .map(|d| DimensionScore { dimension: *d, name: d.as_str().replace('_', " "), score: overall })
+            .collect(),
+        rounds: Vec::new(),
+        questions: Vec::new(),
+        coverage: Coverage { competencies: Vec::new(), job_skills: Vec::new(), job_duties: Vec::new() },
+        delivery: DeliverySummary {
+            wpm: Some(150.0),
+            timeline: vec![
+                DeliveryPoint { t_ms: 30_000, wpm: Some(150.0), fillers_per_min: 2.0, long_pauses: 0 },
+                DeliveryPoint { t_ms: 120_000, wpm: Some(182.0), fillers_per_min: 5.0, long_pauses: 1 },
+            ],
+            ..Default::default()
+        },
+        presence: Some(PresenceSummary {
+            face_visible: 1.0,
+            eye_contact: 0.5,
+            expression: None,
+            timeline: (0..12)
+                .map(|i| PresencePoint { t_ms: i * 10_000, face_visible: 1.0, eye_contact: Some(0.5) })
+                .collect(),
+        }),
+        strengths: Vec::new(),
+        improvements: Vec::new(),
+        learning_path: vec![step("ownership"), step("communication")],
+        progress: None,
+        summary: "One answered question.".into(),
+    }
+}
+
+impl TestApp {
+    /// A finished interview of the token's user whose stored report is `report`; its id.
+    pub async fn interview_with_report(&self, token: &str, report: &Report) -> String {
+        let app = self;
+        let user: UserId = app.get("/api/v1/me", Some(token)).await.body["id"].as_str().unwrap().parse().unwrap();
+        let created = app
+            .post(
+                "/api/v1/interviews",
+                Some(token),
+                json!({"role": "Backend engineer", "interview_type": "behavioral", "experience_level": "mid"}),
+            )
+            .await;
+        let id = created.body["id"].as_str().unwrap().to_string();
+        let document = serde_json::to_string(report).unwrap();
+        let roadmap = serde_json::to_string(&report.learning_path).unwrap();
+        let overall = f64::from(report.overall);
+        app.state
+            .store
+            .insert_report(NewReport {
+                interview: id.parse::<InterviewId>().unwrap(),
+                user,
+                overall,
+                technical_depth: overall,
+                communication: overall,
+                structure: overall,
+                impact: overall,
+                confidence: 50.0,
+                presence: 50.0,
+                strengths: "[]",
+                improvements: "[]",
+                summary: &report.summary,
+                document: &document,
+                roadmap: &roadmap,
+                resources: "[]",
+            })
+            .await
+            .unwrap();
+        id
     }
 }

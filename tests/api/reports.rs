@@ -2,16 +2,11 @@
 //! the candidate ticks, and the progress chart across interviews. Whole interviews that end in a report are in
 //! the live tests.
 
-use candor::domain::{InterviewId, UserId};
-use candor::store::NewReport;
-use candor_interviewer::grade::Dimension;
-use candor_interviewer::report::{
-    Coverage, DeliveryPoint, DeliverySummary, DimensionScore, PresencePoint, PresenceSummary, Report, Resource, Step,
-};
+use candor_interviewer::report::Report;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, spawn_app};
+use crate::helpers::{Backend, sample_report as report, spawn_app};
 use crate::on_both_databases;
 
 on_both_databases!(
@@ -19,83 +14,6 @@ on_both_databases!(
     the_learning_path_is_a_checklist_that_keeps_its_ticks,
     progress_is_charted_from_the_second_report_on,
 );
-
-fn report(overall: u8) -> Report {
-    let step = |competency: &str| Step {
-        competency: competency.into(),
-        name: competency.replace('_', " "),
-        why: "Your answers probing this scored 40 of 100.".into(),
-        resources: vec![Resource {
-            competency: competency.into(),
-            title: "A guide".into(),
-            kind: "article".into(),
-            url: None,
-            description: "Read it.".into(),
-            step: "Practise once.".into(),
-        }],
-    };
-    Report {
-        overall,
-        complete: true,
-        dimensions: Dimension::ALL.iter().map(|d| DimensionScore { dimension: *d, name: d.as_str().replace('_', " "), score: overall }).collect(),
-        rounds: Vec::new(),
-        questions: Vec::new(),
-        coverage: Coverage { competencies: Vec::new(), job_skills: Vec::new(), job_duties: Vec::new() },
-        delivery: DeliverySummary {
-            wpm: Some(150.0),
-            timeline: vec![
-                DeliveryPoint { t_ms: 30_000, wpm: Some(150.0), fillers_per_min: 2.0, long_pauses: 0 },
-                DeliveryPoint { t_ms: 120_000, wpm: Some(182.0), fillers_per_min: 5.0, long_pauses: 1 },
-            ],
-            ..Default::default()
-        },
-        presence: Some(PresenceSummary {
-            face_visible: 1.0,
-            eye_contact: 0.5,
-            expression: None,
-            timeline: (0..12).map(|i| PresencePoint { t_ms: i * 10_000, face_visible: 1.0, eye_contact: Some(0.5) }).collect(),
-        }),
-        strengths: Vec::new(),
-        improvements: Vec::new(),
-        learning_path: vec![step("ownership"), step("communication")],
-        progress: None,
-        summary: "One answered question.".into(),
-    }
-}
-
-/// A finished interview of the token's user whose stored report is `report`; its id.
-async fn interview_with_report(app: &TestApp, token: &str, report: &Report) -> String {
-    let user: UserId = app.get("/api/v1/me", Some(token)).await.body["id"].as_str().unwrap().parse().unwrap();
-    let created = app
-        .post("/api/v1/interviews", Some(token), json!({"role": "Backend engineer", "interview_type": "behavioral", "experience_level": "mid"}))
-        .await;
-    let id = created.body["id"].as_str().unwrap().to_string();
-    let document = serde_json::to_string(report).unwrap();
-    let roadmap = serde_json::to_string(&report.learning_path).unwrap();
-    let overall = f64::from(report.overall);
-    app.state
-        .store
-        .insert_report(NewReport {
-            interview: id.parse::<InterviewId>().unwrap(),
-            user,
-            overall,
-            technical_depth: overall,
-            communication: overall,
-            structure: overall,
-            impact: overall,
-            confidence: 50.0,
-            presence: 50.0,
-            strengths: "[]",
-            improvements: "[]",
-            summary: &report.summary,
-            document: &document,
-            roadmap: &roadmap,
-            resources: "[]",
-        })
-        .await
-        .unwrap();
-    id
-}
 
 /// The text labels of an SVG chart.
 fn labels(svg: &str) -> Vec<String> {
@@ -105,7 +23,7 @@ fn labels(svg: &str) -> Vec<String> {
 async fn a_reports_charts_are_svg_drawn_from_its_data(backend: Backend) {
     let app = spawn_app(backend).await;
     let (token, _) = app.signed_in_user("ada@example.com").await;
-    let id = interview_with_report(&app, &token, &report(64)).await;
+    let id = app.interview_with_report(&token, &report(64)).await;
     let chart = |name: &str| {
         let path = format!("/api/v1/interviews/{id}/report/charts/{name}");
         let (app, token) = (&app, &token);
@@ -133,14 +51,14 @@ async fn a_reports_charts_are_svg_drawn_from_its_data(backend: Backend) {
     let mut old = serde_json::to_value(report(50)).unwrap();
     old["delivery"].as_object_mut().unwrap().remove("timeline");
     let old: Report = serde_json::from_value(old).expect("older reports still read");
-    let old_id = interview_with_report(&app, &token, &old).await;
+    let old_id = app.interview_with_report(&token, &old).await;
     assert_eq!(app.get(&format!("/api/v1/interviews/{old_id}/report/charts/delivery"), Some(&token)).await.status, StatusCode::NOT_FOUND);
 }
 
 async fn the_learning_path_is_a_checklist_that_keeps_its_ticks(backend: Backend) {
     let app = spawn_app(backend).await;
     let (token, _) = app.signed_in_user("ada@example.com").await;
-    let id = interview_with_report(&app, &token, &report(40)).await;
+    let id = app.interview_with_report(&token, &report(40)).await;
     let base = format!("/api/v1/interviews/{id}/report");
     let done = |report: &Value| -> Vec<bool> { report["learning_path"].as_array().unwrap().iter().map(|s| s["done"] == true).collect() };
     assert_eq!(done(&app.get(&base, Some(&token)).await.body), [false, false]);
@@ -171,10 +89,10 @@ async fn progress_is_charted_from_the_second_report_on(backend: Backend) {
     let app = spawn_app(backend).await;
     let (token, _) = app.signed_in_user("ada@example.com").await;
     assert_eq!(app.get("/api/v1/me/progress/chart", Some(&token)).await.status, StatusCode::NOT_FOUND);
-    interview_with_report(&app, &token, &report(45)).await;
+    app.interview_with_report(&token, &report(45)).await;
     assert_eq!(app.get("/api/v1/me/progress/chart", Some(&token)).await.status, StatusCode::NOT_FOUND, "one interview is no trend");
-    interview_with_report(&app, &token, &report(61)).await;
-    interview_with_report(&app, &token, &report(70)).await;
+    app.interview_with_report(&token, &report(61)).await;
+    app.interview_with_report(&token, &report(70)).await;
     let chart = app.get("/api/v1/me/progress/chart", Some(&token)).await;
     assert_eq!(chart.status, StatusCode::OK, "{}", chart.text);
     assert_eq!(chart.text.matches("<circle").count(), 3, "a point per interview");
