@@ -36,6 +36,8 @@ pub struct Config {
     pub jwt_secret: Option<SecretString>,
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: u64,
+    /// How long a coach invitation link works.
+    pub invitation_ttl_secs: u64,
     /// Requests per client IP per window; 0 turns rate limiting off.
     pub rate_limit_requests: u32,
     pub rate_limit_window_secs: u64,
@@ -131,6 +133,7 @@ impl Default for Config {
             jwt_secret: None,
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 7 * 24 * 3600,
+            invitation_ttl_secs: 14 * 24 * 3600,
             rate_limit_requests: 100,
             rate_limit_window_secs: 60,
             trust_forwarded_for: false,

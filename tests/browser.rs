@@ -443,3 +443,50 @@ async fn the_start_page_shows_the_round_plan_and_the_progress_chart() {
     accessible(&mut devtools, 9_000, "start", &models).await;
     screenshots(&mut devtools, 10_000, "start").await;
 }
+
+/// A coach invited by email: the link opens the coach page, the newcomer signs up there as a coach and sees the
+/// shared interview; the live view says plainly that the interview has not started.
+#[tokio::test]
+async fn an_invited_coach_signs_up_from_the_link_and_sees_the_shared_interview() {
+    let app = helpers::spawn_app_with(helpers::Backend::Sqlite, |_| {}).await;
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let interview = app.create_interview(&token).await;
+    let invited = app.post(&format!("/api/v1/interviews/{interview}/invitations"), Some(&token), json!({"email": "grace@example.com"})).await;
+    let link = invited.body["link"].as_str().expect("an invitation link").to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let (wav, y4m) = media(dir.path(), None, 0);
+    let profile = dir.path().join("profile");
+    let _browser = chromium(&app.url(&link), &profile, &wav, &y4m, true);
+    let (mut devtools, _) = tokio_tungstenite::connect_async(devtools_page(&profile).await).await.unwrap();
+    let models = helpers::models_dir();
+    let text_of = |selector: &str| format!("Promise.resolve(JSON.stringify(document.querySelector('{selector}')?.innerText ?? ''))");
+    let wait_for_text = async |devtools: &mut DevTools, id: u64, selector: &str, wanted: &str| {
+        let mut seen = Value::Null;
+        for i in 0..100 {
+            seen = evaluate(devtools, id + i, &text_of(selector)).await;
+            if seen.as_str().is_some_and(|t| t.contains(wanted)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{selector} never showed {wanted:?}: {seen}");
+    };
+    wait_for_text(&mut devtools, 1_000, "#invitation-text", "Test User invited you (grace@example.com)").await;
+    accessible(&mut devtools, 2_000, "invitation", &models).await;
+    screenshots(&mut devtools, 3_000, "coach-invitation").await;
+    let sign_up = "(() => { document.getElementById('reg-name').value = 'Grace Coach'; \
+                   document.getElementById('reg-password').value = 'a long enough password'; \
+                   document.querySelector('#register button').click(); return Promise.resolve('true'); })()";
+    evaluate(&mut devtools, 4_000, sign_up).await;
+    wait_for_text(&mut devtools, 5_000, "main", "Test User · Backend engineer").await;
+    accessible(&mut devtools, 6_000, "coach", &models).await;
+    screenshots(&mut devtools, 7_000, "coach").await;
+
+    let observe = json!({"url": app.url(&format!("/observe.html?interview={interview}"))});
+    call(&mut devtools, 8_000, "Page.navigate", observe).await;
+    wait_for_text(&mut devtools, 9_000, "#watch", "Watch live").await;
+    evaluate(&mut devtools, 10_000, "Promise.resolve(JSON.stringify(document.getElementById('watch').click()))").await;
+    wait_for_text(&mut devtools, 11_000, "#error", "not live right now").await;
+    accessible(&mut devtools, 12_000, "observer", &models).await;
+    screenshots(&mut devtools, 13_000, "observe").await;
+}

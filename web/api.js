@@ -76,3 +76,15 @@ function el(tag, attrs = {}, ...children) {
   node.append(...children.filter((child) => child != null && child !== false));  // absent parts are left out
   return node;
 }
+
+// A coach invitation as the candidate sees it: shared at once (an existing coach), and the link to send, with a
+// ready email in their own mail program.
+function invitationNote(invitation) {
+  const link = `${location.origin}${invitation.link}`;
+  const mail = `mailto:${encodeURIComponent(invitation.email)}?subject=${encodeURIComponent("Watch my practice interview on Candor")}` +
+    `&body=${encodeURIComponent(`I'd like your feedback on my practice interview. Open this link to watch it live and read its report:\n\n${link}`)}`;
+  return el("div", { class: "invited" },
+    el("p", {}, invitation.shared ? `Shared with ${invitation.email}: they can watch from their Candor page now.` : `Invitation ready for ${invitation.email}.`),
+    el("p", {}, "Send them this link (it works for 14 days): ", el("code", {}, link)),
+    el("a", { href: mail }, "Email the invitation"));
+}

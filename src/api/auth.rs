@@ -7,7 +7,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::auth::{hash_password, hash_refresh_token, new_refresh_token, verify_password};
+use crate::auth::{hash_password, hash_secret, new_refresh_token, verify_password};
 use crate::domain::{Email, FieldErrors, Password, PersonName, Role, UserId};
 use crate::error::{ApiError, ErrorBody};
 use crate::store::{NewRefreshToken, NewUser, Outcome, RefreshOutcome, now_ms};
@@ -25,14 +25,21 @@ pub struct RegisterRequest {
     password: String,
     #[serde(default)]
     name: String,
+    /// A coach invitation's token (from its link): the account is made a coach account. The email must be the
+    /// invited one.
+    #[serde(default)]
+    invitation: Option<String>,
 }
 
-/// Create a candidate account.
+/// Create a candidate account, or a coach account from a coach invitation.
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
     responses(
         (status = 201, description = "Account created", body = UserView),
         (status = 400, description = "Invalid fields", body = ErrorBody),
+        (status = 403, description = "The invitation is for another email (`wrong_account`)", body = ErrorBody),
+        (status = 404, description = "No such invitation (`invitation_not_found`)", body = ErrorBody),
         (status = 409, description = "Email already registered", body = ErrorBody),
+        (status = 410, description = "The invitation expired (`invitation_expired`)", body = ErrorBody),
     ))]
 pub async fn register(
     State(state): State<AppState>,
@@ -47,13 +54,23 @@ pub async fn register(
     let (Some(email), Some(password), Some(name)) = (email, password, name) else {
         unreachable!("finish() returned Ok, so every field parsed")
     };
+    let role = match &body.invitation {
+        None => Role::Candidate,
+        Some(token) => {
+            let invitation = super::invitations::valid(&state, token).await?;
+            if !email.as_ref().eq_ignore_ascii_case(&invitation.email) {
+                return Err(ApiError::new(StatusCode::FORBIDDEN, "wrong_account", "this invitation is for another email"));
+            }
+            Role::Coach
+        }
+    };
     let password_hash = hash_password(password.expose().to_string()).await.map_err(|e| {
         tracing::error!(error = %e, "password hashing failed");
         ApiError::internal()
     })?;
     let user = state
         .store
-        .insert_user(NewUser { email: &email, password_hash: &password_hash, name: &name, role: Role::Candidate })
+        .insert_user(NewUser { email: &email, password_hash: &password_hash, name: &name, role })
         .await
         .map_err(|e| match e {
             crate::store::StoreError::Conflict(_) => {
@@ -123,7 +140,7 @@ pub async fn refresh(
     let (new_token, new_hash) = new_refresh_token();
     let expires_at = now_ms() + ttl_ms(state.tokens.refresh_ttl_secs);
     let outcome =
-        state.store.rotate_refresh_token(&hash_refresh_token(&body.refresh_token), &new_hash, expires_at).await?;
+        state.store.rotate_refresh_token(&hash_secret(&body.refresh_token), &new_hash, expires_at).await?;
     let ip_text = ip.to_text();
     let (reason, actor) = match outcome {
         RefreshOutcome::Rotated { user_id } => match state.store.user(user_id).await? {
@@ -164,7 +181,7 @@ pub async fn logout(
     ip: ClientIp,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> Result<StatusCode, ApiError> {
-    if let Some(user) = state.store.revoke_refresh_family(&hash_refresh_token(&body.refresh_token)).await? {
+    if let Some(user) = state.store.revoke_refresh_family(&hash_secret(&body.refresh_token)).await? {
         let user = user.to_string();
         state.store.audit(Some(&user), "auth.logout", Some(&user), Some(&ip.to_text()), Outcome::Success, None).await?;
     }

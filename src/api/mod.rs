@@ -6,6 +6,7 @@ mod auth;
 mod charts;
 mod extract;
 mod interviews;
+mod invitations;
 mod me;
 mod reports;
 mod rtc;
@@ -91,6 +92,10 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(reports::progress_chart))
         .routes(routes!(shares::create, shares::list))
         .routes(routes!(shares::delete))
+        .routes(routes!(invitations::create))
+        .routes(routes!(invitations::show))
+        .routes(routes!(invitations::accept))
+        .routes(routes!(invitations::shared))
         .routes(routes!(rtc::websocket))
         .routes(routes!(rtc::whip_offer, rtc::whip_delete))
         .routes(routes!(ops::rtc_config))

@@ -13,6 +13,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("room.html", "text/html; charset=utf-8", include_bytes!("../../web/room.html")),
     ("report.html", "text/html; charset=utf-8", include_bytes!("../../web/report.html")),
     ("observe.html", "text/html; charset=utf-8", include_bytes!("../../web/observe.html")),
+    ("coach.html", "text/html; charset=utf-8", include_bytes!("../../web/coach.html")),
     ("style.css", "text/css; charset=utf-8", include_bytes!("../../web/style.css")),
     ("api.js", "text/javascript; charset=utf-8", include_bytes!("../../web/api.js")),
     ("rtc.js", "text/javascript; charset=utf-8", include_bytes!("../../web/rtc.js")),

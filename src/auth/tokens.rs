@@ -82,11 +82,12 @@ impl Tokens {
 /// `(token, sha256 hex of token)`: the token goes to the client, the hash to the database.
 pub fn new_refresh_token() -> (String, String) {
     let token = format!("rt_{}", random_secret(32));
-    let hash = hash_refresh_token(&token);
+    let hash = hash_secret(&token);
     (token, hash)
 }
 
-pub fn hash_refresh_token(token: &str) -> String {
+/// The sha256 hex of a secret token (refresh tokens, coach invitations): what the database keeps of it.
+pub fn hash_secret(token: &str) -> String {
     Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -132,7 +133,7 @@ mod tests {
         let (a, hash_a) = new_refresh_token();
         let (b, _) = new_refresh_token();
         assert_ne!(a, b);
-        assert_eq!(hash_a, hash_refresh_token(&a));
+        assert_eq!(hash_a, hash_secret(&a));
         assert_eq!(hash_a.len(), 64);
     }
 

@@ -22,7 +22,7 @@ pub use interviews::{
     InterviewPage, InterviewRecord, NewInterview, NewRound, NewTurn, QuestionRecord, RoundRecord, TurnRecord,
 };
 pub use results::{NewQuestion, NewReport, NewScore, PastReport};
-pub use shares::ShareRecord;
+pub use shares::{InvitationRecord, ShareRecord, SharedInterview};
 pub use tokens::{NewRefreshToken, RefreshOutcome};
 pub use users::{NewUser, ProfileChange, UserRecord};
 

@@ -146,16 +146,17 @@ impl Store {
         Ok(())
     }
 
-    /// The report document of an interview of `owner` and its learning path's ticked steps (a JSON array), if
-    /// there is a report.
-    pub async fn report_of(&self, owner: UserId, interview: InterviewId) -> StoreResult<Option<(String, String)>> {
+    /// The report document of an interview of `reader` (or shared with them) and its learning path's ticked steps
+    /// (a JSON array), if there is a report.
+    pub async fn report_of(&self, reader: UserId, interview: InterviewId) -> StoreResult<Option<(String, String)>> {
         Ok(sqlx::query_as(
             "SELECT r.document, COALESCE(l.done, '[]') FROM reports r JOIN interviews i ON i.id = r.interview_id
              LEFT JOIN learning_paths l ON l.interview_id = r.interview_id
-             WHERE r.interview_id = $1 AND i.user_id = $2",
+             WHERE r.interview_id = $1 AND (i.user_id = $2 OR EXISTS (
+                 SELECT 1 FROM interview_shares s WHERE s.interview_id = i.id AND s.observer_user_id = $2))",
         )
         .bind(interview.to_string())
-        .bind(owner.to_string())
+        .bind(reader.to_string())
         .fetch_optional(&self.pool)
         .await?)
     }

@@ -198,6 +198,10 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
         "POST /api/v1/interviews/{id}/shares",
         "GET /api/v1/interviews/{id}/shares",
         "DELETE /api/v1/interviews/{id}/shares/{observer_id}",
+        "POST /api/v1/interviews/{id}/invitations",
+        "GET /api/v1/invitations/{token}",
+        "POST /api/v1/invitations/{token}/accept",
+        "GET /api/v1/shared",
         "GET /api/v1/interviews/{id}/rtc",
         "POST /api/v1/interviews/{id}/whip",
         "DELETE /api/v1/interviews/{id}/whip",
@@ -215,7 +219,7 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
     // Every documented operation is served (not the router's fallback).
     for operation in &operations {
         let (method, path) = operation.split_once(' ').unwrap();
-        let path = path.replace("{id}", &uuid::Uuid::new_v4().to_string()).replace("{observer_id}", "x").replace("{chart}", "scores").replace("{step}", "x");
+        let path = path.replace("{id}", &uuid::Uuid::new_v4().to_string()).replace("{observer_id}", "x").replace("{chart}", "scores").replace("{step}", "x").replace("{token}", "x");
         let body = (method != "GET").then(|| json!({}));
         let reply = app.request(method.parse().unwrap(), &path, None, body).await;
         assert!(!["route_not_found", "method_not_allowed"].contains(&reply.code()), "{operation} is not served");

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod accounts;
+mod coaches;
 mod http;
 mod interviews;
 mod reports;
