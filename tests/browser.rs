@@ -399,49 +399,87 @@ async fn a_whole_interview_in_chromium_from_a_spoken_answer_to_the_report_page()
     assert!((1..=12).contains(&count), "{count} printed pages");
 }
 
-/// The start page: signed out (the sign-in and sign-up forms), then signed in with two earlier reports: the
-/// round plan appears as a role is typed, and the history shows the progress chart.
+/// A newcomer as a person would: signs up on the start page, sees the round plan appear as they type a role, the
+/// history and its progress chart (two earlier reports are stored for them), creates the interview with a coach
+/// invitation, and checks camera, microphone and speakers in the room before joining.
 #[tokio::test]
-async fn the_start_page_shows_the_round_plan_and_the_progress_chart() {
+async fn sign_up_set_up_and_device_check_in_chromium() {
     let app = helpers::spawn_app_with(helpers::Backend::Sqlite, |_| {}).await;
-    let (token, _) = app.signed_in_user("ada@example.com").await;
-    for overall in [48, 63] {
-        app.interview_with_report(&token, &helpers::sample_report(overall)).await;
-    }
     let dir = tempfile::tempdir().unwrap();
     let (wav, y4m) = media(dir.path(), None, 0);
     let profile = dir.path().join("profile");
     let _browser = chromium(&app.url("/"), &profile, &wav, &y4m, true);
     let (mut devtools, _) = tokio_tungstenite::connect_async(devtools_page(&profile).await).await.unwrap();
     let models = helpers::models_dir();
-    let shown = |selector: &str| format!("Promise.resolve(JSON.stringify((document.querySelector('{selector}')?.getClientRects().length ?? 0) > 0))");
-    let wait_for = async |devtools: &mut DevTools, id: u64, selector: &str| {
-        for i in 0..100 {
-            if evaluate(devtools, id + i, &shown(selector)).await == json!(true) {
-                return;
+    let text_of = |selector: &str| format!("Promise.resolve(JSON.stringify(document.querySelector('{selector}')?.innerText ?? ''))");
+    let wait_for_text = async |devtools: &mut DevTools, id: u64, selector: &str, wanted: &str| -> String {
+        let mut seen = Value::Null;
+        for i in 0..150 {
+            seen = evaluate(devtools, id + i, &text_of(selector)).await;
+            if let Some(text) = seen.as_str().filter(|t| t.contains(wanted)) {
+                return text.to_string();
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("{selector} never showed");
+        panic!("{selector} never showed {wanted:?}: {seen}");
     };
-    wait_for(&mut devtools, 1_000, "#login").await;
+    let run_js = async |devtools: &mut DevTools, id: u64, statements: &str| {
+        evaluate(devtools, id, &format!("(() => {{ {statements}; return Promise.resolve('true'); }})()")).await;
+    };
+    wait_for_text(&mut devtools, 1_000, "#register", "Create an account").await;
     accessible(&mut devtools, 2_000, "sign-in", &models).await;
     screenshots(&mut devtools, 3_000, "start-signed-out").await;
 
-    // Another document than "/" (a fragment alone would not load the page again).
-    let navigate = json!({"url": app.url(&format!("/index.html#access_token={token}"))});
-    call(&mut devtools, 4_000, "Page.navigate", navigate).await;
-    wait_for(&mut devtools, 5_000, "#trend figure.chart svg").await;
-    let role = "(() => { const role = document.getElementById('role'); role.value = 'Data analyst'; \
-                role.dispatchEvent(new Event('input')); return Promise.resolve('true'); })()";
-    evaluate(&mut devtools, 6_000, role).await;
-    wait_for(&mut devtools, 7_000, "#plan ol.rounds li").await;
-    let plan = evaluate(&mut devtools, 8_000, "Promise.resolve(JSON.stringify(document.getElementById('plan').innerText))").await;
-    assert!(plan.as_str().is_some_and(|p| p.contains("5 questions") && p.contains("round") || p.contains("Behavioral")), "{plan}");
-    let history = evaluate(&mut devtools, 8_100, "Promise.resolve(JSON.stringify(document.getElementById('history').innerText))").await;
-    assert!(history.as_str().is_some_and(|h| h.contains("63 / 100") && h.contains("Report")), "the history lists the scores: {history}");
-    accessible(&mut devtools, 9_000, "start", &models).await;
-    screenshots(&mut devtools, 10_000, "start").await;
+    // Sign up.
+    run_js(&mut devtools, 4_000, "const v = (id, x) => document.getElementById(id).value = x; v('reg-name', 'Ada Lovelace'); \
+        v('reg-email', 'ada@example.com'); v('reg-password', 'a long enough password'); \
+        document.querySelector('#register button').click()").await;
+    wait_for_text(&mut devtools, 5_000, "#history", "No interviews yet").await;
+    let token = evaluate(&mut devtools, 6_000, "Promise.resolve(JSON.stringify(sessionStorage.getItem('candor.access')))").await;
+    let token = token.as_str().expect("signed in").to_string();
+    for overall in [48, 63] {
+        app.interview_with_report(&token, &helpers::sample_report(overall)).await;
+    }
+    call(&mut devtools, 7_000, "Page.reload", json!({})).await;
+    wait_for_text(&mut devtools, 8_000, "#history", "63 / 100").await;
+    let trend = "Promise.resolve(JSON.stringify(document.querySelectorAll('#trend figure.chart svg').length))";
+    for i in 0..100 {
+        if evaluate(&mut devtools, 9_000 + i, trend).await == json!(1) {
+            break;
+        }
+        assert!(i < 99, "the progress chart never showed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Set up: the plan follows the role; the interview is created with a coach invitation.
+    run_js(&mut devtools, 10_000, "const role = document.getElementById('role'); role.value = 'Data analyst'; role.dispatchEvent(new Event('input'))").await;
+    let plan = wait_for_text(&mut devtools, 11_000, "#plan", "over these rounds").await;
+    assert!(plan.contains("5 questions") && plan.contains("Behavioral"), "{plan}");
+    accessible(&mut devtools, 12_000, "start", &models).await;
+    screenshots(&mut devtools, 13_000, "start").await;
+    run_js(&mut devtools, 14_000, "document.getElementById('coach-email').value = 'grace@example.com'; \
+        document.querySelector('#new-interview button[type=submit]').click()").await;
+    wait_for_text(&mut devtools, 15_000, "#share-result", "Invitation ready for grace@example.com").await;
+
+    // The device check before joining: the camera and microphone open, the level moves, the test tone plays.
+    run_js(&mut devtools, 16_000, "document.getElementById('check').click()").await;
+    wait_for_text(&mut devtools, 17_000, "#check-result", "Camera and microphone are on").await;
+    let level = "Promise.resolve(JSON.stringify(document.getElementById('mic-level').value))";
+    let mut moved = false;
+    for i in 0..150 {
+        moved = evaluate(&mut devtools, 18_000 + i, level).await.as_f64() > Some(0.02);
+        if moved {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(moved, "the microphone level meter moves with the fake microphone's speech");
+    run_js(&mut devtools, 19_000, "document.getElementById('test-sound').click()").await;
+    wait_for_text(&mut devtools, 20_000, "#check-result", "Did you hear a tone?").await;
+    let status = evaluate(&mut devtools, 21_000, &text_of("#status")).await;
+    assert_eq!(status, json!("Not connected"), "nothing joins before Start");
+    accessible(&mut devtools, 22_000, "room before joining", &models).await;
+    screenshots(&mut devtools, 23_000, "room-device-check").await;
 }
 
 /// A coach invited by email: the link opens the coach page, the newcomer signs up there as a coach and sees the

@@ -16,6 +16,8 @@ pub enum ReportChart {
     Delivery,
     /// Face in view and eye contact over the session.
     Presence,
+    /// The candidate's scores across their interviews up to this one (drawn by `progress`).
+    Progress,
 }
 
 impl ReportChart {
@@ -24,16 +26,19 @@ impl ReportChart {
             "scores" => Some(Self::Scores),
             "delivery" => Some(Self::Delivery),
             "presence" => Some(Self::Presence),
+            "progress" => Some(Self::Progress),
             _ => None,
         }
     }
 
-    /// The chart as SVG, or `None` when the report has no data for it.
-    pub fn draw(self, report: &Report) -> Result<Option<String>, ChartError> {
+    /// The chart as SVG, or `None` when the report has no data for it. `history`: the candidate's reports up to
+    /// this one, oldest first (only `Progress` reads it).
+    pub fn draw(self, report: &Report, history: &[PastScores]) -> Result<Option<String>, ChartError> {
         match self {
             Self::Scores => scores(report),
             Self::Delivery => delivery(report),
             Self::Presence => presence(report),
+            Self::Progress => progress(history),
         }
     }
 }
@@ -331,7 +336,7 @@ mod tests {
 
     #[test]
     fn score_bars_are_as_long_as_the_scores_and_labelled() {
-        let svg = ReportChart::Scores.draw(&report()).unwrap().expect("a chart");
+        let svg = ReportChart::Scores.draw(&report(), &[]).unwrap().expect("a chart");
         assert!(svg.starts_with("<svg") && svg.contains("viewBox"), "{svg}");
         for name in ["Overall", "technical depth", "communication", "structure", "impact"] {
             assert!(texts(&svg).iter().any(|t| t == name), "{name} labelled");
@@ -343,20 +348,20 @@ mod tests {
         for (width, score) in widths.iter().zip([62.0, 72.0, 55.0, 80.0, 40.0]) {
             assert!((width / unit - score).abs() < 1.5, "{widths:?}");
         }
-        assert_eq!(ReportChart::Scores.draw(&Report { dimensions: Vec::new(), ..report() }).unwrap(), None);
+        assert_eq!(ReportChart::Scores.draw(&Report { dimensions: Vec::new(), ..report() }, &[]).unwrap(), None);
     }
 
     #[test]
     fn delivery_and_presence_are_drawn_only_from_their_timelines() {
         let mut r = report();
-        assert_eq!(ReportChart::Delivery.draw(&r).unwrap(), None);
-        assert_eq!(ReportChart::Presence.draw(&r).unwrap(), None);
+        assert_eq!(ReportChart::Delivery.draw(&r, &[]).unwrap(), None);
+        assert_eq!(ReportChart::Presence.draw(&r, &[]).unwrap(), None);
         r.delivery.timeline = vec![
             DeliveryPoint { t_ms: 20_000, wpm: Some(150.0), fillers_per_min: 2.0, long_pauses: 0 },
             DeliveryPoint { t_ms: 95_000, wpm: Some(190.0), fillers_per_min: 6.5, long_pauses: 2 },
             DeliveryPoint { t_ms: 160_000, wpm: None, fillers_per_min: 0.0, long_pauses: 0 },
         ];
-        let svg = ReportChart::Delivery.draw(&r).unwrap().expect("a chart");
+        let svg = ReportChart::Delivery.draw(&r, &[]).unwrap().expect("a chart");
         assert_eq!(svg.matches("<circle").count(), 2, "a point per answer with a pace");
         assert_eq!(svg.matches(r##"fill="#D97706""##).count(), 3, "a bar per answer");
         assert_eq!(svg.matches("<polygon").count(), 1, "a diamond per answer with long pauses");
@@ -370,7 +375,7 @@ mod tests {
                 PresencePoint { t_ms: 20_000, face_visible: 0.0, eye_contact: None },
             ],
         });
-        let svg = ReportChart::Presence.draw(&r).unwrap().expect("a chart");
+        let svg = ReportChart::Presence.draw(&r, &[]).unwrap().expect("a chart");
         let labels = texts(&svg);
         for text in ["eye contact", "face in view", "100%"] {
             assert!(labels.iter().any(|t| t == text), "{text} in {labels:?}");
@@ -390,10 +395,11 @@ mod tests {
     }
 
     #[test]
-    fn only_the_three_charts_are_known() {
+    fn only_the_four_charts_are_known() {
         assert_eq!(ReportChart::parse("scores"), Some(ReportChart::Scores));
         assert_eq!(ReportChart::parse("delivery"), Some(ReportChart::Delivery));
         assert_eq!(ReportChart::parse("presence"), Some(ReportChart::Presence));
+        assert_eq!(ReportChart::parse("progress"), Some(ReportChart::Progress));
         assert_eq!(ReportChart::parse("../etc"), None);
     }
 }

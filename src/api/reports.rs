@@ -5,13 +5,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use candor_interviewer::report::{self, Report};
+use candor_interviewer::report::{self, PastScores, Report};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::InterviewId;
 use crate::error::{ApiError, ErrorBody};
-use crate::store::Outcome;
+use crate::store::{Outcome, PastReport};
 
 use super::AppState;
 use super::charts::{self, ReportChart};
@@ -45,10 +45,11 @@ pub async fn report(State(state): State<AppState>, user: AuthUser, ApiPath(id): 
 }
 
 /// One chart of the report as SVG: `scores` (content scores per dimension), `delivery` (pace, fillers and long
-/// pauses answer by answer) or `presence` (face in view and eye contact over time). 404 when the report has no
-/// data for it (no spoken answers, no camera analysis).
+/// pauses answer by answer), `presence` (face in view and eye contact over time) or `progress` (the candidate's
+/// scores across their interviews up to this one). 404 when the report has no data for it (no spoken answers,
+/// no camera analysis, a first interview).
 #[utoipa::path(get, path = "/interviews/{id}/report/charts/{chart}", tag = "interviews", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Interview id"), ("chart" = String, Path, description = "scores, delivery or presence")),
+    params(("id" = String, Path, description = "Interview id"), ("chart" = String, Path, description = "scores, delivery, presence or progress")),
     responses(
         (status = 200, description = "The chart", content_type = "image/svg+xml", body = String),
         (status = 401, description = "Not signed in", body = ErrorBody),
@@ -58,7 +59,23 @@ pub async fn report_chart(State(state): State<AppState>, user: AuthUser, ApiPath
     let chart = ReportChart::parse(&chart).ok_or_else(|| ApiError::not_found("chart"))?;
     let (document, _) = stored_report(&state, &user, &id, "interview.report_chart").await?;
     let report: Report = parse(&document, &id)?;
-    svg(chart.draw(&report))
+    let history = if chart == ReportChart::Progress { history_until(&state, &id).await? } else { Vec::new() };
+    svg(chart.draw(&report, &history))
+}
+
+/// The scores of the interview's candidate across their reports up to this interview's, oldest first.
+async fn history_until(state: &AppState, id: &str) -> Result<Vec<PastScores>, ApiError> {
+    let interview = id.parse::<InterviewId>().map_err(|_| ApiError::not_found("report"))?;
+    let record = state.store.interview(interview).await?.ok_or_else(|| ApiError::not_found("report"))?;
+    Ok(scores_of(state.store.past_reports(record.user_id, None, PROGRESS_INTERVIEWS).await?.into_iter().skip_while(|(other, _, _)| other != id)))
+}
+
+/// Past scores from stored reports given newest first, oldest first.
+fn scores_of(reports: impl Iterator<Item = PastReport>) -> Vec<PastScores> {
+    let mut history: Vec<PastScores> =
+        reports.filter_map(|(id, ended_at, document)| Some(report::past_scores(&id, ended_at, &serde_json::from_str(&document).ok()?))).collect();
+    history.reverse();
+    history
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -107,14 +124,7 @@ pub async fn tick_step(
         (status = 404, description = "Fewer than two reports", body = ErrorBody),
     ))]
 pub async fn progress_chart(State(state): State<AppState>, user: AuthUser) -> Result<Response, ApiError> {
-    let mut history: Vec<_> = state
-        .store
-        .past_reports(user.id, None, PROGRESS_INTERVIEWS)
-        .await?
-        .into_iter()
-        .filter_map(|(id, ended_at, document)| Some(report::past_scores(&id, ended_at, &serde_json::from_str(&document).ok()?)))
-        .collect();
-    history.reverse();
+    let history = scores_of(state.store.past_reports(user.id, None, PROGRESS_INTERVIEWS).await?.into_iter());
     svg(charts::progress(&history))
 }
 

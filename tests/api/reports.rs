@@ -89,10 +89,17 @@ async fn progress_is_charted_from_the_second_report_on(backend: Backend) {
     let app = spawn_app(backend).await;
     let (token, _) = app.signed_in_user("ada@example.com").await;
     assert_eq!(app.get("/api/v1/me/progress/chart", Some(&token)).await.status, StatusCode::NOT_FOUND);
-    app.interview_with_report(&token, &report(45)).await;
+    let first = app.interview_with_report(&token, &report(45)).await;
     assert_eq!(app.get("/api/v1/me/progress/chart", Some(&token)).await.status, StatusCode::NOT_FOUND, "one interview is no trend");
-    app.interview_with_report(&token, &report(61)).await;
+    let second = app.interview_with_report(&token, &report(61)).await;
     app.interview_with_report(&token, &report(70)).await;
+    // A report's own progress chart stops at its interview.
+    let upto = |id: String| {
+        let (app, token) = (&app, &token);
+        async move { app.get(&format!("/api/v1/interviews/{id}/report/charts/progress"), Some(token)).await }
+    };
+    assert_eq!(upto(first).await.status, StatusCode::NOT_FOUND, "a first interview has no progress");
+    assert_eq!(upto(second).await.text.matches("<circle").count(), 2, "the first two interviews");
     let chart = app.get("/api/v1/me/progress/chart", Some(&token)).await;
     assert_eq!(chart.status, StatusCode::OK, "{}", chart.text);
     assert_eq!(chart.text.matches("<circle").count(), 3, "a point per interview");
