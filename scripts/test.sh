@@ -12,6 +12,14 @@ ensure_rust
 python3 models/fetch.py fetch
 python3 models/fetch.py fetch test-portrait test-speech whisper-tiny.en-q8_0 test-axe
 
+# A local SMTP server for the notification tests: aiosmtpd from PyPI, in its own virtual environment.
+smtp_env="${XDG_CACHE_HOME:-$HOME/.cache}/candor/aiosmtpd"
+if [ ! -x "$smtp_env/bin/aiosmtpd" ]; then
+    python3 -m venv "$smtp_env"
+    "$smtp_env/bin/pip" install -q --disable-pip-version-check aiosmtpd==1.4.6
+fi
+export CANDOR_TEST_AIOSMTPD="$smtp_env/bin/aiosmtpd"
+
 scratch=$(mktemp -d /tmp/candor-test.XXXXXX)
 chmod 755 "$scratch"
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,6 +72,14 @@ pub struct Config {
     pub llm_first_token_ms: u64,
     pub llm_timeout_ms: u64,
     pub llm_retry_secs: u64,
+    /// An SMTP server for notification emails (report ready, coach invitations), e.g.
+    /// `smtps://user:password@mail.example.org` or `smtp://127.0.0.1:2525`; unset: no email is sent.
+    #[serde(skip_serializing)]
+    pub smtp_url: Option<SecretString>,
+    /// The sender of notification emails.
+    pub smtp_from: String,
+    /// The address users reach the server at, for links in emails; default `http://` and `bind`.
+    pub public_url: Option<String>,
 }
 
 /// One STUN or TURN server, as browsers' `RTCIceServer`.
@@ -151,6 +159,9 @@ impl Default for Config {
             llm_first_token_ms: 4_000,
             llm_timeout_ms: 8_000,
             llm_retry_secs: 30,
+            smtp_url: None,
+            smtp_from: "Candor <candor@localhost>".into(),
+            public_url: None,
         }
     }
 }
@@ -212,6 +223,11 @@ impl Config {
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
             return Err(ConfigError::Rule("llm_url must start with http:// or https://".into()));
+        }
+        if let Some(url) = &self.smtp_url
+            && !(url.expose_secret().starts_with("smtp://") || url.expose_secret().starts_with("smtps://"))
+        {
+            return Err(ConfigError::Rule("smtp_url must start with smtp:// or smtps://".into()));
         }
         if let Some(url) = &self.database_url
             && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))

@@ -21,6 +21,7 @@ pub mod domain;
 pub mod error;
 pub mod live;
 pub mod metrics;
+pub mod notify;
 pub mod rate_limit;
 pub mod startup;
 pub mod store;

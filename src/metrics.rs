@@ -38,6 +38,8 @@ pub struct Metrics {
     pub voice_to_voice: Histogram,
     pub voice_stage: HistogramVec,
     pub brain_calls: IntCounterVec,
+    /// Notification emails by kind and outcome (sent, failed, invalid).
+    pub emails: IntCounterVec,
     pub brain_up: IntGauge,
     pub storage_dropped: IntCounter,
     pub stt_redecodes: IntCounter,
@@ -175,6 +177,11 @@ impl Metrics {
             &["brain", "outcome"],
         )
         .expect("valid metric");
+        let emails = IntCounterVec::new(
+            Opts::new("emails_total", "Notification emails by kind (report_ready, coach_invited) and outcome (sent, failed, invalid)"),
+            &["kind", "outcome"],
+        )
+        .expect("valid metric");
         let brain_up = IntGauge::new("brain_up", "1 while the LLM endpoint answers (or none is configured), 0 while it is down")
             .expect("valid metric");
         brain_up.set(1);
@@ -234,6 +241,7 @@ impl Metrics {
             Box::new(voice_to_voice.clone()),
             Box::new(voice_stage.clone()),
             Box::new(brain_calls.clone()),
+            Box::new(emails.clone()),
             Box::new(brain_up.clone()),
             Box::new(storage_dropped.clone()),
             Box::new(stt_redecodes.clone()),
@@ -277,6 +285,7 @@ impl Metrics {
             voice_to_voice,
             voice_stage,
             brain_calls,
+            emails,
             brain_up,
             storage_dropped,
             stt_redecodes,

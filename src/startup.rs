@@ -29,6 +29,8 @@ pub enum StartupError {
     Secret { path: String, source: std::io::Error },
     #[error("cannot connect to Redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error(transparent)]
+    Notify(#[from] crate::notify::NotifyError),
 }
 
 pub struct Application {
@@ -67,8 +69,11 @@ impl Application {
         let engines = tokio::task::spawn_blocking(move || Engines::load(&engines_config))
             .await
             .unwrap_or_else(|_| Engines::disabled("loading the models panicked"));
+        let bound = listener.local_addr().map_err(|source| StartupError::Bind { addr: config.bind, source })?;
+        let mailer = crate::notify::Mailer::from_config(&config, bound, metrics.clone())?;
         let state = AppState {
-            live: crate::live::Live::new(config.clone(), store.clone(), metrics.clone(), Arc::new(engines)),
+            live: crate::live::Live::new(config.clone(), store.clone(), metrics.clone(), Arc::new(engines), mailer.clone()),
+            mailer,
             config,
             store,
             tokens: Arc::new(tokens),

@@ -85,6 +85,7 @@ function invitationNote(invitation) {
     `&body=${encodeURIComponent(`I'd like your feedback on my practice interview. Open this link to watch it live and read its report:\n\n${link}`)}`;
   return el("div", { class: "invited" },
     el("p", {}, invitation.shared ? `Shared with ${invitation.email}: they can watch from their Candor page now.` : `Invitation ready for ${invitation.email}.`),
-    el("p", {}, "Send them this link (it works for 14 days): ", el("code", {}, link)),
-    el("a", { href: mail }, "Email the invitation"));
+    invitation.emailed ? el("p", {}, "We emailed them the link. It works for 14 days: ", el("code", {}, link))
+      : el("p", {}, "Send them this link (it works for 14 days): ", el("code", {}, link)),
+    invitation.emailed ? null : el("a", { href: mail }, "Email the invitation"));
 }

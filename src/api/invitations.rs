@@ -33,6 +33,8 @@ pub struct InvitationCreated {
     expires_at: String,
     /// True when the email already belongs to a coach or admin account: the interview is shared with it now.
     shared: bool,
+    /// True when the server emails the link (SMTP is configured); otherwise the candidate sends it.
+    emailed: bool,
 }
 
 /// Invite a coach by email to watch this interview (live, and its report). Returns the link to send.
@@ -49,13 +51,14 @@ pub async fn create(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<InvitationRequest>,
 ) -> Result<(StatusCode, Json<InvitationCreated>), ApiError> {
-    let interview = match id.parse::<InterviewId>() {
-        Ok(parsed) => state.store.interview_of(user.id, parsed).await?.map(|i| i.id),
+    let record = match id.parse::<InterviewId>() {
+        Ok(parsed) => state.store.interview_of(user.id, parsed).await?,
         Err(_) => None,
     };
-    let outcome = if interview.is_some() { Outcome::Success } else { Outcome::Denied };
+    let outcome = if record.is_some() { Outcome::Success } else { Outcome::Denied };
     state.store.audit(Some(&user.id.to_string()), "interview.invite", Some(&id), Some(&user.ip.to_text()), outcome, None).await?;
-    let interview = interview.ok_or_else(|| ApiError::not_found("interview"))?;
+    let record = record.ok_or_else(|| ApiError::not_found("interview"))?;
+    let interview = record.id;
     let email = Email::parse(&body.email).map_err(|e| ApiError::validation(vec![e]))?;
 
     let token = format!("ci_{}", random_secret(24));
@@ -67,12 +70,15 @@ pub async fn create(
     if let Some(coach) = &coach {
         state.store.insert_share(interview, coach.id).await?;
     }
-    let created = InvitationCreated {
-        email: email.as_ref().to_string(),
-        link: format!("/coach.html?invitation={token}"),
-        expires_at: rfc3339(expires_at),
-        shared: coach.is_some(),
+    let link = format!("/coach.html?invitation={token}");
+    let emailed = match (&state.mailer, state.store.user(user.id).await?) {
+        (Some(mailer), Some(candidate)) => {
+            mailer.coach_invited(email.as_ref(), &candidate.name, &record.role, &link);
+            true
+        }
+        _ => false,
     };
+    let created = InvitationCreated { email: email.as_ref().to_string(), link, expires_at: rfc3339(expires_at), shared: coach.is_some(), emailed };
     Ok((StatusCode::CREATED, Json(created)))
 }
 

@@ -46,6 +46,8 @@ pub struct AppState {
     /// Present when `redis_url` is set; `/readyz` checks it.
     pub redis: Option<redis::aio::ConnectionManager>,
     pub live: Arc<crate::live::Live>,
+    /// Notification emails (coach invitations), when SMTP is configured.
+    pub mailer: Option<Arc<crate::notify::Mailer>>,
 }
 
 #[derive(OpenApi)]

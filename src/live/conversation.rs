@@ -369,6 +369,11 @@ async fn finish(session: &Session, reason: EndReason, record: Record) {
     if stored {
         let interview_id = ctx.interview.to_string();
         let url = format!("/api/v1/interviews/{interview_id}/report");
+        if let Some(mailer) = &ctx.mailer
+            && let Ok(Some(user)) = ctx.store.user(session.user).await
+        {
+            mailer.report_ready(&user.email, &interview_id);
+        }
         ctx.events.send(EventBody::ReportReady { interview_id, url }).await;
     }
 }

@@ -58,6 +58,8 @@ pub struct Live {
     pub engines: Arc<Engines>,
     /// The LLM brain the interviewer asks, when one is configured.
     pub brain: Option<Arc<dyn crate::brain::Brain>>,
+    /// Notification emails (the report is ready), when SMTP is configured.
+    pub mailer: Option<Arc<crate::notify::Mailer>>,
     registry: Mutex<Registry>,
 }
 
@@ -85,7 +87,13 @@ impl Drop for Claim {
 }
 
 impl Live {
-    pub fn new(config: Arc<Config>, store: Store, metrics: Arc<Metrics>, engines: Arc<Engines>) -> Arc<Self> {
+    pub fn new(
+        config: Arc<Config>,
+        store: Store,
+        metrics: Arc<Metrics>,
+        engines: Arc<Engines>,
+        mailer: Option<Arc<crate::notify::Mailer>>,
+    ) -> Arc<Self> {
         let brain = config.llm_url.as_deref().map(|url| {
             let brain = crate::brain::OpenAiBrain::new(
                 url,
@@ -104,6 +112,7 @@ impl Live {
             config,
             engines,
             brain,
+            mailer,
             registry: Mutex::default(),
         })
     }

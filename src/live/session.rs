@@ -88,6 +88,8 @@ pub struct SessionContext {
     pub conversation: Conversation,
     /// The LLM brain, when one is configured.
     pub brain: Option<Arc<dyn Brain>>,
+    /// Notification emails, when SMTP is configured.
+    pub mailer: Option<Arc<crate::notify::Mailer>>,
     pub config: Arc<crate::config::Config>,
 }
 
@@ -152,6 +154,7 @@ impl Session {
             recorder: Recorder::spawn(live.store.clone(), claim.interview, live.metrics.clone()),
             conversation,
             brain: live.brain.clone(),
+            mailer: live.mailer.clone(),
             config: live.config.clone(),
         };
         let negotiated = async {

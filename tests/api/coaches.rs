@@ -5,13 +5,14 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{Backend, PASSWORD, TestApp, sample_report, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, PASSWORD, SmtpSink, TestApp, sample_report, spawn_app, spawn_app_with};
 use crate::on_both_databases;
 
 on_both_databases!(
     a_newcomer_signs_up_as_a_coach_from_the_invitation_and_sees_the_interview,
     an_existing_account_accepts_with_the_invited_email_only,
     invitation_links_that_are_unknown_expired_or_foreign_are_refused,
+    with_smtp_the_server_emails_the_invitation,
 );
 
 /// A candidate with an interview; (token, interview id).
@@ -119,4 +120,38 @@ async fn invitation_links_that_are_unknown_expired_or_foreign_are_refused(backen
     assert_eq!(foreign.status, StatusCode::NOT_FOUND, "only the candidate invites");
     let bad = app.post(&format!("/api/v1/interviews/{interview}/invitations"), Some(&candidate_token), json!({"email": "not an email"})).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+async fn with_smtp_the_server_emails_the_invitation(backend: Backend) {
+    let Some(smtp) = SmtpSink::start().await else { return };
+    let url = smtp.url();
+    let app = spawn_app_with(backend, move |c| c.smtp_url = Some(url.into())).await;
+    let (token, interview) = candidate(&app).await;
+    let invited = app.post(&format!("/api/v1/interviews/{interview}/invitations"), Some(&token), json!({"email": "grace@example.com"})).await;
+    assert_eq!(invited.body["emailed"], true, "{}", invited.text);
+    let link = invited.body["link"].as_str().unwrap();
+    let message = smtp.message_to("grace@example.com").await;
+    assert!(message.contains("Test User invited you"), "{message}");
+    assert!(message.contains(&format!("{}{link}", app.url(""))), "the whole link, on this server: {message}");
+    let metrics = app.get("/metrics", None).await.text;
+    assert!(metrics.contains(r#"candor_emails_total{kind="coach_invited",outcome="sent"} 1"#), "{metrics}");
+
+    // A dead mail server loses nothing: the invitation and its link stand, the failure is counted.
+    drop(smtp);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app = spawn_app_with(backend, move |c| c.smtp_url = Some(format!("smtp://127.0.0.1:{dead}").into())).await;
+    let (token, interview) = candidate(&app).await;
+    let invited = app.post(&format!("/api/v1/interviews/{interview}/invitations"), Some(&token), json!({"email": "grace@example.com"})).await;
+    assert_eq!(invited.status, StatusCode::CREATED, "{}", invited.text);
+    let link = invited.body["link"].as_str().unwrap().to_string();
+    assert_eq!(app.get(&format!("/api/v1/invitations/{}", token_of(&link)), None).await.status, StatusCode::OK);
+    let mut counted = false;
+    for _ in 0..200 {
+        counted = app.get("/metrics", None).await.text.contains(r#"candor_emails_total{kind="coach_invited",outcome="failed"} 1"#);
+        if counted {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(counted, "the failed email is counted");
 }

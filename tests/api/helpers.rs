@@ -310,3 +310,89 @@ impl TestApp {
         id
     }
 }
+
+/// A local SMTP server (aiosmtpd, installed by the test command) that keeps every message in a maildir; `None`
+/// (the test skips) when it is not installed, unless the test command requires services.
+pub struct SmtpSink {
+    child: std::process::Child,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl SmtpSink {
+    pub async fn start() -> Option<Self> {
+        let Some(program) = std::env::var_os("CANDOR_TEST_AIOSMTPD") else {
+            assert!(std::env::var("CANDOR_TEST_REQUIRE_SERVICES").is_err(), "CANDOR_TEST_AIOSMTPD is missing");
+            eprintln!("skipped: no local SMTP server (aiosmtpd)");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(program)
+            .args(["-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(dir.path().join("maildir"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("aiosmtpd starts");
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return Some(Self { child, port, dir });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("aiosmtpd never listened on {port}");
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// The messages received so far, as text (quoted-printable bodies decoded).
+    pub fn messages(&self) -> Vec<String> {
+        let new = self.dir.path().join("maildir/new");
+        std::fs::read_dir(new)
+            .map(|d| d.flatten().filter_map(|f| std::fs::read_to_string(f.path()).ok()).map(|m| quoted_printable(&m)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Waits (generously) for a message to `to`; its text.
+    pub async fn message_to(&self, to: &str) -> String {
+        for _ in 0..300 {
+            if let Some(message) = self.messages().into_iter().find(|m| m.lines().any(|l| l.starts_with("To:") && l.contains(to))) {
+                return message;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("no message to {to}: {:?}", self.messages());
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Quoted-printable decoding (RFC 2045): soft line breaks joined, `=XX` bytes restored.
+fn quoted_printable(text: &str) -> String {
+    let text = text.replace("\r\n", "\n").replace("=\n", "");
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'=', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

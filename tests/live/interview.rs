@@ -16,7 +16,7 @@ use candor_loadtest::{Client, Role};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, spawn_app_with};
+use crate::helpers::{Backend, SmtpSink, TestApp, spawn_app_with};
 use crate::{PATIENCE, events_of, options};
 
 /// An answer that addresses `question` in its own words, as a complete story with a measured result.
@@ -70,7 +70,10 @@ async fn answer_everything(app: &TestApp, token: &str, interview: &str) -> (Clie
 }
 
 async fn typed_interview_to_report(backend: Backend) {
-    let app = spawn_app_with(backend, |_| {}).await;
+    // With SMTP, the candidate is told by email that the report is ready.
+    let smtp = SmtpSink::start().await;
+    let url = smtp.as_ref().map(SmtpSink::url);
+    let app = spawn_app_with(backend, move |c| c.smtp_url = url.map(Into::into)).await;
     let (token, _) = app.signed_in_user("ada@example.com").await;
     let created = app
         .post(
@@ -116,6 +119,11 @@ async fn typed_interview_to_report(backend: Backend) {
     assert!(report["coverage"]["competencies"].as_array().is_some_and(|c| !c.is_empty()));
     assert!(report["summary"].as_str().is_some_and(|s| s.contains("3 answered questions")), "{}", report["summary"]);
     report_charts(&app, &token, &interview).await;
+    if let Some(smtp) = &smtp {
+        let message = smtp.message_to("ada@example.com").await;
+        assert!(message.contains(&format!("/report.html?interview={interview}")), "a link to the report: {message}");
+        assert!(!message.contains("Test User") && !message.contains("At my last job"), "nothing personal beyond the link: {message}");
+    }
 
     let detail = app.get(&format!("/api/v1/interviews/{interview}"), Some(&token)).await.body;
     assert_eq!(detail["status"], "completed");
