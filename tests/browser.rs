@@ -401,7 +401,8 @@ async fn a_whole_interview_in_chromium_from_a_spoken_answer_to_the_report_page()
 
 /// A newcomer as a person would: signs up on the start page, sees the round plan appear as they type a role, the
 /// history and its progress chart (two earlier reports are stored for them), creates the interview with a coach
-/// invitation, and checks camera, microphone and speakers in the room before joining.
+/// invitation, checks camera, microphone and speakers in the room before joining; then downloads their data and
+/// deletes the account.
 #[tokio::test]
 async fn sign_up_set_up_and_device_check_in_chromium() {
     let app = helpers::spawn_app_with(helpers::Backend::Sqlite, |_| {}).await;
@@ -480,6 +481,23 @@ async fn sign_up_set_up_and_device_check_in_chromium() {
     assert_eq!(status, json!("Not connected"), "nothing joins before Start");
     accessible(&mut devtools, 22_000, "room before joining", &models).await;
     screenshots(&mut devtools, 23_000, "room-device-check").await;
+
+    // The candidate's data: downloaded, then the account deleted from the start page.
+    call(&mut devtools, 24_000, "Page.navigate", json!({"url": app.url("/index.html")})).await;
+    wait_for_text(&mut devtools, 25_000, "#account-section", "Download my data").await;
+    run_js(&mut devtools, 26_000, "document.getElementById('export').click()").await;
+    let link = "Promise.resolve(JSON.stringify(document.getElementById('export-link').hidden))";
+    for i in 0..100 {
+        if evaluate(&mut devtools, 27_000 + i, link).await == json!(false) {
+            break;
+        }
+        assert!(i < 99, "the export was never offered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    run_js(&mut devtools, 28_000, "document.getElementById('erase-password').value = 'a long enough password'; \
+        document.querySelector('#erase button').click()").await;
+    wait_for_text(&mut devtools, 29_000, "#auth-title", "were deleted").await;
+    assert_eq!(app.login("ada@example.com").await.status, reqwest::StatusCode::UNAUTHORIZED, "the account is gone");
 }
 
 /// A coach invited by email: the link opens the coach page, the newcomer signs up there as a coach and sees the

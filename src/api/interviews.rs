@@ -265,7 +265,7 @@ pub async fn suggestions(
     Ok(Json(RoundSuggestions { role_family: role_family(role.as_ref()), rounds }))
 }
 
-async fn detail(state: &AppState, interview: crate::store::InterviewRecord) -> Result<InterviewDetail, ApiError> {
+pub async fn detail(state: &AppState, interview: crate::store::InterviewRecord) -> Result<InterviewDetail, ApiError> {
     let rounds = state.store.rounds(interview.id).await?;
     let questions = state.store.questions(interview.id).await?;
     let turns = state.store.turns(interview.id).await?;

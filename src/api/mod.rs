@@ -2,6 +2,7 @@
 //! state, the extractors that parse and authenticate requests, and the OpenAPI document, which is generated
 //! from the same route declarations that build the router, so the two cannot drift apart.
 
+mod account;
 mod auth;
 mod charts;
 mod extract;
@@ -83,7 +84,10 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
-        .routes(routes!(me::get_profile, me::update_profile))
+        .routes(routes!(me::get_profile, me::update_profile, account::erase_me))
+        .routes(routes!(account::export_me))
+        .routes(routes!(account::export_user))
+        .routes(routes!(account::erase_user))
         .routes(routes!(interviews::create, interviews::list))
         .routes(routes!(interviews::suggestions))
         .routes(routes!(interviews::get_one))

@@ -1,6 +1,8 @@
 //! The audit log: an append-only record of logins, token refreshes, failed authentication and every access to
 //! interview data.
 
+use crate::domain::UserId;
+
 use super::{Store, StoreResult, now_ms};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +69,19 @@ impl Store {
              WHERE action = $1 ORDER BY id",
         )
         .bind(action)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+impl Store {
+    /// What the audit log holds about a user's own actions, oldest first.
+    pub async fn audit_of(&self, actor: UserId) -> StoreResult<Vec<AuditEntry>> {
+        Ok(sqlx::query_as(
+            "SELECT at, actor_user_id, action, target, ip, outcome, detail FROM audit_log
+             WHERE actor_user_id = $1 ORDER BY id",
+        )
+        .bind(actor.to_string())
         .fetch_all(&self.pool)
         .await?)
     }

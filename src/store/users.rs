@@ -157,3 +157,28 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Erases a user and everything of theirs: the account and its tokens, their interviews with all they
+    /// recorded (rounds, questions, turns, samples, scores, reports, learning paths, recordings' rows, shares,
+    /// invitations), the shares and invitations made to them. Audit rows stay, without the personal data in them
+    /// (the IP address and free-text detail); the ids they keep point at nothing. Returns false for no such user.
+    pub async fn erase_user(&self, id: UserId) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let id = id.to_string();
+        sqlx::query(
+            "UPDATE audit_log SET ip = NULL, detail = NULL
+             WHERE actor_user_id = $1 OR target = $1 OR target IN (SELECT id FROM interviews WHERE user_id = $1)",
+        )
+        .bind(&id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM coach_invitations WHERE email = (SELECT email FROM users WHERE id = $1)")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+        let removed = sqlx::query("DELETE FROM users WHERE id = $1").bind(&id).execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(removed > 0)
+    }
+}

@@ -4,6 +4,7 @@ mod helpers;
 
 mod accounts;
 mod coaches;
+mod data;
 mod http;
 mod interviews;
 mod reports;

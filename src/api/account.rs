@@ -1,0 +1,163 @@
+//! The candidate's data as theirs: everything about them as one download (`GET /me/export`), and erasure of the
+//! account with everything in it (`DELETE /me`, confirmed with the password). An admin can do both for any user.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::auth::verify_password;
+use crate::domain::{Role, UserId};
+use crate::error::{ApiError, ErrorBody};
+use crate::store::Outcome;
+
+use super::AppState;
+use super::extract::{ApiJson, ApiPath, AuthUser};
+use super::interviews::detail;
+use super::views::{UserView, rfc3339};
+
+/// Interviews read per page while exporting.
+const PAGE: u32 = 100;
+
+/// Download everything about the signed-in user as one JSON document: the profile, every interview with its
+/// rounds, questions, turns and report (with the learning path's ticks), and the audit log of their own actions.
+#[utoipa::path(get, path = "/me/export", tag = "profile", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The export (a JSON document, served as an attachment)", body = Object),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+    ))]
+pub async fn export_me(State(state): State<AppState>, user: AuthUser) -> Result<Response, ApiError> {
+    audited(&state, &user, "account.export", user.id, true).await?;
+    export(&state, user.id).await
+}
+
+/// An admin exports any user's data.
+#[utoipa::path(get, path = "/admin/users/{id}/export", tag = "profile", security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")),
+    responses(
+        (status = 200, description = "The export", body = Object),
+        (status = 403, description = "Not an admin (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+    ))]
+pub async fn export_user(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
+    let target = admin_target(&state, &user, &id, "admin.user.export").await?;
+    export(&state, target).await
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct Erasure {
+    /// The account's password, to confirm.
+    password: String,
+}
+
+/// Delete the signed-in user's account and everything in it: interviews with all they recorded, reports,
+/// learning paths, shares, invitations and tokens. A live session ends first. Audit rows stay without the
+/// personal data in them.
+#[utoipa::path(delete, path = "/me", tag = "profile", security(("bearer" = [])), request_body = Erasure,
+    responses(
+        (status = 204, description = "Erased"),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Wrong password (`invalid_password`)", body = ErrorBody),
+    ))]
+pub async fn erase_me(State(state): State<AppState>, user: AuthUser, ApiJson(body): ApiJson<Erasure>) -> Result<StatusCode, ApiError> {
+    let account = state.store.user(user.id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    let confirmed = verify_password(body.password, Some(account.password_hash)).await;
+    audited(&state, &user, "account.erase", user.id, confirmed).await?;
+    if !confirmed {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "invalid_password", "the password does not match; nothing was deleted"));
+    }
+    erase(&state, user.id).await
+}
+
+/// An admin erases any user.
+#[utoipa::path(delete, path = "/admin/users/{id}", tag = "profile", security(("bearer" = [])),
+    params(("id" = String, Path, description = "User id")),
+    responses(
+        (status = 204, description = "Erased"),
+        (status = 403, description = "Not an admin (`forbidden`)", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+    ))]
+pub async fn erase_user(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
+    let target = admin_target(&state, &user, &id, "admin.user.erase").await?;
+    erase(&state, target).await
+}
+
+async fn audited(state: &AppState, user: &AuthUser, action: &str, target: UserId, allowed: bool) -> Result<(), ApiError> {
+    let outcome = if allowed { Outcome::Success } else { Outcome::Denied };
+    let (caller, target) = (user.id.to_string(), target.to_string());
+    state.store.audit(Some(&caller), action, Some(&target), Some(&user.ip.to_text()), outcome, None).await?;
+    Ok(())
+}
+
+/// The user an admin route names: 403 for a non-admin, 404 for no such user; audited either way.
+async fn admin_target(state: &AppState, user: &AuthUser, id: &str, action: &str) -> Result<UserId, ApiError> {
+    let admin = user.role == Role::Admin;
+    let caller = user.id.to_string();
+    let outcome = if admin { Outcome::Success } else { Outcome::Denied };
+    state.store.audit(Some(&caller), action, Some(id), Some(&user.ip.to_text()), outcome, None).await?;
+    if !admin {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "only an admin may do this"));
+    }
+    let target: UserId = id.parse().map_err(|_| ApiError::not_found("user"))?;
+    state.store.user(target).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(target)
+}
+
+async fn export(state: &AppState, id: UserId) -> Result<Response, ApiError> {
+    let user = state.store.user(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    let mut interviews = Vec::new();
+    loop {
+        let page = state.store.list_interviews(id, PAGE, interviews.len() as u64).await?;
+        let done = page.items.len() < PAGE as usize;
+        for record in page.items {
+            let report = state.store.report_of(id, record.id).await?;
+            let mut entry = serde_json::to_value(detail(state, record).await?).unwrap_or(Value::Null);
+            entry["report"] = report.as_ref().and_then(|(document, _)| serde_json::from_str(document).ok()).unwrap_or(Value::Null);
+            entry["learning_path_done"] = report.and_then(|(_, ticked)| serde_json::from_str(&ticked).ok()).unwrap_or(json!([]));
+            interviews.push(entry);
+        }
+        if done {
+            break;
+        }
+    }
+    let audit: Vec<Value> = state
+        .store
+        .audit_of(id)
+        .await?
+        .into_iter()
+        .map(|a| json!({"at": rfc3339(a.at), "action": a.action, "target": a.target, "ip": a.ip, "outcome": a.outcome}))
+        .collect();
+    let document = json!({
+        "format": "candor-export/1",
+        "exported_at": rfc3339(crate::store::now_ms()),
+        "user": UserView::from(user),
+        "interviews": interviews,
+        "audit": audit,
+    });
+    let file = format!("attachment; filename=\"candor-export-{id}.json\"");
+    Ok(([(header::CONTENT_DISPOSITION, file)], Json(document)).into_response())
+}
+
+async fn erase(state: &AppState, id: UserId) -> Result<StatusCode, ApiError> {
+    let mut offset = 0;
+    loop {
+        let page = state.store.list_interviews(id, PAGE, offset).await?;
+        for record in &page.items {
+            if let Some(session) = state.live.session(record.id) {
+                session.end("account_erased").await;
+            }
+        }
+        offset += page.items.len() as u64;
+        if page.items.len() < PAGE as usize {
+            break;
+        }
+    }
+    if !state.store.erase_user(id).await? {
+        return Err(ApiError::not_found("user"));
+    }
+    tracing::info!(user = %id, "account erased");
+    Ok(StatusCode::NO_CONTENT)
+}
