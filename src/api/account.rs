@@ -10,11 +10,12 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use crate::auth::verify_password;
-use crate::domain::{Role, UserId};
+use crate::domain::UserId;
 use crate::error::{ApiError, ErrorBody};
 use crate::store::Outcome;
 
 use super::AppState;
+use super::admin::require_admin;
 use super::extract::{ApiJson, ApiPath, AuthUser};
 use super::interviews::detail;
 use super::views::{UserView, rfc3339};
@@ -94,13 +95,7 @@ async fn audited(state: &AppState, user: &AuthUser, action: &str, target: UserId
 
 /// The user an admin route names: 403 for a non-admin, 404 for no such user; audited either way.
 async fn admin_target(state: &AppState, user: &AuthUser, id: &str, action: &str) -> Result<UserId, ApiError> {
-    let admin = user.role == Role::Admin;
-    let caller = user.id.to_string();
-    let outcome = if admin { Outcome::Success } else { Outcome::Denied };
-    state.store.audit(Some(&caller), action, Some(id), Some(&user.ip.to_text()), outcome, None).await?;
-    if !admin {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "only an admin may do this"));
-    }
+    require_admin(state, user, action, Some(id)).await?;
     let target: UserId = id.parse().map_err(|_| ApiError::not_found("user"))?;
     state.store.user(target).await?.ok_or_else(|| ApiError::not_found("user"))?;
     Ok(target)

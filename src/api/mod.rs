@@ -3,6 +3,7 @@
 //! from the same route declarations that build the router, so the two cannot drift apart.
 
 mod account;
+mod admin;
 mod auth;
 mod charts;
 mod extract;
@@ -87,7 +88,9 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(me::get_profile, me::update_profile, account::erase_me))
         .routes(routes!(account::export_me))
         .routes(routes!(account::export_user))
-        .routes(routes!(account::erase_user))
+        .routes(routes!(account::erase_user, admin::update_user))
+        .routes(routes!(admin::users))
+        .routes(routes!(admin::audit))
         .routes(routes!(interviews::create, interviews::list))
         .routes(routes!(interviews::suggestions))
         .routes(routes!(interviews::get_one))

@@ -86,3 +86,18 @@ impl Store {
         .await?)
     }
 }
+
+impl Store {
+    /// The audit log, newest first, one page at a time, optionally one action only.
+    pub async fn audit_page(&self, limit: u32, offset: u64, action: Option<&str>) -> StoreResult<Vec<AuditEntry>> {
+        Ok(sqlx::query_as(
+            "SELECT at, actor_user_id, action, target, ip, outcome, detail FROM audit_log
+             WHERE $1 IS NULL OR action = $1 ORDER BY id DESC LIMIT $2 OFFSET $3",
+        )
+        .bind(action)
+        .bind(i64::from(limit))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

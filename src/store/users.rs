@@ -182,3 +182,16 @@ impl Store {
         Ok(removed > 0)
     }
 }
+
+impl Store {
+    /// Every user, oldest account first, one page at a time; and how many there are.
+    pub async fn list_users(&self, limit: u32, offset: u64) -> StoreResult<(Vec<UserRecord>, i64)> {
+        let rows: Vec<UserRow> = sqlx::query_as(select_user!("ORDER BY created_at, id LIMIT $1 OFFSET $2"))
+            .bind(i64::from(limit))
+            .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        let (total,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await?;
+        Ok((rows.into_iter().map(UserRecord::try_from).collect::<StoreResult<_>>()?, total))
+    }
+}

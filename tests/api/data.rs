@@ -8,7 +8,12 @@ use sqlx::Row;
 use crate::helpers::{Backend, PASSWORD, TestApp, sample_report, spawn_app};
 use crate::on_both_databases;
 
-on_both_databases!(the_export_holds_everything_and_erasure_leaves_nothing, admins_export_and_erase_anyone_and_nobody_else_can,);
+on_both_databases!(
+    the_export_holds_everything_and_erasure_leaves_nothing,
+    admins_export_and_erase_anyone_and_nobody_else_can,
+    admins_list_users_change_roles_and_quotas_and_read_the_audit_log,
+    every_admin_route_refuses_non_admins,
+);
 
 /// Rows in each table that belong to `user` (directly or through their interviews), by table.
 async fn rows_of(app: &TestApp, user: &str, email: &str) -> Vec<(&'static str, i64)> {
@@ -112,4 +117,59 @@ async fn admins_export_and_erase_anyone_and_nobody_else_can(backend: Backend) {
     let left: Vec<(&str, i64)> = rows_of(&app, &ada, "ada@example.com").await.into_iter().filter(|(_, n)| *n > 0).collect();
     assert!(left.is_empty(), "{left:?}");
     assert_eq!(app.get("/api/v1/me", Some(&eve)).await.body["email"], "eve@example.com", "others are untouched");
+}
+
+async fn admins_list_users_change_roles_and_quotas_and_read_the_audit_log(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.add_user("root@example.com", candor::domain::Role::Admin).await;
+    let admin = app.login("root@example.com").await.body["access_token"].as_str().unwrap().to_string();
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let ada = app.get("/api/v1/me", Some(&token)).await.body["id"].as_str().unwrap().to_string();
+
+    let page = app.get("/api/v1/admin/users?limit=1", Some(&admin)).await.body;
+    assert_eq!((page["total"].clone(), page["next_offset"].clone()), (json!(2), json!(1)), "{page}");
+    let rest = app.get("/api/v1/admin/users?offset=1", Some(&admin)).await.body;
+    assert_eq!(rest["items"][0]["email"], "ada@example.com");
+    assert!(rest["next_offset"].is_null());
+    assert_eq!(app.get("/api/v1/admin/users?limit=0", Some(&admin)).await.status, StatusCode::BAD_REQUEST);
+
+    let path = format!("/api/v1/admin/users/{ada}");
+    let change = |body: serde_json::Value| app.request(Method::PATCH, &path, Some(&admin), Some(body));
+    let changed = change(json!({"role": "coach", "interview_quota": 3})).await;
+    assert_eq!((changed.status, changed.body["role"].clone(), changed.body["interview_quota"].clone()), (StatusCode::OK, json!("coach"), json!(3)));
+    let cleared = change(json!({"interview_quota": null})).await.body;
+    assert_eq!((cleared["role"].clone(), cleared["interview_quota"].clone()), (json!("coach"), json!(null)), "only the quota changed");
+    assert_eq!(change(json!({"role": "emperor"})).await.status, StatusCode::BAD_REQUEST);
+    let nobody = uuid::Uuid::new_v4();
+    let missing = app.request(Method::PATCH, &format!("/api/v1/admin/users/{nobody}"), Some(&admin), Some(json!({"role": "coach"}))).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    let logins = app.get("/api/v1/admin/audit?action=auth.login", Some(&admin)).await.body;
+    let logins = logins.as_array().unwrap();
+    assert!(logins.len() >= 2 && logins.iter().all(|e| e["action"] == "auth.login"), "{logins:?}");
+    let newest = &app.get("/api/v1/admin/audit?limit=1", Some(&admin)).await.body[0];
+    assert_eq!(newest["action"], "admin.audit.read", "newest first: the read itself");
+}
+
+async fn every_admin_route_refuses_non_admins(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let ada = app.get("/api/v1/me", Some(&token)).await.body["id"].as_str().unwrap().to_string();
+    app.add_user("coach@example.com", candor::domain::Role::Coach).await;
+    let coach = app.login("coach@example.com").await.body["access_token"].as_str().unwrap().to_string();
+    for caller in [&token, &coach] {
+        for (method, path, body) in [
+            (Method::GET, "/api/v1/admin/users".to_string(), None),
+            (Method::GET, "/api/v1/admin/audit".to_string(), None),
+            (Method::PATCH, format!("/api/v1/admin/users/{ada}"), Some(json!({"role": "admin"}))),
+            (Method::GET, format!("/api/v1/admin/users/{ada}/export"), None),
+            (Method::DELETE, format!("/api/v1/admin/users/{ada}"), None),
+        ] {
+            let reply = app.request(method.clone(), &path, Some(caller), body).await;
+            assert_eq!((reply.status, reply.code()), (StatusCode::FORBIDDEN, "forbidden"), "{method} {path}");
+        }
+    }
+    assert_eq!(app.get("/api/v1/me", Some(&token)).await.body["role"], "candidate", "no one promoted themselves");
+    let denied = app.state.store.audit_entries("admin.user.update").await.unwrap();
+    assert!(denied.len() == 2 && denied.iter().all(|e| e.outcome == "denied"), "refusals are audited");
 }
