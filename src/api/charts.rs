@@ -3,6 +3,7 @@
 //! returns `None` when there is nothing to draw.
 
 use candor_interviewer::report::{PastScores, Report};
+use plotters::chart::MeshStyle;
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -67,7 +68,10 @@ const TEXT: RGBColor = RGBColor(30, 41, 59);
 /// The pace band that listeners find comfortable, in words a minute.
 const COMFORTABLE_WPM: (f32, f32) = (120.0, 160.0);
 
-fn svg(height: u32, draw: impl FnOnce(DrawingArea<SVGBackend, plotters::coord::Shift>) -> Result<(), ChartError>) -> Result<String, ChartError> {
+fn svg(
+    height: u32,
+    draw: impl FnOnce(DrawingArea<SVGBackend, plotters::coord::Shift>) -> Result<(), ChartError>,
+) -> Result<String, ChartError> {
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (WIDTH, height)).into_drawing_area();
@@ -80,6 +84,13 @@ fn svg(height: u32, draw: impl FnOnce(DrawingArea<SVGBackend, plotters::coord::S
 
 fn label(size: u32) -> TextStyle<'static> {
     (FONT, size).into_font().color(&TEXT)
+}
+
+/// The grid, axes and labels every chart shares: one light line between labels, quiet colours.
+fn calm<'m, 'a, 'b, X: Ranged, Y: Ranged>(
+    mesh: &'m mut MeshStyle<'a, 'b, X, Y, SVGBackend<'a>>,
+) -> &'m mut MeshStyle<'a, 'b, X, Y, SVGBackend<'a>> {
+    mesh.max_light_lines(1).light_line_style(GRID).bold_line_style(GRID).axis_style(SLATE).label_style(label(15))
 }
 
 /// Minutes into the session, for time axes.
@@ -101,25 +112,24 @@ fn scores(report: &Report) -> Result<Option<String>, ChartError> {
             .x_label_area_size(28)
             .y_label_area_size(165)
             .build_cartesian_2d(0u32..112u32, (0u32..n - 1).into_segmented())?;
-        chart
-            .configure_mesh()
+        calm(&mut chart.configure_mesh())
             .disable_y_mesh()
-            .max_light_lines(1)
-            .light_line_style(GRID)
-            .bold_line_style(GRID)
-            .axis_style(SLATE)
             .x_labels(7)
             .x_label_formatter(&|v| if *v <= 100 { v.to_string() } else { String::new() })
-            .label_style(label(15))
             .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => n.checked_sub(1 + *i).and_then(|i| bars.get(i as usize)).map(|b| b.0.clone()).unwrap_or_default(),
+                SegmentValue::CenterOf(i) => {
+                    n.checked_sub(1 + *i).and_then(|i| bars.get(i as usize)).map(|b| b.0.clone()).unwrap_or_default()
+                }
                 _ => String::new(),
             })
             .draw()?;
         // The first bar on top.
         chart.draw_series(bars.iter().enumerate().map(|(i, (_, score, color))| {
             let i = n - 1 - i as u32;
-            let mut bar = Rectangle::new([(0, SegmentValue::Exact(i)), (u32::from(*score), SegmentValue::Exact(i + 1))], color.filled());
+            let mut bar = Rectangle::new(
+                [(0, SegmentValue::Exact(i)), (u32::from(*score), SegmentValue::Exact(i + 1))],
+                color.filled(),
+            );
             bar.set_margin(7, 7, 0, 0);
             bar
         }))?;
@@ -151,17 +161,11 @@ fn delivery(report: &Report) -> Result<Option<String>, ChartError> {
             .x_label_area_size(24)
             .y_label_area_size(50)
             .build_cartesian_2d(0f32..end, 0f32..top_wpm)?;
-        pace.configure_mesh()
-            .max_light_lines(1)
-            .light_line_style(GRID)
-            .bold_line_style(GRID)
-            .axis_style(SLATE)
-            .label_style(label(15))
-            .x_labels(8)
-            .y_labels(5)
-            .y_label_formatter(&|v| format!("{v:.0}"))
-            .draw()?;
-        pace.draw_series([Rectangle::new([(0.0, COMFORTABLE_WPM.0), (end, COMFORTABLE_WPM.1)], TEAL.mix(0.12).filled())])?;
+        calm(&mut pace.configure_mesh()).x_labels(8).y_labels(5).y_label_formatter(&|v| format!("{v:.0}")).draw()?;
+        pace.draw_series([Rectangle::new(
+            [(0.0, COMFORTABLE_WPM.0), (end, COMFORTABLE_WPM.1)],
+            TEAL.mix(0.12).filled(),
+        )])?;
         let wpm: Vec<(f32, f32)> = points.iter().filter_map(|p| Some((minutes(p.t_ms), p.wpm?))).collect();
         pace.draw_series(LineSeries::new(wpm.clone(), BLUE.stroke_width(2)))?;
         pace.draw_series(wpm.iter().map(|&(x, y)| Circle::new((x, y), 4, BLUE.filled())))?;
@@ -174,26 +178,29 @@ fn delivery(report: &Report) -> Result<Option<String>, ChartError> {
             .right_y_label_area_size(40)
             .build_cartesian_2d(0f32..end, 0f32..top_fillers)?
             .set_secondary_coord(0f32..end, 0f32..top_pauses + 1.0);
-        fillers
-            .configure_mesh()
-            .max_light_lines(1)
-            .light_line_style(GRID)
-            .bold_line_style(GRID)
-            .axis_style(SLATE)
-            .label_style(label(15))
+        calm(&mut fillers.configure_mesh())
             .x_labels(8)
             .y_labels(4)
             .y_label_formatter(&|v| format!("{v:.0}"))
             .x_desc("minutes into the interview")
             .draw()?;
-        fillers.configure_secondary_axes().axis_style(SLATE).label_style(label(15)).y_labels(3).y_label_formatter(&|v| format!("{v:.0}")).draw()?;
+        fillers
+            .configure_secondary_axes()
+            .axis_style(SLATE)
+            .label_style(label(15))
+            .y_labels(3)
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .draw()?;
         let width = (end / 80.0).max(0.08);
         fillers.draw_series(points.iter().map(|p| {
             let x = minutes(p.t_ms);
             Rectangle::new([(x - width, 0.0), (x + width, p.fillers_per_min)], AMBER.filled())
         }))?;
         fillers.draw_secondary_series(
-            points.iter().filter(|p| p.long_pauses > 0).map(|p| Polygon::new(diamond(minutes(p.t_ms), p.long_pauses as f32, width, 0.25), PURPLE.filled())),
+            points
+                .iter()
+                .filter(|p| p.long_pauses > 0)
+                .map(|p| Polygon::new(diamond(minutes(p.t_ms), p.long_pauses as f32, width, 0.25), PURPLE.filled())),
         )?;
         Ok(())
     })?;
@@ -214,13 +221,7 @@ fn presence(report: &Report) -> Result<Option<String>, ChartError> {
             .x_label_area_size(40)
             .y_label_area_size(50)
             .build_cartesian_2d(0f32..end, 0f32..100f32)?;
-        chart
-            .configure_mesh()
-            .max_light_lines(1)
-            .light_line_style(GRID)
-            .bold_line_style(GRID)
-            .axis_style(SLATE)
-            .label_style(label(15))
+        calm(&mut chart.configure_mesh())
             .x_labels(8)
             .y_labels(5)
             .y_label_formatter(&|v| format!("{v:.0}%"))
@@ -231,12 +232,19 @@ fn presence(report: &Report) -> Result<Option<String>, ChartError> {
             .draw_series(LineSeries::new(face, SLATE.stroke_width(2)))?
             .label("face in view")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], SLATE.stroke_width(2)));
-        let eyes: Vec<(f32, f32)> = points.iter().filter_map(|p| Some((minutes(p.t_ms), p.eye_contact? * 100.0))).collect();
+        let eyes: Vec<(f32, f32)> =
+            points.iter().filter_map(|p| Some((minutes(p.t_ms), p.eye_contact? * 100.0))).collect();
         chart
             .draw_series(LineSeries::new(eyes, BLUE.stroke_width(2)))?
             .label("eye contact")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2)));
-        chart.configure_series_labels().label_font(label(15)).background_style(WHITE.mix(0.9)).border_style(GRID).position(SeriesLabelPosition::LowerLeft).draw()?;
+        chart
+            .configure_series_labels()
+            .label_font(label(15))
+            .background_style(WHITE.mix(0.9))
+            .border_style(GRID)
+            .position(SeriesLabelPosition::LowerLeft)
+            .draw()?;
         Ok(())
     })?;
     Ok(Some(chart))
@@ -257,13 +265,7 @@ pub fn progress(history: &[PastScores]) -> Result<Option<String>, ChartError> {
             .x_label_area_size(40)
             .y_label_area_size(40)
             .build_cartesian_2d(0.8f32..n as f32 + 0.2, 0f32..100f32)?;
-        chart
-            .configure_mesh()
-            .max_light_lines(1)
-            .light_line_style(GRID)
-            .bold_line_style(GRID)
-            .axis_style(SLATE)
-            .label_style(label(15))
+        calm(&mut chart.configure_mesh())
             .x_labels(n.min(12))
             .x_label_formatter(&|v| if (v - v.round()).abs() < 0.01 { format!("#{v:.0}") } else { String::new() })
             .y_labels(5)
@@ -271,20 +273,30 @@ pub fn progress(history: &[PastScores]) -> Result<Option<String>, ChartError> {
             .x_desc("interview")
             .draw()?;
         for (dimension, color) in dimensions.iter().zip([TEAL, AMBER, PURPLE, SLATE].into_iter().cycle()) {
-            let line: Vec<(f32, f32)> =
-                history.iter().enumerate().filter_map(|(i, h)| Some((i as f32 + 1.0, f32::from(*h.dimensions.get(*dimension)?)))).collect();
+            let line: Vec<(f32, f32)> = history
+                .iter()
+                .enumerate()
+                .filter_map(|(i, h)| Some((i as f32 + 1.0, f32::from(*h.dimensions.get(*dimension)?))))
+                .collect();
             chart
                 .draw_series(LineSeries::new(line, color.stroke_width(1)))?
                 .label(dimension.replace('_', " "))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(1)));
         }
-        let overall: Vec<(f32, f32)> = history.iter().enumerate().map(|(i, h)| (i as f32 + 1.0, f32::from(h.overall))).collect();
+        let overall: Vec<(f32, f32)> =
+            history.iter().enumerate().map(|(i, h)| (i as f32 + 1.0, f32::from(h.overall))).collect();
         chart
             .draw_series(LineSeries::new(overall.clone(), BLUE.stroke_width(3)))?
             .label("overall")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(3)));
         chart.draw_series(overall.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))?;
-        chart.configure_series_labels().label_font(label(15)).background_style(WHITE.mix(0.9)).border_style(GRID).position(SeriesLabelPosition::LowerRight).draw()?;
+        chart
+            .configure_series_labels()
+            .label_font(label(15))
+            .background_style(WHITE.mix(0.9))
+            .border_style(GRID)
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()?;
         Ok(())
     })?;
     Ok(Some(chart))
@@ -322,7 +334,10 @@ mod tests {
 
     /// The text labels, in the order drawn.
     fn texts(svg: &str) -> Vec<String> {
-        svg.split("<text").skip(1).filter_map(|t| Some(t.split_once('>')?.1.split("</text>").next()?.trim().to_string())).collect()
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| Some(t.split_once('>')?.1.split("</text>").next()?.trim().to_string()))
+            .collect()
     }
 
     /// The bars' widths in the order drawn: filled rects taller than a grid line.
@@ -384,7 +399,8 @@ mod tests {
 
     #[test]
     fn progress_needs_two_interviews_and_draws_each_dimension() {
-        let past = |overall, ended_at| candor_interviewer::report::past_scores("i", ended_at, &Report { overall, ..report() });
+        let past =
+            |overall, ended_at| candor_interviewer::report::past_scores("i", ended_at, &Report { overall, ..report() });
         assert_eq!(progress(&[past(50, 1)]).unwrap(), None);
         let svg = progress(&[past(50, 1), past(58, 2), past(71, 3)]).unwrap().expect("a chart");
         for line in ["overall", "technical depth", "communication", "structure", "impact"] {
