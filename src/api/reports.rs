@@ -128,7 +128,8 @@ pub async fn progress_chart(State(state): State<AppState>, user: AuthUser) -> Re
     svg(charts::progress(&history))
 }
 
-/// The report document of the caller's interview `id` and its ticked steps, audited as `action`.
+/// The report document of interview `id` as the caller may read it (theirs, or shared with them as a coach) and
+/// its ticked steps, audited as `action`.
 async fn stored_report(state: &AppState, user: &AuthUser, id: &str, action: &str) -> Result<(String, String), ApiError> {
     let stored = match id.parse::<InterviewId>() {
         Ok(interview) => state.store.report_of(user.id, interview).await?,
