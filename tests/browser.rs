@@ -176,6 +176,18 @@ async fn accessible(devtools: &mut DevTools, id: u64, page: &str, models: &Path)
     assert_eq!(violations, json!([]), "accessibility of the {page} page");
 }
 
+/// Waits until the page has loaded and its scripts have run (their listeners are attached): interacting
+/// earlier, on a busy machine, clicks buttons that do nothing yet.
+async fn loaded(devtools: &mut DevTools, id: u64) {
+    for i in 0..300 {
+        if evaluate(devtools, id + i, "Promise.resolve(JSON.stringify(document.readyState))").await == json!("complete") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the page never finished loading");
+}
+
 /// Presses a key in the page as a keyboard would.
 async fn press(devtools: &mut DevTools, id: u64, key: &str, code: &str, key_code: u32, shift: bool) {
     for kind in ["keyDown", "keyUp"] {
@@ -427,6 +439,7 @@ async fn sign_up_set_up_and_device_check_in_chromium() {
     let run_js = async |devtools: &mut DevTools, id: u64, statements: &str| {
         evaluate(devtools, id, &format!("(() => {{ {statements}; return Promise.resolve('true'); }})()")).await;
     };
+    loaded(&mut devtools, 500).await;
     wait_for_text(&mut devtools, 1_000, "#register", "Create an account").await;
     accessible(&mut devtools, 2_000, "sign-in", &models).await;
     screenshots(&mut devtools, 3_000, "start-signed-out").await;
@@ -442,6 +455,7 @@ async fn sign_up_set_up_and_device_check_in_chromium() {
         app.interview_with_report(&token, &helpers::sample_report(overall)).await;
     }
     call(&mut devtools, 7_000, "Page.reload", json!({})).await;
+    loaded(&mut devtools, 7_100).await;
     wait_for_text(&mut devtools, 8_000, "#history", "63 / 100").await;
     let trend = "Promise.resolve(JSON.stringify(document.querySelectorAll('#trend figure.chart svg').length))";
     for i in 0..100 {
@@ -484,6 +498,7 @@ async fn sign_up_set_up_and_device_check_in_chromium() {
 
     // The candidate's data: downloaded, then the account deleted from the start page.
     call(&mut devtools, 24_000, "Page.navigate", json!({"url": app.url("/index.html")})).await;
+    loaded(&mut devtools, 24_100).await;
     wait_for_text(&mut devtools, 25_000, "#account-section", "Download my data").await;
     run_js(&mut devtools, 26_000, "document.getElementById('export').click()").await;
     let link = "Promise.resolve(JSON.stringify(document.getElementById('export-link').hidden))";
@@ -540,6 +555,7 @@ async fn an_invited_coach_signs_up_from_the_link_and_sees_the_shared_interview()
 
     let observe = json!({"url": app.url(&format!("/observe.html?interview={interview}"))});
     call(&mut devtools, 8_000, "Page.navigate", observe).await;
+    loaded(&mut devtools, 8_100).await;
     wait_for_text(&mut devtools, 9_000, "#watch", "Watch live").await;
     evaluate(&mut devtools, 10_000, "Promise.resolve(JSON.stringify(document.getElementById('watch').click()))").await;
     wait_for_text(&mut devtools, 11_000, "#error", "not live right now").await;
