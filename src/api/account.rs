@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use crate::auth::verify_password;
 use crate::domain::UserId;
 use crate::error::{ApiError, ErrorBody};
-use crate::store::Outcome;
+use crate::store::{InterviewRecord, Outcome};
 
 use super::AppState;
 use super::admin::require_admin;
@@ -101,22 +101,28 @@ async fn admin_target(state: &AppState, user: &AuthUser, id: &str, action: &str)
     Ok(target)
 }
 
+/// Every interview of a user, a page at a time.
+async fn all_interviews(state: &AppState, id: UserId) -> Result<Vec<InterviewRecord>, ApiError> {
+    let mut all = Vec::new();
+    loop {
+        let page = state.store.list_interviews(id, PAGE, all.len() as u64).await?;
+        let done = page.items.len() < PAGE as usize;
+        all.extend(page.items);
+        if done {
+            return Ok(all);
+        }
+    }
+}
+
 async fn export(state: &AppState, id: UserId) -> Result<Response, ApiError> {
     let user = state.store.user(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
     let mut interviews = Vec::new();
-    loop {
-        let page = state.store.list_interviews(id, PAGE, interviews.len() as u64).await?;
-        let done = page.items.len() < PAGE as usize;
-        for record in page.items {
-            let report = state.store.report_of(id, record.id).await?;
-            let mut entry = serde_json::to_value(detail(state, record).await?).unwrap_or(Value::Null);
-            entry["report"] = report.as_ref().and_then(|(document, _)| serde_json::from_str(document).ok()).unwrap_or(Value::Null);
-            entry["learning_path_done"] = report.and_then(|(_, ticked)| serde_json::from_str(&ticked).ok()).unwrap_or(json!([]));
-            interviews.push(entry);
-        }
-        if done {
-            break;
-        }
+    for record in all_interviews(state, id).await? {
+        let report = state.store.report_of(id, record.id).await?;
+        let mut entry = serde_json::to_value(detail(state, record).await?).unwrap_or(Value::Null);
+        entry["report"] = report.as_ref().and_then(|(document, _)| serde_json::from_str(document).ok()).unwrap_or(Value::Null);
+        entry["learning_path_done"] = report.and_then(|(_, ticked)| serde_json::from_str(&ticked).ok()).unwrap_or(json!([]));
+        interviews.push(entry);
     }
     let audit: Vec<Value> = state
         .store
@@ -137,17 +143,9 @@ async fn export(state: &AppState, id: UserId) -> Result<Response, ApiError> {
 }
 
 async fn erase(state: &AppState, id: UserId) -> Result<StatusCode, ApiError> {
-    let mut offset = 0;
-    loop {
-        let page = state.store.list_interviews(id, PAGE, offset).await?;
-        for record in &page.items {
-            if let Some(session) = state.live.session(record.id) {
-                session.end("account_erased").await;
-            }
-        }
-        offset += page.items.len() as u64;
-        if page.items.len() < PAGE as usize {
-            break;
+    for record in all_interviews(state, id).await? {
+        if let Some(session) = state.live.session(record.id) {
+            session.end("account_erased").await;
         }
     }
     if !state.store.erase_user(id).await? {

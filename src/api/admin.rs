@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::{FieldError, Role, UserId};
@@ -94,14 +94,9 @@ pub async fn users(State(state): State<AppState>, user: AuthUser, ApiQuery(page)
 pub struct UserChange {
     #[serde(default)]
     role: Option<Role>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::me::present")]
     #[schema(value_type = Option<u32>)]
     interview_quota: Option<Option<u32>>,
-}
-
-/// Tells an explicit `null` (`Some(None)`) from an absent field (`None`, via `default`).
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
-    Option::<u32>::deserialize(d).map(Some)
 }
 
 /// Change a user's role or interview quota.

@@ -51,14 +51,7 @@ pub async fn create(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<InvitationRequest>,
 ) -> Result<(StatusCode, Json<InvitationCreated>), ApiError> {
-    let record = match id.parse::<InterviewId>() {
-        Ok(parsed) => state.store.interview_of(user.id, parsed).await?,
-        Err(_) => None,
-    };
-    let outcome = if record.is_some() { Outcome::Success } else { Outcome::Denied };
-    state.store.audit(Some(&user.id.to_string()), "interview.invite", Some(&id), Some(&user.ip.to_text()), outcome, None).await?;
-    let record = record.ok_or_else(|| ApiError::not_found("interview"))?;
-    let interview = record.id;
+    let interview = super::shares::owned(&state, &user, &id, "interview.invite").await?;
     let email = Email::parse(&body.email).map_err(|e| ApiError::validation(vec![e]))?;
 
     let token = format!("ci_{}", random_secret(24));
@@ -71,12 +64,15 @@ pub async fn create(
         state.store.insert_share(interview, coach.id).await?;
     }
     let link = format!("/coach.html?invitation={token}");
-    let emailed = match (&state.mailer, state.store.user(user.id).await?) {
-        (Some(mailer), Some(candidate)) => {
-            mailer.coach_invited(email.as_ref(), &candidate.name, &record.role, &link);
-            true
-        }
-        _ => false,
+    let emailed = match &state.mailer {
+        Some(mailer) => match (state.store.user(user.id).await?, state.store.interview(interview).await?) {
+            (Some(candidate), Some(record)) => {
+                mailer.coach_invited(email.as_ref(), &candidate.name, &record.role, &link);
+                true
+            }
+            _ => false,
+        },
+        None => false,
     };
     let created = InvitationCreated { email: email.as_ref().to_string(), link, expires_at: rfc3339(expires_at), shared: coach.is_some(), emailed };
     Ok((StatusCode::CREATED, Json(created)))

@@ -35,7 +35,7 @@ impl From<ShareRecord> for ShareView {
 }
 
 /// Checks that the caller owns the interview; 404 otherwise (audited as denied).
-async fn owned(state: &AppState, user: &AuthUser, id: &str, action: &str) -> Result<InterviewId, ApiError> {
+pub(super) async fn owned(state: &AppState, user: &AuthUser, id: &str, action: &str) -> Result<InterviewId, ApiError> {
     let found = match id.parse::<InterviewId>() {
         Ok(parsed) => state.store.interview_of(user.id, parsed).await?.map(|i| i.id),
         Err(_) => None,
