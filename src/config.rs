@@ -80,6 +80,18 @@ pub struct Config {
     pub smtp_from: String,
     /// The address users reach the server at, for links in emails; default `http://` and `bind`.
     pub public_url: Option<String>,
+    /// The secret (at least 32 characters) whose derived key wraps each recording's data key. Unset: one is
+    /// generated once and kept in `data_dir/master_key`; set it, and keep it apart from the data, in production.
+    #[serde(skip_serializing)]
+    pub master_key: Option<SecretString>,
+    /// Earlier master keys, comma-separated, still accepted for unwrapping until `candor keys rewrap` has moved
+    /// every recording to the current one.
+    #[serde(skip_serializing)]
+    pub retired_master_keys: Option<SecretString>,
+    /// Days a recording is kept before the sweeper deletes it; a user's own setting wins.
+    pub recording_retention_days: u32,
+    /// How often the sweeper looks for expired recordings.
+    pub retention_sweep_secs: u64,
 }
 
 /// One STUN or TURN server, as browsers' `RTCIceServer`.
@@ -162,6 +174,10 @@ impl Default for Config {
             smtp_url: None,
             smtp_from: "Candor <candor@localhost>".into(),
             public_url: None,
+            master_key: None,
+            retired_master_keys: None,
+            recording_retention_days: 30,
+            retention_sweep_secs: 3600,
         }
     }
 }
@@ -233,6 +249,13 @@ impl Config {
             && !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
             return Err(ConfigError::Rule("database_url must start with sqlite:, postgres:// or postgresql://".into()));
+        }
+        let short = |key: &SecretString| key.expose_secret().split(',').any(|k| k.trim().len() < 32);
+        if self.master_key.as_ref().is_some_and(short) || self.retired_master_keys.as_ref().is_some_and(short) {
+            return Err(ConfigError::Rule("master keys must be at least 32 characters".into()));
+        }
+        if self.recording_retention_days == 0 || self.retention_sweep_secs == 0 {
+            return Err(ConfigError::Rule("recording_retention_days and retention_sweep_secs must be positive".into()));
         }
         Ok(())
     }

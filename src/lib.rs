@@ -8,6 +8,8 @@
 //! - `live`: live sessions: WebRTC peers, media, the conversation with the interviewer, observers.
 //! - `brain`: the LLM brain (an OpenAI-compatible endpoint) the interviewer may ask; the built-in brain and the
 //!   whole interview logic are the `candor-interviewer` crate.
+//! - `vault`: encryption at rest (master key, per-recording data keys, chunked AES-256-GCM); `recordings`: the
+//!   sealed media files of consenting candidates, their replay, retention and erasure.
 //! - `api`: the HTTP API, its extractors and its OpenAPI document; `error`: the one error shape.
 //! - `rate_limit`, `metrics`, `telemetry`: per-IP limits, Prometheus metrics, logs.
 //! - `startup`: builds the application and serves it; `cli`: the `candor` command.
@@ -23,8 +25,10 @@ pub mod live;
 pub mod metrics;
 pub mod notify;
 pub mod rate_limit;
+pub mod recordings;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod vault;
 
 pub use startup::Application;

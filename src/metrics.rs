@@ -40,6 +40,10 @@ pub struct Metrics {
     pub brain_calls: IntCounterVec,
     /// Notification emails by kind and outcome (sent, failed, invalid).
     pub emails: IntCounterVec,
+    /// Recordings by event: started, finished, failed, expired (retention), erased (account deletion).
+    pub recordings: IntCounterVec,
+    /// Media bytes written to recordings (plaintext, before sealing).
+    pub recording_bytes: IntCounter,
     pub brain_up: IntGauge,
     pub storage_dropped: IntCounter,
     pub stt_redecodes: IntCounter,
@@ -182,6 +186,13 @@ impl Metrics {
             &["kind", "outcome"],
         )
         .expect("valid metric");
+        let recordings = IntCounterVec::new(
+            Opts::new("recordings_total", "Recordings by event: started, finished, failed, expired, erased"),
+            &["event"],
+        )
+        .expect("valid metric");
+        let recording_bytes = IntCounter::new("recording_bytes_total", "Media bytes written to recordings")
+            .expect("valid metric");
         let brain_up = IntGauge::new("brain_up", "1 while the LLM endpoint answers (or none is configured), 0 while it is down")
             .expect("valid metric");
         brain_up.set(1);
@@ -242,6 +253,8 @@ impl Metrics {
             Box::new(voice_stage.clone()),
             Box::new(brain_calls.clone()),
             Box::new(emails.clone()),
+            Box::new(recordings.clone()),
+            Box::new(recording_bytes.clone()),
             Box::new(brain_up.clone()),
             Box::new(storage_dropped.clone()),
             Box::new(stt_redecodes.clone()),
@@ -286,6 +299,8 @@ impl Metrics {
             voice_stage,
             brain_calls,
             emails,
+            recordings,
+            recording_bytes,
             brain_up,
             storage_dropped,
             stt_redecodes,

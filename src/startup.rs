@@ -31,6 +31,8 @@ pub enum StartupError {
     Redis(#[from] redis::RedisError),
     #[error(transparent)]
     Notify(#[from] crate::notify::NotifyError),
+    #[error(transparent)]
+    Recordings(#[from] crate::recordings::RecordingError),
 }
 
 pub struct Application {
@@ -45,7 +47,7 @@ impl Application {
         store.migrate().await?;
         let secret = match &config.jwt_secret {
             Some(secret) => secret.clone(),
-            None => load_or_create_secret(&config.data_dir.join("jwt_secret"))?,
+            None => load_or_create_secret(&config.data_dir.join("jwt_secret"), "JWT signing key")?,
         };
         let tokens = Tokens::new(&secret, config.access_token_ttl_secs, config.refresh_token_ttl_secs);
         let redis = match &config.redis_url {
@@ -71,8 +73,28 @@ impl Application {
             .unwrap_or_else(|_| Engines::disabled("loading the models panicked"));
         let bound = listener.local_addr().map_err(|source| StartupError::Bind { addr: config.bind, source })?;
         let mailer = crate::notify::Mailer::from_config(&config, bound, metrics.clone())?;
+        let master_key = match &config.master_key {
+            Some(key) => key.clone(),
+            None => load_or_create_secret(&config.data_dir.join("master_key"), "recording master key")?,
+        };
+        let recordings = Arc::new(crate::recordings::Recordings::new(
+            &config.data_dir,
+            &master_key,
+            config.retired_master_keys.as_ref(),
+            config.recording_retention_days,
+            store.clone(),
+            metrics.clone(),
+        )?);
         let state = AppState {
-            live: crate::live::Live::new(config.clone(), store.clone(), metrics.clone(), Arc::new(engines), mailer.clone()),
+            live: crate::live::Live::new(
+                config.clone(),
+                store.clone(),
+                metrics.clone(),
+                Arc::new(engines),
+                mailer.clone(),
+                recordings.clone(),
+            ),
+            recordings,
             mailer,
             config,
             store,
@@ -97,6 +119,9 @@ impl Application {
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         let trimmer = tokio::spawn(return_free_memory());
+        let sweeping = tokio_util::sync::CancellationToken::new();
+        let every = std::time::Duration::from_secs(self.state.config.retention_sweep_secs);
+        tokio::spawn(self.state.recordings.clone().sweep_every(every, sweeping.clone()));
         let live = self.state.live.clone();
         // Live sessions are upgraded connections that graceful shutdown does not wait for: end them first.
         let shutdown = async move {
@@ -106,6 +131,7 @@ impl Application {
         axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await?;
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         trimmer.abort();
+        sweeping.cancel();
         self.state.store.close().await;
         Ok(())
     }
@@ -131,7 +157,8 @@ async fn return_free_memory() {
 }
 
 /// Reads the signing key, or creates a random 512-bit one readable only by this user.
-fn load_or_create_secret(path: &Path) -> Result<SecretString, StartupError> {
+/// The secret kept in `path`, generated there (readable by the owner only) the first time.
+fn load_or_create_secret(path: &Path, what: &str) -> Result<SecretString, StartupError> {
     let fail = |source| StartupError::Secret { path: path.display().to_string(), source };
     match std::fs::read_to_string(path) {
         Ok(secret) if !secret.trim().is_empty() => return Ok(SecretString::from(secret.trim().to_string())),
@@ -148,7 +175,7 @@ fn load_or_create_secret(path: &Path) -> Result<SecretString, StartupError> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     std::io::Write::write_all(&mut options.open(path).map_err(fail)?, secret.as_bytes()).map_err(fail)?;
-    tracing::info!(path = %path.display(), "generated a new JWT signing key");
+    tracing::info!(path = %path.display(), "generated a new {what}");
     Ok(SecretString::from(secret))
 }
 

@@ -148,9 +148,14 @@ async fn erase(state: &AppState, id: UserId) -> Result<StatusCode, ApiError> {
             session.end("account_erased").await;
         }
     }
+    // The files first: once the rows are gone nothing would point at them.
+    let files = state.recordings.erase_user(id).await.map_err(|e| {
+        tracing::error!(user = %id, error = %e, "recordings not erased; the account stays");
+        ApiError::internal()
+    })?;
     if !state.store.erase_user(id).await? {
         return Err(ApiError::not_found("user"));
     }
-    tracing::info!(user = %id, "account erased");
+    tracing::info!(user = %id, recordings = files, "account erased");
     Ok(StatusCode::NO_CONTENT)
 }

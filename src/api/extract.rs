@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OriginalUri};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts, OriginalUri};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
@@ -109,6 +109,20 @@ impl FromRequestParts<AppState> for AuthUser {
                     .await?;
                 Err(error)
             }
+        }
+    }
+}
+
+/// `Option<AuthUser>`: `None` without an `Authorization` header (another credential may follow, such as a
+/// media ticket); a header that does not verify is still a 401.
+impl OptionalFromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Option<Self>, ApiError> {
+        if parts.headers.contains_key(AUTHORIZATION) {
+            <Self as FromRequestParts<AppState>>::from_request_parts(parts, state).await.map(Some)
+        } else {
+            Ok(None)
         }
     }
 }

@@ -35,6 +35,10 @@ pub struct CreateInterview {
     /// Optional job posting (at most 20,000 characters) that steers the questions.
     #[serde(default)]
     job_description: Option<String>,
+    /// Record the session's audio and video (encrypted at rest, deleted after the retention period). Default
+    /// off: then only the transcript and derived measurements are kept.
+    #[serde(default)]
+    recording_consent: bool,
 }
 
 /// Plan a new interview.
@@ -92,13 +96,13 @@ pub async fn create(
             question_count,
             job_description: job_description.as_ref(),
             rounds: &rounds,
+            recording_consent: body.recording_consent,
         })
         .await?;
-    let id = interview.id;
-    state
-        .store
-        .audit(Some(&caller), "interview.create", Some(&id.to_string()), Some(&ip), Outcome::Success, None)
-        .await?;
+    let id = interview.id.to_string();
+    state.store.audit(Some(&caller), "interview.create", Some(&id), Some(&ip), Outcome::Success, None).await?;
+    let choice = consent_detail(body.recording_consent);
+    state.store.audit(Some(&caller), "interview.recording_consent", Some(&id), Some(&ip), Outcome::Success, Some(choice)).await?;
     Ok((StatusCode::CREATED, Json(detail(&state, interview).await?)))
 }
 
@@ -168,6 +172,58 @@ pub async fn get_one(
     };
     state.store.audit(Some(&caller), "interview.read", Some(&id), Some(&ip), Outcome::Success, None).await?;
     Ok(Json(detail(&state, interview).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateInterview {
+    /// Record the session's audio and video; can change only before the interview starts.
+    recording_consent: bool,
+}
+
+fn consent_detail(consent: bool) -> &'static str {
+    if consent { "recording_on" } else { "recording_off" }
+}
+
+/// Change an interview before it starts: today, the recording choice.
+#[utoipa::path(patch, path = "/interviews/{id}", tag = "interviews", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Interview id")), request_body = UpdateInterview,
+    responses(
+        (status = 200, description = "Updated", body = InterviewView),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such interview of the caller", body = ErrorBody),
+        (status = 409, description = "The interview has started (`interview_started`)", body = ErrorBody),
+    ))]
+pub async fn update(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdateInterview>,
+) -> Result<Json<InterviewView>, ApiError> {
+    let result = match id.parse::<InterviewId>() {
+        Ok(parsed) => state.store.set_recording_consent(user.id, parsed, body.recording_consent).await?,
+        Err(_) => None,
+    };
+    let caller = user.id.to_string();
+    let ip = user.ip.to_text();
+    let audit = |outcome, detail| {
+        state.store.audit(Some(&caller), "interview.recording_consent", Some(&id), Some(&ip), outcome, detail)
+    };
+    match result {
+        None => {
+            audit(Outcome::Denied, Some("not_found")).await?;
+            Err(ApiError::not_found("interview"))
+        }
+        Some(Err(status)) => {
+            audit(Outcome::Failure, Some("interview_started")).await?;
+            Err(ApiError::conflict("interview_started", format!("the interview is {status}; the choice is made before it starts")))
+        }
+        Some(Ok(interview)) => {
+            audit(Outcome::Success, Some(consent_detail(body.recording_consent))).await?;
+            Ok(Json(interview.into()))
+        }
+    }
 }
 
 /// End an interview without a report; a live session of it ends too.

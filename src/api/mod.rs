@@ -8,6 +8,7 @@ mod auth;
 mod charts;
 mod extract;
 mod interviews;
+mod recordings;
 mod invitations;
 mod me;
 mod reports;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub live: Arc<crate::live::Live>,
     /// Notification emails (coach invitations), when SMTP is configured.
     pub mailer: Option<Arc<crate::notify::Mailer>>,
+    /// Recorded media (consenting candidates' sessions).
+    pub recordings: Arc<crate::recordings::Recordings>,
 }
 
 #[derive(OpenApi)]
@@ -93,8 +96,10 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(admin::audit))
         .routes(routes!(interviews::create, interviews::list))
         .routes(routes!(interviews::suggestions))
-        .routes(routes!(interviews::get_one))
+        .routes(routes!(interviews::get_one, interviews::update))
         .routes(routes!(interviews::abandon))
+        .routes(routes!(recordings::list))
+        .routes(routes!(recordings::media))
         .routes(routes!(reports::report))
         .routes(routes!(reports::report_chart))
         .routes(routes!(reports::tick_step))

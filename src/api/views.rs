@@ -65,6 +65,10 @@ pub struct InterviewView {
     pub job_description: Option<String>,
     /// 0-100 once the report is ready.
     pub overall_score: Option<f64>,
+    /// Whether the session's audio and video are recorded (the candidate's choice, default off).
+    pub recording_consent: bool,
+    /// When the candidate agreed.
+    pub recording_consent_at: Option<String>,
     pub created_at: String,
     pub started_at: Option<String>,
     pub ended_at: Option<String>,
@@ -81,6 +85,8 @@ impl From<InterviewRecord> for InterviewView {
             question_count: i.question_count,
             job_description: i.job_description,
             overall_score: i.overall_score,
+            recording_consent: i.recording_consent_at.is_some(),
+            recording_consent_at: i.recording_consent_at.map(rfc3339),
             created_at: rfc3339(i.created_at),
             started_at: i.started_at.map(rfc3339),
             ended_at: i.ended_at.map(rfc3339),

@@ -79,6 +79,48 @@ impl Tokens {
     }
 }
 
+/// What a media ticket asserts: this user may fetch this interview's recordings until `exp`. Tickets go in
+/// URLs (an `<audio>` element cannot send a bearer header), so they name one interview and live an hour.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MediaClaims {
+    /// The interview id.
+    sub: String,
+    /// The user it was issued to.
+    usr: String,
+    aud: String,
+    exp: u64,
+}
+
+const MEDIA_AUDIENCE: &str = "candor-recording";
+pub const MEDIA_TICKET_SECS: u64 = 3600;
+
+impl Tokens {
+    pub fn issue_media(&self, user: UserId, interview: &str, now_secs: u64) -> String {
+        let claims = MediaClaims {
+            sub: interview.to_string(),
+            usr: user.to_string(),
+            aud: MEDIA_AUDIENCE.into(),
+            exp: now_secs + MEDIA_TICKET_SECS,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing of plain claims cannot fail")
+    }
+
+    /// The user a media ticket for `interview` was issued to.
+    pub fn verify_media(&self, ticket: &str, interview: &str) -> Result<UserId, TokenError> {
+        let mut validation = self.validation.clone();
+        validation.set_audience(&[MEDIA_AUDIENCE]);
+        let claims = jsonwebtoken::decode::<MediaClaims>(ticket, &self.decoding, &validation).map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => TokenError::Expired,
+            _ => TokenError::Invalid,
+        })?;
+        if claims.claims.sub != interview {
+            return Err(TokenError::Invalid);
+        }
+        claims.claims.usr.parse().map_err(|_| TokenError::Invalid)
+    }
+}
+
 /// `(token, sha256 hex of token)`: the token goes to the client, the hash to the database.
 pub fn new_refresh_token() -> (String, String) {
     let token = format!("rt_{}", random_secret(32));
@@ -119,6 +161,20 @@ mod tests {
     fn a_token_signed_with_another_key_is_invalid() {
         let forged = tokens("attacker").issue_access(UserId::new(), Role::Admin, now());
         assert_eq!(tokens("s1").verify_access(&forged).unwrap_err(), TokenError::Invalid);
+    }
+
+    #[test]
+    fn a_media_ticket_opens_one_interview_and_is_no_access_token() {
+        let t = tokens("s1");
+        let user = UserId::new();
+        let ticket = t.issue_media(user, "interview-1", now());
+        assert_eq!(t.verify_media(&ticket, "interview-1").unwrap(), user);
+        assert_eq!(t.verify_media(&ticket, "interview-2").unwrap_err(), TokenError::Invalid);
+        assert_eq!(t.verify_access(&ticket).unwrap_err(), TokenError::Invalid);
+        let access = t.issue_access(user, Role::Candidate, now());
+        assert_eq!(t.verify_media(&access, "interview-1").unwrap_err(), TokenError::Invalid);
+        let old = t.issue_media(user, "interview-1", now() - 2 * MEDIA_TICKET_SECS);
+        assert_eq!(t.verify_media(&old, "interview-1").unwrap_err(), TokenError::Expired);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - `voice`: the interviewer's outbound voice track.
 //! - `conversation`: the interviewer state machine of a session, and carrying out what it decides.
 //! - `recorder`: a session's storage writes, off the media paths.
+//! - `taping`: recording a consenting candidate's session (their voice and the interviewer's) as it happens.
 //! - `summary`: delivery and presence summarised for the report from what the recorder stored.
 //! - `events`: delivering v1 events to the data channel and to observers.
 //! - `leg`: what signaling drives (`api::rtc` runs the loop): a candidate's leg starts the session.
@@ -32,6 +33,7 @@ mod recorder;
 mod session;
 mod speech;
 mod summary;
+mod taping;
 mod vision;
 mod voice;
 
@@ -60,6 +62,8 @@ pub struct Live {
     pub brain: Option<Arc<dyn crate::brain::Brain>>,
     /// Notification emails (the report is ready), when SMTP is configured.
     pub mailer: Option<Arc<crate::notify::Mailer>>,
+    /// Where consenting candidates' sessions are recorded.
+    pub recordings: Arc<crate::recordings::Recordings>,
     registry: Mutex<Registry>,
 }
 
@@ -93,6 +97,7 @@ impl Live {
         metrics: Arc<Metrics>,
         engines: Arc<Engines>,
         mailer: Option<Arc<crate::notify::Mailer>>,
+        recordings: Arc<crate::recordings::Recordings>,
     ) -> Arc<Self> {
         let brain = config.llm_url.as_deref().map(|url| {
             let brain = crate::brain::OpenAiBrain::new(
@@ -113,6 +118,7 @@ impl Live {
             engines,
             brain,
             mailer,
+            recordings,
             registry: Mutex::default(),
         })
     }

@@ -25,6 +25,7 @@ use super::conversation::{self, Conversation, Message};
 use super::events::EventSink;
 use super::peer::{PeerError, PeerEvent};
 use super::recorder::Recorder;
+use super::taping::Taping;
 use super::voice::VoiceOut;
 use super::{Claim, Live, media};
 use crate::brain::Brain;
@@ -45,6 +46,8 @@ const STATS_INTERVAL: Duration = Duration::from_secs(5);
 const FORWARD_BACKLOG: usize = 512;
 /// Inbound tracks a session takes (one audio, one video); more are ignored.
 const MAX_TRACKS: usize = 2;
+/// How long the end waits for the recording to seal its last chunk.
+const TAPING_PATIENCE: Duration = Duration::from_secs(10);
 /// How long the end waits for the client to acknowledge the last events before the connection closes.
 const DRAIN_PATIENCE: Duration = Duration::from_secs(3);
 
@@ -118,6 +121,8 @@ pub struct Session {
     tracks: std::sync::atomic::AtomicUsize,
     /// Observers watching now (at most `observer::MAX_OBSERVERS`).
     pub(super) observers: std::sync::atomic::AtomicUsize,
+    /// The recording task (it returns at once without the candidate's consent); the end waits for it.
+    taping: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// A started session, its answer, and its local candidates to trickle.
@@ -199,12 +204,23 @@ impl Session {
             ending: AtomicBool::new(false),
             tracks: Default::default(),
             observers: Default::default(),
+            taping: Default::default(),
         });
         live.register(claim, session.clone());
         tokio::spawn(conversation::run(session.clone(), messages));
         live.metrics.rtc_peers.with_label_values(&["candidate"]).inc();
         tokio::spawn(voice.run(payload_type, fanout.voice.clone(), live.metrics.clone(), session.cancel.clone()));
         tokio::spawn(session.clone().watch_stats());
+        let taping = Taping {
+            interview: session.interview(),
+            owner: session.user,
+            store: live.store.clone(),
+            recordings: live.recordings.clone(),
+            events: session.context.events.clone(),
+            metrics: live.metrics.clone(),
+        };
+        let recording = taping.run(fanout.audio.subscribe(), fanout.voice.subscribe(), session.cancel.clone());
+        *session.taping.lock().unwrap_or_else(|p| p.into_inner()) = Some(tokio::spawn(recording));
 
         let (candidates_tx, candidates) = mpsc::unbounded_channel();
         let (gathered_tx, gathered_rx) = oneshot::channel();
@@ -269,6 +285,12 @@ impl Session {
         self.context.events.send(EventBody::SessionState { state: SessionPhase::Ended, paused: None }).await;
         self.context.events.drain(DRAIN_PATIENCE).await;
         self.cancel.cancel();
+        let taping = self.taping.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(taping) = taping
+            && tokio::time::timeout(TAPING_PATIENCE, taping).await.is_err()
+        {
+            tracing::warn!(interview = %self.interview(), "the recording did not finish in time; its last chunk may be lost");
+        }
         let _ = self.pc.close().await;
         self.live.release(self.user, self.interview());
         let metrics = &self.live.metrics;

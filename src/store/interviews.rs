@@ -15,6 +15,8 @@ pub struct NewInterview<'a> {
     pub question_count: u32,
     pub job_description: Option<&'a JobDescription>,
     pub rounds: &'a [NewRound],
+    /// The candidate agreed to have the session's audio and video recorded.
+    pub recording_consent: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -34,6 +36,8 @@ pub struct InterviewRecord {
     pub question_count: i64,
     pub job_description: Option<String>,
     pub overall_score: Option<f64>,
+    /// When the candidate agreed to recording; `None`: no audio or video is written.
+    pub recording_consent_at: Option<i64>,
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub ended_at: Option<i64>,
@@ -50,6 +54,7 @@ struct InterviewRow {
     question_count: i64,
     job_description: Option<String>,
     overall_score: Option<f64>,
+    recording_consent_at: Option<i64>,
     created_at: i64,
     started_at: Option<i64>,
     ended_at: Option<i64>,
@@ -68,6 +73,7 @@ impl TryFrom<InterviewRow> for InterviewRecord {
             question_count: row.question_count,
             job_description: row.job_description,
             overall_score: row.overall_score,
+            recording_consent_at: row.recording_consent_at,
             created_at: row.created_at,
             started_at: row.started_at,
             ended_at: row.ended_at,
@@ -80,7 +86,7 @@ macro_rules! select_interview {
     ($($rest:literal)+) => {
         concat!(
             "SELECT id, user_id, role, interview_type, experience_level, status, question_count, job_description, \
-             overall_score, created_at, started_at, ended_at FROM interviews ",
+             overall_score, recording_consent_at, created_at, started_at, ended_at FROM interviews ",
             $($rest),+
         )
     };
@@ -152,8 +158,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO interviews (id, user_id, role, interview_type, experience_level, status, question_count,
-                                     job_description, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                                     job_description, recording_consent_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(id.to_string())
         .bind(new.user_id.to_string())
@@ -163,6 +169,7 @@ impl Store {
         .bind(InterviewStatus::Scheduled.as_str())
         .bind(i64::from(new.question_count))
         .bind(new.job_description.map(AsRef::as_ref))
+        .bind(new.recording_consent.then_some(now))
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -275,6 +282,28 @@ impl Store {
         .bind(owner.to_string())
         .bind(InterviewStatus::Scheduled.as_str())
         .bind(InterviewStatus::InProgress.as_str())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let Some(interview) = self.interview_of(owner, id).await? else { return Ok(None) };
+        Ok(Some(if changed == 1 { Ok(interview) } else { Err(interview.status) }))
+    }
+
+    /// Records the candidate's recording choice, allowed only before the interview starts: `Err(status)` once
+    /// it has started, `None` if it is not the owner's.
+    pub async fn set_recording_consent(
+        &self,
+        owner: UserId,
+        id: InterviewId,
+        consent: bool,
+    ) -> StoreResult<Option<Result<InterviewRecord, InterviewStatus>>> {
+        let changed = sqlx::query(
+            "UPDATE interviews SET recording_consent_at = $1 WHERE id = $2 AND user_id = $3 AND status = $4",
+        )
+        .bind(consent.then(now_ms))
+        .bind(id.to_string())
+        .bind(owner.to_string())
+        .bind(InterviewStatus::Scheduled.as_str())
         .execute(&self.pool)
         .await?
         .rows_affected();

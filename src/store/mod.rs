@@ -5,6 +5,7 @@
 
 mod audit;
 mod interviews;
+mod recordings;
 mod results;
 mod shares;
 mod tokens;
@@ -21,6 +22,7 @@ pub use audit::{AuditEntry, Outcome};
 pub use interviews::{
     InterviewPage, InterviewRecord, NewInterview, NewRound, NewTurn, QuestionRecord, RoundRecord, TurnRecord,
 };
+pub use recordings::{NewRecording, RecordingRecord};
 pub use results::{NewQuestion, NewReport, NewScore, PastReport};
 pub use shares::{InvitationRecord, ShareRecord, SharedInterview};
 pub use tokens::{NewRefreshToken, RefreshOutcome};

@@ -8,6 +8,7 @@ mod helpers;
 mod interview;
 mod load;
 mod media;
+mod recordings;
 mod signaling;
 mod transcripts;
 

@@ -11,7 +11,7 @@ use candor_pipelines::audio::dbfs;
 
 use crate::{PATIENCE, app_with, candidate_app, events_of, metric, options};
 
-fn sine(freq: f32, amplitude: f32, seconds: f32, rate: u32) -> Vec<f32> {
+pub fn sine(freq: f32, amplitude: f32, seconds: f32, rate: u32) -> Vec<f32> {
     (0..(seconds * rate as f32) as usize)
         .map(|i| amplitude * (i as f32 * freq * std::f32::consts::TAU / rate as f32).sin())
         .collect()

@@ -1,0 +1,165 @@
+//! Recording with and without consent, over real WebRTC: without it nothing media-like reaches the disk; with
+//! it the candidate's and the interviewer's audio are stored sealed (no container magic, every chunk
+//! authenticated), decrypt to Ogg Opus of the right length, replay by byte range with a ticket, and a flipped
+//! byte on disk is refused rather than served.
+
+use std::path::{Path, PathBuf};
+
+use candor_loadtest::{Client, Role};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, spawn_app};
+use crate::media::sine;
+use crate::{PATIENCE, app_with, events_of, options};
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() { out.extend(files_under(&path)) } else { out.push(path) }
+    }
+    out
+}
+
+/// Container signatures that would mean media in the clear: Ogg, Matroska/WebM, RIFF/WAV, IVF, MP4.
+fn has_media_magic(bytes: &[u8]) -> bool {
+    let magics: [&[u8]; 5] = [b"OggS", &[0x1A, 0x45, 0xDF, 0xA3], b"RIFF", b"DKIF", b"ftyp"];
+    magics.iter().any(|m| bytes.windows(m.len()).any(|w| w == *m))
+}
+
+async fn interview(app: &TestApp, token: &str, consent: bool) -> String {
+    let body = json!({"role": "Backend engineer", "interview_type": "behavioral", "experience_level": "mid", "recording_consent": consent});
+    let reply = app.post("/api/v1/interviews", Some(token), body).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reply.body["recording_consent"], consent);
+    reply.body["id"].as_str().unwrap().to_string()
+}
+
+/// A candidate speaking a tone for a few seconds until the interviewer has asked the first question.
+async fn session(app: &TestApp, token: &str, id: &str) {
+    let mut opts = options(app, token, id, Role::Candidate);
+    opts.audio = Some((sine(220.0, 0.2, 4.0, 48_000), 48_000));
+    let client = Client::connect(opts).await.expect("connects");
+    let heard = |c: &Client| events_of(c, "speech.metrics").len() >= 3 && !events_of(c, "interviewer.question").is_empty();
+    assert!(client.wait_until(PATIENCE, heard).await, "{:?}", client.events());
+    client.end().await;
+}
+
+async fn recordings(app: &TestApp, token: &str, id: &str) -> Vec<Value> {
+    let reply = app.get(&format!("/api/v1/interviews/{id}/recordings"), Some(token)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply.body["items"].as_array().unwrap().clone()
+}
+
+async fn fetch(app: &TestApp, url: &str, range: Option<&str>) -> reqwest::Response {
+    let mut request = app.client.get(app.url(url));
+    if let Some(range) = range {
+        request = request.header("range", range);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn without_consent_no_audio_or_video_touches_the_disk() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let id = interview(&app, &token, false).await;
+    session(&app, &token, &id).await;
+    let ended = app.get(&format!("/api/v1/interviews/{id}"), Some(&token)).await;
+    assert_ne!(ended.body["status"], "scheduled", "the session ran");
+    assert!(recordings(&app, &token, &id).await.is_empty());
+    let data_dir = &app.state.config.data_dir;
+    assert!(!data_dir.join("recordings").exists());
+    for file in files_under(data_dir) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(!has_media_magic(&bytes), "{} holds media", file.display());
+    }
+    let reply = app.get(&format!("/api/v1/interviews/{id}/recording"), Some(&token)).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn with_consent_both_voices_are_sealed_on_disk_and_replay_by_range() {
+    let Some(app) = app_with(&["tts"]).await else { return };
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let id = interview(&app, &token, true).await;
+    session(&app, &token, &id).await;
+
+    let finished = |items: &[Value]| items.len() == 2 && items.iter().all(|r| r["finished"] == true);
+    let mut items = Vec::new();
+    for _ in 0..300 {
+        items = recordings(&app, &token, &id).await;
+        if finished(&items) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(finished(&items), "{items:?}");
+    let candidate = items.iter().find(|r| r["source"] == "candidate").unwrap().clone();
+    let interviewer = items.iter().find(|r| r["source"] == "interviewer").unwrap().clone();
+    assert_eq!(candidate["media_type"], "audio/ogg");
+    assert!(candidate["duration_ms"].as_i64().unwrap() >= 3_000, "{candidate}");
+    assert!(interviewer["duration_ms"].as_i64().unwrap() >= 1_000, "the greeting was recorded: {interviewer}");
+
+    // On disk: ciphertext only.
+    let files = files_under(&app.state.config.data_dir.join("recordings"));
+    assert_eq!(files.len(), 2, "{files:?}");
+    for file in &files {
+        assert!(!has_media_magic(&std::fs::read(file).unwrap()), "{} is not sealed", file.display());
+    }
+
+    // Whole, it is Ogg Opus that decodes to the length the row gives.
+    let url = candidate["url"].as_str().unwrap();
+    let whole = fetch(&app, url, None).await;
+    assert_eq!(whole.status(), StatusCode::OK);
+    assert_eq!(whole.headers()["accept-ranges"], "bytes");
+    let bytes = whole.bytes().await.unwrap().to_vec();
+    assert_eq!(bytes.len() as i64, candidate["bytes"].as_i64().unwrap());
+    assert_eq!(&bytes[..4], b"OggS");
+    let decoded_ms = decoded_ms(&bytes);
+    let listed = candidate["duration_ms"].as_i64().unwrap();
+    assert!((decoded_ms - listed).abs() <= 40, "decoded {decoded_ms} ms, listed {listed} ms");
+
+    // A range, with the ticket instead of a bearer header.
+    let part = fetch(&app, url, Some("bytes=100-4099")).await;
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.headers()["content-range"], format!("bytes 100-4099/{}", bytes.len()));
+    assert_eq!(part.bytes().await.unwrap().to_vec(), bytes[100..4100]);
+    let beyond = fetch(&app, url, Some(&format!("bytes={}-", bytes.len()))).await;
+    assert_eq!(beyond.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+
+    // Without a credential, with a ticket for another interview, or as another user: refused.
+    let bare = format!("/api/v1/interviews/{id}/recording");
+    assert_eq!(fetch(&app, &bare, None).await.status(), StatusCode::UNAUTHORIZED);
+    let forged = url.replace("ticket=", "ticket=x");
+    assert_eq!(fetch(&app, &forged, None).await.status(), StatusCode::UNAUTHORIZED);
+    let (other, _) = app.signed_in_user("eve@example.com").await;
+    assert_eq!(app.get(&bare, Some(&other)).await.status, StatusCode::NOT_FOUND);
+    let voice = app.get(&format!("{bare}?source=interviewer"), Some(&token)).await;
+    assert_eq!(voice.status, StatusCode::OK);
+
+    // A flipped byte on disk is detected, not served.
+    let row = app.state.store.recordings(id.parse().unwrap()).await.unwrap().into_iter().find(|r| r.source == "candidate").unwrap();
+    let path = app.state.config.data_dir.join(&row.path);
+    let mut sealed = std::fs::read(&path).unwrap();
+    sealed[40] ^= 0x01;
+    std::fs::write(&path, sealed).unwrap();
+    assert_eq!(fetch(&app, url, None).await.status(), StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+/// Milliseconds of audio in an Ogg Opus file: its packets decoded.
+fn decoded_ms(ogg_bytes: &[u8]) -> i64 {
+    let mut reader = ogg::reading::PacketReader::new(std::io::Cursor::new(ogg_bytes.to_vec()));
+    let mut decoder = opus::Decoder::new(48_000, opus::Channels::Mono).unwrap();
+    let mut pcm = vec![0i16; 5760];
+    let mut samples = 0usize;
+    let mut index = 0;
+    while let Some(packet) = reader.read_packet().expect("valid Ogg pages") {
+        if index >= 2 {
+            samples += decoder.decode(&packet.data, &mut pcm, false).expect("valid Opus");
+        }
+        index += 1;
+    }
+    (samples / 48) as i64
+}
