@@ -84,7 +84,8 @@ impl Recordings {
         let relative = format!("recordings/{interview}/{id}");
         let path = self.data_dir.join(&relative);
         let (key, wrapped) = self.vault.new_data_key()?;
-        let days = self.store.recording_retention_days(owner).await?.unwrap_or(i64::from(self.retention_days));
+        let own = self.store.user(owner).await?.and_then(|u| u.recording_retention_days);
+        let days = own.unwrap_or(i64::from(self.retention_days));
         let kind = if media_type.starts_with("video/") { "video" } else { "audio" };
         let file_path = path.clone();
         let file = tokio::task::spawn_blocking(move || {

@@ -5,7 +5,7 @@ use axum::extract::State;
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 
-use crate::domain::{ExperienceLevel, FieldErrors, JobRole, PersonName};
+use crate::domain::{ExperienceLevel, FieldError, FieldErrors, JobRole, PersonName};
 use crate::error::{ApiError, ErrorBody};
 use crate::store::ProfileChange;
 
@@ -35,14 +35,22 @@ pub struct ProfileUpdate {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<ExperienceLevel>)]
     experience_level: Option<Option<ExperienceLevel>>,
+    /// Days to keep recordings of your interviews (1-365); `null`: the server's default. Applies to
+    /// recordings made from now on.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>)]
+    recording_retention_days: Option<Option<u32>>,
 }
+
+/// A user's recordings are kept at most a year.
+const MAX_RETENTION_DAYS: u32 = 365;
 
 /// Tells an explicit `null` (`Some(None)`) from an absent field (`None`, via `default`).
 pub(super) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// Update name, target role or experience level.
+/// Update name, target role, experience level or recording retention.
 #[utoipa::path(patch, path = "/me", tag = "profile", security(("bearer" = [])), request_body = ProfileUpdate,
     responses(
         (status = 200, description = "The updated profile", body = UserView),
@@ -64,7 +72,15 @@ pub async fn update_profile(
         },
         experience_level: body.experience_level,
     };
+    if let Some(Some(days)) = body.recording_retention_days
+        && !(1..=MAX_RETENTION_DAYS).contains(&days)
+    {
+        errors.push(FieldError::new("recording_retention_days", format!("must be between 1 and {MAX_RETENTION_DAYS}")));
+    }
     errors.finish().map_err(ApiError::validation)?;
+    if let Some(days) = body.recording_retention_days {
+        state.store.set_recording_retention_days(user.id, days.map(i64::from)).await?;
+    }
     let record = state.store.update_profile(user.id, change).await?.ok_or_else(|| ApiError::not_found("user"))?;
     Ok(Json(record.into()))
 }

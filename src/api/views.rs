@@ -24,6 +24,8 @@ pub struct UserView {
     pub role: Role,
     pub target_role: Option<String>,
     pub experience_level: Option<ExperienceLevel>,
+    /// Days recordings of this user's interviews are kept; `null`: the server's default.
+    pub recording_retention_days: Option<i64>,
     /// RFC 3339.
     pub created_at: String,
 }
@@ -37,6 +39,7 @@ impl From<UserRecord> for UserView {
             role: u.role,
             target_role: u.target_role,
             experience_level: u.experience_level,
+            recording_retention_days: u.recording_retention_days,
             created_at: rfc3339(u.created_at),
         }
     }

@@ -146,15 +146,6 @@ impl Store {
         Ok(())
     }
 
-    /// A user's own recording retention in days, if they set one.
-    pub async fn recording_retention_days(&self, user: UserId) -> StoreResult<Option<i64>> {
-        let row: Option<(Option<i64>,)> = sqlx::query_as("SELECT recording_retention_days FROM users WHERE id = $1")
-            .bind(user.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.and_then(|(days,)| days))
-    }
-
     pub async fn set_recording_retention_days(&self, user: UserId, days: Option<i64>) -> StoreResult<()> {
         sqlx::query("UPDATE users SET recording_retention_days = $1 WHERE id = $2")
             .bind(days)

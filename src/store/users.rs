@@ -29,6 +29,8 @@ pub struct UserRecord {
     pub target_role: Option<String>,
     pub experience_level: Option<ExperienceLevel>,
     pub interview_quota: Option<i64>,
+    /// Days this user's recordings are kept; `None`: the server's default.
+    pub recording_retention_days: Option<i64>,
     pub created_at: i64,
 }
 
@@ -42,6 +44,7 @@ struct UserRow {
     target_role: Option<String>,
     experience_level: Option<String>,
     interview_quota: Option<i64>,
+    recording_retention_days: Option<i64>,
     created_at: i64,
 }
 
@@ -61,6 +64,7 @@ impl TryFrom<UserRow> for UserRecord {
             name: row.name,
             target_role: row.target_role,
             interview_quota: row.interview_quota,
+            recording_retention_days: row.recording_retention_days,
             created_at: row.created_at,
         })
     }
@@ -70,7 +74,8 @@ impl TryFrom<UserRow> for UserRecord {
 macro_rules! select_user {
     ($($rest:literal)+) => {
         concat!(
-            "SELECT id, email, password_hash, name, role, target_role, experience_level, interview_quota, created_at \
+            "SELECT id, email, password_hash, name, role, target_role, experience_level, interview_quota, \
+             recording_retention_days, created_at \
              FROM users ",
             $($rest),+
         )

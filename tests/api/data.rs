@@ -50,6 +50,7 @@ async fn the_export_holds_everything_and_erasure_leaves_nothing(backend: Backend
     let id = me["id"].as_str().unwrap().to_string();
     let reported = app.interview_with_report(&token, &sample_report(66)).await;
     let scheduled = app.create_interview(&token).await;
+    let recording = crate::recordings::recorded(&app, &scheduled, id.parse().unwrap()).await;
     // Ada invites a coach, and coaches someone else's interview herself.
     let invited = app.post(&format!("/api/v1/interviews/{scheduled}/invitations"), Some(&token), json!({"email": "grace@example.com"})).await;
     assert_eq!(invited.status, StatusCode::CREATED);
@@ -74,7 +75,7 @@ async fn the_export_holds_everything_and_erasure_leaves_nothing(backend: Backend
     assert!(actions.contains(&"auth.login") && actions.contains(&"interview.invite"), "{actions:?}");
 
     let present = rows_of(&app, &id, "ada@example.com").await;
-    for table in ["users", "refresh_tokens", "interviews", "interview_shares", "rounds", "reports", "learning_paths", "coach_invitations"] {
+    for table in ["users", "refresh_tokens", "interviews", "interview_shares", "rounds", "reports", "learning_paths", "recordings", "coach_invitations"] {
         assert!(present.iter().any(|(t, n)| *t == table && *n > 0), "{table} has Ada's rows before: {present:?}");
     }
     let erase = |password: &str| app.request(Method::DELETE, "/api/v1/me", Some(&token), Some(json!({"password": password})));
@@ -85,6 +86,7 @@ async fn the_export_holds_everything_and_erasure_leaves_nothing(backend: Backend
 
     let left: Vec<(&str, i64)> = rows_of(&app, &id, "ada@example.com").await.into_iter().filter(|(_, n)| *n > 0).collect();
     assert!(left.is_empty(), "rows left after erasure: {left:?}");
+    assert!(!recording.exists(), "the recording's file is gone too");
     assert_eq!(app.login("ada@example.com").await.status, StatusCode::UNAUTHORIZED);
     // Bob's interview is untouched; the audit trail of the erasure itself stays, without the IP.
     assert_eq!(app.get(&format!("/api/v1/interviews/{bobs}"), Some(&bob)).await.status, StatusCode::OK);

@@ -7,4 +7,5 @@ mod coaches;
 mod data;
 mod http;
 mod interviews;
+mod recordings;
 mod reports;

@@ -1,0 +1,93 @@
+//! Recording choices and retention without media: the candidate's consent is set before the interview starts
+//! (and audited); the retention sweeper deletes recordings past their expiry (the server's default or the
+//! user's own), files and all, with an audit row and a metric; erasure takes the files with the account.
+
+use candor::domain::{InterviewId, UserId};
+use candor::recordings::Source;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp, spawn_app};
+use crate::on_both_databases;
+
+on_both_databases!(
+    consent_is_chosen_before_the_interview_starts_and_audited,
+    the_sweeper_deletes_recordings_past_their_retention,
+);
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// A recording of `interview` with a few bytes in it, as the live session would write one; returns its path.
+pub async fn recorded(app: &TestApp, interview: &str, owner: UserId) -> std::path::PathBuf {
+    let interview: InterviewId = interview.parse().unwrap();
+    let mut tape = app.state.recordings.start(interview, owner, Source::Candidate, "audio/ogg", 0).await.unwrap();
+    tape.append(b"OggS and some audio".to_vec(), 1000).await.unwrap();
+    let id = tape.id.clone();
+    tape.finish(1000).await.unwrap();
+    let row = app.state.store.recordings(interview).await.unwrap().into_iter().find(|r| r.id == id).unwrap();
+    let path = app.state.config.data_dir.join(row.path);
+    assert!(path.exists());
+    path
+}
+
+async fn consent_is_chosen_before_the_interview_starts_and_audited(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let id = app.create_interview(&token).await;
+    let path = format!("/api/v1/interviews/{id}");
+    let shown = app.get(&path, Some(&token)).await.body;
+    assert_eq!((shown["recording_consent"].clone(), shown["recording_consent_at"].clone()), (json!(false), json!(null)), "off by default");
+
+    let on = app.request(Method::PATCH, &path, Some(&token), Some(json!({"recording_consent": true}))).await;
+    assert_eq!(on.status, StatusCode::OK, "{}", on.body);
+    assert_eq!(on.body["recording_consent"], true);
+    assert!(on.body["recording_consent_at"].is_string());
+    let bad = app.request(Method::PATCH, &path, Some(&token), Some(json!({"recording_consent": "yes"}))).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let (eve, _) = app.signed_in_user("eve@example.com").await;
+    let theirs = app.request(Method::PATCH, &path, Some(&eve), Some(json!({"recording_consent": false}))).await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND);
+
+    app.state.store.mark_interview_started(id.parse().unwrap()).await.unwrap();
+    let late = app.request(Method::PATCH, &path, Some(&token), Some(json!({"recording_consent": false}))).await;
+    assert_eq!((late.status, late.code()), (StatusCode::CONFLICT, "interview_started"));
+    assert_eq!(app.get(&path, Some(&token)).await.body["recording_consent"], true, "unchanged once started");
+
+    let audit = app.state.store.audit_entries("interview.recording_consent").await.unwrap();
+    let details: Vec<(String, Option<String>)> = audit.iter().map(|a| (a.outcome.clone(), a.detail.clone())).collect();
+    for expected in [("success", "recording_off"), ("success", "recording_on"), ("failure", "interview_started"), ("denied", "not_found")] {
+        assert!(details.iter().any(|(o, d)| o == expected.0 && d.as_deref() == Some(expected.1)), "{expected:?} in {details:?}");
+    }
+}
+
+async fn the_sweeper_deletes_recordings_past_their_retention(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (ada, _) = app.signed_in_user("ada@example.com").await;
+    let (bob, _) = app.signed_in_user("bob@example.com").await;
+    let id_of = |body: serde_json::Value| body["id"].as_str().unwrap().parse::<UserId>().unwrap();
+    let (ada_id, bob_id) = (id_of(app.get("/api/v1/me", Some(&ada)).await.body), id_of(app.get("/api/v1/me", Some(&bob)).await.body));
+
+    // Ada keeps her recordings two days; Bob keeps the server's default (30 days).
+    for days in [json!(0), json!(366), json!("x")] {
+        let refused = app.request(Method::PATCH, "/api/v1/me", Some(&ada), Some(json!({"recording_retention_days": days}))).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{days}");
+    }
+    let set = app.request(Method::PATCH, "/api/v1/me", Some(&ada), Some(json!({"recording_retention_days": 2}))).await;
+    assert_eq!(set.body["recording_retention_days"], 2);
+    let adas = recorded(&app, &app.create_interview(&ada).await, ada_id).await;
+    let bobs = recorded(&app, &app.create_interview(&bob).await, bob_id).await;
+
+    let now = candor::store::now_ms();
+    assert_eq!(app.state.recordings.sweep(now).await.unwrap(), 0, "nothing has expired yet");
+    assert_eq!(app.state.recordings.sweep(now + 3 * DAY_MS).await.unwrap(), 1);
+    assert!(!adas.exists() && bobs.exists(), "Ada's recording is gone, Bob's stays");
+    assert_eq!(app.state.recordings.sweep(now + 31 * DAY_MS).await.unwrap(), 1);
+    assert!(!bobs.exists());
+    assert_eq!(app.state.recordings.sweep(now + 31 * DAY_MS).await.unwrap(), 0, "deleted once");
+
+    let audit = app.state.store.audit_entries("recording.expired").await.unwrap();
+    assert_eq!(audit.len(), 2);
+    assert!(app.state.metrics.render().contains("candor_recordings_total{event=\"expired\"} 2"));
+    let cleared = app.request(Method::PATCH, "/api/v1/me", Some(&ada), Some(json!({"recording_retention_days": null}))).await;
+    assert_eq!(cleared.body["recording_retention_days"], json!(null));
+}
