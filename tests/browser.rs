@@ -295,7 +295,7 @@ async fn a_whole_interview_in_chromium_from_a_spoken_answer_to_the_report_page()
     }
     let (token, _) = app.signed_in_user("ada@example.com").await;
     let created = app
-        .post("/api/v1/interviews", Some(&token), json!({"role": "Backend engineer", "interview_type": "behavioral", "experience_level": "mid", "question_count": 2}))
+        .post("/api/v1/interviews", Some(&token), json!({"role": "Backend engineer", "interview_type": "behavioral", "experience_level": "mid", "question_count": 2, "recording_consent": true}))
         .await;
     let interview = created.body["id"].as_str().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
@@ -351,6 +351,8 @@ async fn a_whole_interview_in_chromium_from_a_spoken_answer_to_the_report_page()
     let link = evaluate(&mut devtools, 200_000, "Promise.resolve(JSON.stringify(document.querySelector('#report-link a')?.getAttribute('href')))").await;
     assert_eq!(link, json!(format!("/report.html?interview={interview}")));
     assert_eq!(ready["url"], format!("/api/v1/interviews/{interview}/report"));
+    let badge = evaluate(&mut devtools, 200_010, "Promise.resolve(JSON.stringify(document.getElementById('recording').textContent))").await;
+    assert_eq!(badge, json!("● Recording audio"), "the room says the interview is recorded");
 
     // The report page, as the link opens it, shows the scores and the spoken answer's words.
     let navigate = json!({"id": 300_000, "method": "Page.navigate", "params": {"url": app.url(&format!("/report.html?interview={interview}"))}});
@@ -376,6 +378,15 @@ async fn a_whole_interview_in_chromium_from_a_spoken_answer_to_the_report_page()
     assert!(charts.iter().any(|c| c.starts_with("Content scores")) && charts.iter().any(|c| c.starts_with("Pace")), "{drawn}");
     assert_eq!(drawn["svgs"].as_u64(), Some(charts.len() as u64), "{drawn}");
     assert!(drawn["marks"].as_array().is_some_and(|m| !m.is_empty()), "the evidence the ratings cite is highlighted: {drawn}");
+    // The recorded answer replays in the page: Chromium reads the decrypted Ogg Opus by range requests (its
+    // length from the end of the file), and "Play the answer" seeks to where the spoken answer starts.
+    let loaded = "new Promise((done) => { const a = document.getElementById('replay-candidate');                   const report = () => done(JSON.stringify(a ? {duration: a.duration, error: a.error?.code ?? null, plays: document.querySelectorAll('button.play').length} : null));                   if (!a || a.readyState >= 1) report(); else { a.addEventListener('loadedmetadata', report); a.addEventListener('error', report); setTimeout(report, 30000); } })";
+    let loaded = evaluate(&mut devtools, 400_010, loaded).await;
+    assert!(loaded["duration"].as_f64().is_some_and(|d| d.is_finite() && d > 5.0) && loaded["error"].is_null(), "{loaded}");
+    assert!(loaded["plays"].as_u64().is_some_and(|n| n >= 1), "{loaded}");
+    let seek = "(() => { const b = [...document.querySelectorAll('h3 button.play')][0]; b?.click();                 const a = document.getElementById('replay-candidate'); return Promise.resolve(JSON.stringify({at: a.currentTime, button: Boolean(b)})); })()";
+    let seeked = evaluate(&mut devtools, 400_020, seek).await;
+    assert!(seeked["button"] == true && seeked["at"].as_f64().is_some_and(|t| t > 1.0), "the spoken answer starts after the greeting: {seeked}");
     // The learning path is a checklist: a tick in the page is stored (the spoken answer is short, so there are
     // steps to take).
     let tick = "(() => { const box = document.querySelector('.step input[type=checkbox]'); box?.click(); return Promise.resolve(JSON.stringify(box?.id ?? null)); })()";
