@@ -40,6 +40,18 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Manage the keys that encrypt recordings.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Re-wrap every recording's data key with the current master key (`CANDOR_MASTER_KEY`), so the keys in
+    /// `CANDOR_RETIRED_MASTER_KEYS` can be dropped. The recordings themselves are not rewritten.
+    Rewrap,
 }
 
 #[derive(Subcommand)]
@@ -105,7 +117,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             println!("created {} {} ({})", user.role, user.email, user.id);
         }
+        Command::Keys { command: KeysCommand::Rewrap } => rewrap(&config).await?,
     }
+    Ok(())
+}
+
+async fn rewrap(config: &Config) -> anyhow::Result<()> {
+    let store = Store::connect(&config.database_url(), 1).await?;
+    store.migrate().await?;
+    let recordings = crate::startup::recordings(config, store, std::sync::Arc::new(crate::metrics::Metrics::new()))?;
+    let moved = recordings.rewrap().await?;
+    println!("{moved} recording keys re-wrapped with the current master key");
     Ok(())
 }
 

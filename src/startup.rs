@@ -73,18 +73,7 @@ impl Application {
             .unwrap_or_else(|_| Engines::disabled("loading the models panicked"));
         let bound = listener.local_addr().map_err(|source| StartupError::Bind { addr: config.bind, source })?;
         let mailer = crate::notify::Mailer::from_config(&config, bound, metrics.clone())?;
-        let master_key = match &config.master_key {
-            Some(key) => key.clone(),
-            None => load_or_create_secret(&config.data_dir.join("master_key"), "recording master key")?,
-        };
-        let recordings = Arc::new(crate::recordings::Recordings::new(
-            &config.data_dir,
-            &master_key,
-            config.retired_master_keys.as_ref(),
-            config.recording_retention_days,
-            store.clone(),
-            metrics.clone(),
-        )?);
+        let recordings = Arc::new(recordings(&config, store.clone(), metrics.clone())?);
         let state = AppState {
             live: crate::live::Live::new(
                 config.clone(),
@@ -157,6 +146,23 @@ async fn return_free_memory() {
 }
 
 /// Reads the signing key, or creates a random 512-bit one readable only by this user.
+/// The recordings of this configuration: their directory, the master key (generated into the data directory
+/// when none is configured), retention.
+pub fn recordings(config: &Config, store: Store, metrics: Arc<Metrics>) -> Result<crate::recordings::Recordings, StartupError> {
+    let master_key = match &config.master_key {
+        Some(key) => key.clone(),
+        None => load_or_create_secret(&config.data_dir.join("master_key"), "recording master key")?,
+    };
+    Ok(crate::recordings::Recordings::new(
+        &config.data_dir,
+        &master_key,
+        config.retired_master_keys.as_ref(),
+        config.recording_retention_days,
+        store,
+        metrics,
+    )?)
+}
+
 /// The secret kept in `path`, generated there (readable by the owner only) the first time.
 fn load_or_create_secret(path: &Path, what: &str) -> Result<SecretString, StartupError> {
     let fail = |source| StartupError::Secret { path: path.display().to_string(), source };

@@ -169,3 +169,55 @@ open(sys.argv[2], "wb").write(data)
     assert!(patched.success());
     assert!(convert(&relabelled).contains("operator LOGISTIC is not supported"));
 }
+
+/// `keys rewrap` moves recordings from a retired master key to the current one: before it, the new key alone
+/// cannot open them; after it, it can, and the content is unchanged.
+#[tokio::test]
+async fn keys_rewrap_moves_recordings_to_the_current_master_key() {
+    use candor::recordings::{Recordings, Source};
+    use secrecy::SecretString;
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = ("an old master key that is long enough!!", "a new master key that is also long enough");
+    let config = candor::config::Config { data_dir: dir.path().to_path_buf(), ..Default::default() };
+    let store = candor::store::Store::connect(&config.database_url(), 1).await.unwrap();
+    store.migrate().await.unwrap();
+    let email = candor::domain::Email::parse("ada@example.com").unwrap();
+    let name = candor::domain::PersonName::parse("Ada").unwrap();
+    let user = store
+        .insert_user(candor::store::NewUser { email: &email, password_hash: "x", name: &name, role: candor::domain::Role::Candidate })
+        .await
+        .unwrap();
+    let role = candor::domain::JobRole::parse("Backend engineer").unwrap();
+    let interview = store
+        .insert_interview(candor::store::NewInterview {
+            user_id: user.id,
+            role: &role,
+            interview_type: candor::domain::InterviewType::Behavioral,
+            experience_level: candor::domain::ExperienceLevel::Mid,
+            question_count: 1,
+            job_description: None,
+            rounds: &[],
+            recording_consent: true,
+        })
+        .await
+        .unwrap();
+    let metrics = std::sync::Arc::new(candor::metrics::Metrics::new());
+    let recordings = |key: &str, retired: Option<&str>| {
+        let retired = retired.map(|k| SecretString::from(k.to_string()));
+        Recordings::new(dir.path(), &SecretString::from(key.to_string()), retired.as_ref(), 30, store.clone(), metrics.clone()).unwrap()
+    };
+    let mut tape = recordings(old, None).start(interview.id, user.id, Source::Candidate, "audio/ogg", 0).await.unwrap();
+    tape.append(b"the candidate's voice".to_vec(), 1000).await.unwrap();
+    tape.finish(1000).await.unwrap();
+    let row = store.recordings(interview.id).await.unwrap().remove(0);
+    assert!(recordings(new, None).open(&row).is_err(), "the new key alone cannot open it yet");
+
+    let out = candor(dir.path(), &["keys", "rewrap"], &[("CANDOR_MASTER_KEY", new), ("CANDOR_RETIRED_MASTER_KEYS", old)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8(out.stdout).unwrap().starts_with("1 recording keys re-wrapped"));
+    let row = store.recordings(interview.id).await.unwrap().remove(0);
+    let mut reader = recordings(new, None).open(&row).unwrap();
+    assert_eq!(reader.read_range(0, u64::MAX).unwrap(), b"the candidate's voice");
+    let again = candor(dir.path(), &["keys", "rewrap"], &[("CANDOR_MASTER_KEY", new)]);
+    assert!(String::from_utf8(again.stdout).unwrap().starts_with("0 recording keys"));
+}
