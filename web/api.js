@@ -48,6 +48,13 @@ async function api(method, path, body, retried = false) {
   return json ? data : text || null;
 }
 
+// A binary download (an export archive) as a Blob; a failed one throws like `api`.
+async function download(path) {
+  const response = await fetch(`/api/v1${path}`, { headers: store.access ? { authorization: `Bearer ${store.access}` } : {} });
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+  return response.blob();
+}
+
 // A chart the server draws (SVG) as a figure with a caption, or null when it has no data for it (404).
 async function chart(path, caption) {
   let svg;

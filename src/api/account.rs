@@ -7,45 +7,58 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::verify_password;
 use crate::domain::UserId;
 use crate::error::{ApiError, ErrorBody};
-use crate::store::{InterviewRecord, Outcome};
+use crate::store::{InterviewRecord, Outcome, RecordingRecord};
 
 use super::AppState;
 use super::admin::require_admin;
-use super::extract::{ApiJson, ApiPath, AuthUser};
+use super::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
 use super::interviews::detail;
 use super::views::{UserView, rfc3339};
 
 /// Interviews read per page while exporting.
 const PAGE: u32 = 100;
 
-/// Download everything about the signed-in user as one JSON document: the profile, every interview with its
-/// rounds, questions, turns and report (with the learning path's ticks), and the audit log of their own actions.
-#[utoipa::path(get, path = "/me/export", tag = "profile", security(("bearer" = [])),
+#[derive(Deserialize, IntoParams)]
+pub struct ExportQuery {
+    /// `true`: one tar archive holding the JSON document (`export.json`) and every recording, decrypted.
+    #[serde(default)]
+    archive: bool,
+}
+
+/// Download everything about the signed-in user: the profile, every interview with its rounds, questions,
+/// turns, recordings (listed) and report (with the learning path's ticks), and the audit log of their own
+/// actions, as one JSON document; with `archive=true`, a tar archive of that document and the recordings.
+#[utoipa::path(get, path = "/me/export", tag = "profile", security(("bearer" = [])), params(ExportQuery),
     responses(
-        (status = 200, description = "The export (a JSON document, served as an attachment)", body = Object),
+        (status = 200, description = "The export (a JSON document or a tar archive, served as an attachment)", body = Object),
         (status = 401, description = "Not signed in", body = ErrorBody),
     ))]
-pub async fn export_me(State(state): State<AppState>, user: AuthUser) -> Result<Response, ApiError> {
+pub async fn export_me(State(state): State<AppState>, user: AuthUser, ApiQuery(query): ApiQuery<ExportQuery>) -> Result<Response, ApiError> {
     audited(&state, &user, "account.export", user.id, true).await?;
-    export(&state, user.id).await
+    export(&state, user.id, query.archive).await
 }
 
 /// An admin exports any user's data.
 #[utoipa::path(get, path = "/admin/users/{id}/export", tag = "profile", security(("bearer" = [])),
-    params(("id" = String, Path, description = "User id")),
+    params(("id" = String, Path, description = "User id"), ExportQuery),
     responses(
         (status = 200, description = "The export", body = Object),
         (status = 403, description = "Not an admin (`forbidden`)", body = ErrorBody),
         (status = 404, description = "No such user", body = ErrorBody),
     ))]
-pub async fn export_user(State(state): State<AppState>, user: AuthUser, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
+pub async fn export_user(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ExportQuery>,
+) -> Result<Response, ApiError> {
     let target = admin_target(&state, &user, &id, "admin.user.export").await?;
-    export(&state, target).await
+    export(&state, target, query.archive).await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -114,12 +127,19 @@ async fn all_interviews(state: &AppState, id: UserId) -> Result<Vec<InterviewRec
     }
 }
 
-async fn export(state: &AppState, id: UserId) -> Result<Response, ApiError> {
+async fn export(state: &AppState, id: UserId, archive: bool) -> Result<Response, ApiError> {
     let user = state.store.user(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
     let mut interviews = Vec::new();
     for record in all_interviews(state, id).await? {
         let report = state.store.report_of(id, record.id).await?;
+        let recordings = state.store.recordings(record.id).await?;
         let mut entry = serde_json::to_value(detail(state, record).await?).unwrap_or(Value::Null);
+        entry["recordings"] = recordings
+            .iter()
+            .map(|r| json!({"id": r.id, "source": r.source, "media_type": r.media_type, "offset_ms": r.offset_ms,
+                "duration_ms": r.duration_ms, "created_at": rfc3339(r.created_at), "expires_at": rfc3339(r.expires_at),
+                "file": archived_name(r)}))
+            .collect();
         entry["report"] = report.as_ref().and_then(|(document, _)| serde_json::from_str(document).ok()).unwrap_or(Value::Null);
         entry["learning_path_done"] = report.and_then(|(_, ticked)| serde_json::from_str(&ticked).ok()).unwrap_or(json!([]));
         interviews.push(entry);
@@ -138,8 +158,41 @@ async fn export(state: &AppState, id: UserId) -> Result<Response, ApiError> {
         "interviews": interviews,
         "audit": audit,
     });
-    let file = format!("attachment; filename=\"candor-export-{id}.json\"");
-    Ok(([(header::CONTENT_DISPOSITION, file)], Json(document)).into_response())
+    if !archive {
+        let file = format!("attachment; filename=\"candor-export-{id}.json\"");
+        return Ok(([(header::CONTENT_DISPOSITION, file)], Json(document)).into_response());
+    }
+    let rows = state.store.recordings_of_user(id).await?;
+    let recordings = state.recordings.clone();
+    let tar = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut add = |name: &str, data: &[u8]| {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o600);
+            header.set_mtime(u64::try_from(crate::store::now_ms() / 1000).unwrap_or_default());
+            tar.append_data(&mut header, name, data).map_err(|e| e.to_string())
+        };
+        add("export.json", &serde_json::to_vec_pretty(&document).map_err(|e| e.to_string())?)?;
+        for row in &rows {
+            let data = recordings.open(row).and_then(|mut r| Ok(r.read_range(0, u64::MAX)?)).map_err(|e| format!("recording {}: {e}", row.id))?;
+            add(&archived_name(row), &data)?;
+        }
+        tar.into_inner().map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|_| ApiError::internal())?
+    .map_err(|e| {
+        tracing::error!(user = %id, error = e, "export archive not built");
+        ApiError::internal()
+    })?;
+    let file = format!("attachment; filename=\"candor-export-{id}.tar\"");
+    Ok(([(header::CONTENT_TYPE, "application/x-tar".to_string()), (header::CONTENT_DISPOSITION, file)], tar).into_response())
+}
+
+/// Where a recording lies in the export archive.
+fn archived_name(row: &RecordingRecord) -> String {
+    format!("recordings/{}/{}-{}.ogg", row.interview_id, row.source, row.id)
 }
 
 async fn erase(state: &AppState, id: UserId) -> Result<StatusCode, ApiError> {

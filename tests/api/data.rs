@@ -71,6 +71,23 @@ async fn the_export_holds_everything_and_erasure_leaves_nothing(backend: Backend
     assert_eq!(with_report["report"]["overall"], 66);
     assert!(with_report["rounds"].is_array() && with_report["turns"].is_array());
     assert!(interviews.iter().all(|i| i["id"] != bobs.as_str()), "not someone else's interview");
+    let scheduled_entry = interviews.iter().find(|i| i["id"] == scheduled.as_str()).unwrap();
+    let file = scheduled_entry["recordings"][0]["file"].as_str().expect("the recording is listed").to_string();
+    // As an archive: the same document and the recording, decrypted.
+    let archive = app.client.get(app.url("/api/v1/me/export?archive=true")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(archive.headers()["content-type"], "application/x-tar");
+    let bytes = archive.bytes().await.unwrap();
+    let mut entries = std::collections::HashMap::new();
+    for entry in tar::Archive::new(std::io::Cursor::new(bytes)).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().display().to_string();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        entries.insert(name, data);
+    }
+    let json: serde_json::Value = serde_json::from_slice(&entries["export.json"]).unwrap();
+    assert_eq!(json["interviews"].as_array().unwrap().len(), 2);
+    assert_eq!(entries[&file], b"OggS and some audio", "{:?}", entries.keys());
     let actions: Vec<&str> = document["audit"].as_array().unwrap().iter().filter_map(|a| a["action"].as_str()).collect();
     assert!(actions.contains(&"auth.login") && actions.contains(&"interview.invite"), "{actions:?}");
 
