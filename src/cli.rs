@@ -45,6 +45,31 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Training data for a specialised interviewer model.
+    Dataset {
+        #[command(subcommand)]
+        command: DatasetCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DatasetCommand {
+    /// Write completed interviews whose candidates consented (`dataset_consent`) as chat-format JSONL, one
+    /// interview per line, personal data scrubbed, with a manifest: DIR/interviews.jsonl, DIR/manifest.json.
+    Export {
+        /// The directory to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Only interviews created on or after this day (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only roles containing this (any case), e.g. "backend".
+        #[arg(long)]
+        role: Option<String>,
+        /// Only interviews scoring at least this (0-100).
+        #[arg(long)]
+        min_score: Option<f64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -118,8 +143,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("created {} {} ({})", user.role, user.email, user.id);
         }
         Command::Keys { command: KeysCommand::Rewrap } => rewrap(&config).await?,
+        Command::Dataset { command: DatasetCommand::Export { out, since, role, min_score } } => {
+            let since_ms = since.as_deref().map(day_start_ms).transpose()?;
+            let filters = crate::dataset::Filters { since_ms, role, min_score };
+            let store = Store::connect(&config.database_url(), 1).await?;
+            store.migrate().await?;
+            let bar = indicatif::ProgressBar::new(0).with_message("interviews");
+            let manifest = crate::dataset::export(&store, &filters, &out, |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            })
+            .await?;
+            bar.finish_and_clear();
+            println!("{} interviews written to {} (sha256 {})", manifest.count, out.join(&manifest.file).display(), manifest.sha256);
+        }
     }
     Ok(())
+}
+
+/// Midnight UTC of a `YYYY-MM-DD` day, in Unix ms.
+fn day_start_ms(day: &str) -> anyhow::Result<i64> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(day, &format).with_context(|| format!("--since {day:?} is not a YYYY-MM-DD day"))?;
+    Ok((date.midnight().assume_utc().unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
 async fn rewrap(config: &Config) -> anyhow::Result<()> {

@@ -10,6 +10,7 @@
 //!   whole interview logic are the `candor-interviewer` crate.
 //! - `vault`: encryption at rest (master key, per-recording data keys, chunked AES-256-GCM); `recordings`: the
 //!   sealed media files of consenting candidates, their replay, retention and erasure.
+//! - `dataset`: training-data export (consented interviews as chat JSONL, personal data scrubbed).
 //! - `api`: the HTTP API, its extractors and its OpenAPI document; `error`: the one error shape.
 //! - `rate_limit`, `metrics`, `telemetry`: per-IP limits, Prometheus metrics, logs.
 //! - `startup`: builds the application and serves it; `cli`: the `candor` command.
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod brain;
 pub mod cli;
 pub mod config;
+pub mod dataset;
 pub mod domain;
 pub mod error;
 pub mod live;

@@ -170,6 +170,40 @@ open(sys.argv[2], "wb").write(data)
     assert!(convert(&relabelled).contains("operator LOGISTIC is not supported"));
 }
 
+/// A store in `dir` (as `candor` would open it) with one candidate named `name`.
+async fn store_with_user(dir: &std::path::Path, name: &str) -> (candor::store::Store, candor::domain::UserId) {
+    let config = candor::config::Config { data_dir: dir.to_path_buf(), ..Default::default() };
+    let store = candor::store::Store::connect(&config.database_url(), 1).await.unwrap();
+    store.migrate().await.unwrap();
+    let email = candor::domain::Email::parse(&format!("{}@example.com", name.split(' ').next().unwrap().to_lowercase())).unwrap();
+    let name = candor::domain::PersonName::parse(name).unwrap();
+    let user = store
+        .insert_user(candor::store::NewUser { email: &email, password_hash: "x", name: &name, role: candor::domain::Role::Candidate })
+        .await
+        .unwrap();
+    (store, user.id)
+}
+
+async fn interview(store: &candor::store::Store, user: candor::domain::UserId, role: &str, recording: bool, dataset: bool) -> candor::domain::InterviewId {
+    let role = candor::domain::JobRole::parse(role).unwrap();
+    let rounds = [candor::store::NewRound { kind: "behavioral".into(), title: "Behavioral round".into() }];
+    store
+        .insert_interview(candor::store::NewInterview {
+            user_id: user,
+            role: &role,
+            interview_type: candor::domain::InterviewType::Behavioral,
+            experience_level: candor::domain::ExperienceLevel::Mid,
+            question_count: 1,
+            job_description: None,
+            rounds: &rounds,
+            recording_consent: recording,
+            dataset_consent: dataset,
+        })
+        .await
+        .unwrap()
+        .id
+}
+
 /// `keys rewrap` moves recordings from a retired master key to the current one: before it, the new key alone
 /// cannot open them; after it, it can, and the content is unchanged.
 #[tokio::test]
@@ -178,46 +212,95 @@ async fn keys_rewrap_moves_recordings_to_the_current_master_key() {
     use secrecy::SecretString;
     let dir = tempfile::tempdir().unwrap();
     let (old, new) = ("an old master key that is long enough!!", "a new master key that is also long enough");
-    let config = candor::config::Config { data_dir: dir.path().to_path_buf(), ..Default::default() };
-    let store = candor::store::Store::connect(&config.database_url(), 1).await.unwrap();
-    store.migrate().await.unwrap();
-    let email = candor::domain::Email::parse("ada@example.com").unwrap();
-    let name = candor::domain::PersonName::parse("Ada").unwrap();
-    let user = store
-        .insert_user(candor::store::NewUser { email: &email, password_hash: "x", name: &name, role: candor::domain::Role::Candidate })
-        .await
-        .unwrap();
-    let role = candor::domain::JobRole::parse("Backend engineer").unwrap();
-    let interview = store
-        .insert_interview(candor::store::NewInterview {
-            user_id: user.id,
-            role: &role,
-            interview_type: candor::domain::InterviewType::Behavioral,
-            experience_level: candor::domain::ExperienceLevel::Mid,
-            question_count: 1,
-            job_description: None,
-            rounds: &[],
-            recording_consent: true,
-        })
-        .await
-        .unwrap();
+    let (store, user) = store_with_user(dir.path(), "Ada").await;
+    let interview = interview(&store, user, "Backend engineer", true, false).await;
     let metrics = std::sync::Arc::new(candor::metrics::Metrics::new());
     let recordings = |key: &str, retired: Option<&str>| {
         let retired = retired.map(|k| SecretString::from(k.to_string()));
         Recordings::new(dir.path(), &SecretString::from(key.to_string()), retired.as_ref(), 30, store.clone(), metrics.clone()).unwrap()
     };
-    let mut tape = recordings(old, None).start(interview.id, user.id, Source::Candidate, "audio/ogg", 0).await.unwrap();
+    let mut tape = recordings(old, None).start(interview, user, Source::Candidate, "audio/ogg", 0).await.unwrap();
     tape.append(b"the candidate's voice".to_vec(), 1000).await.unwrap();
     tape.finish(1000).await.unwrap();
-    let row = store.recordings(interview.id).await.unwrap().remove(0);
+    let row = store.recordings(interview).await.unwrap().remove(0);
     assert!(recordings(new, None).open(&row).is_err(), "the new key alone cannot open it yet");
 
     let out = candor(dir.path(), &["keys", "rewrap"], &[("CANDOR_MASTER_KEY", new), ("CANDOR_RETIRED_MASTER_KEYS", old)]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8(out.stdout).unwrap().starts_with("1 recording keys re-wrapped"));
-    let row = store.recordings(interview.id).await.unwrap().remove(0);
+    let row = store.recordings(interview).await.unwrap().remove(0);
     let mut reader = recordings(new, None).open(&row).unwrap();
     assert_eq!(reader.read_range(0, u64::MAX).unwrap(), b"the candidate's voice");
     let again = candor(dir.path(), &["keys", "rewrap"], &[("CANDOR_MASTER_KEY", new)]);
     assert!(String::from_utf8(again.stdout).unwrap().starts_with("0 recording keys"));
+}
+
+/// A completed interview with a conversation that plants personal data, scored `score`.
+async fn finished(store: &candor::store::Store, user: candor::domain::UserId, id: candor::domain::InterviewId, score: f64) {
+    use candor::domain::Speaker;
+    let said = [
+        (Speaker::Interviewer, "Hello Zelda. Tell me about a time you fixed a slow service."),
+        (Speaker::Candidate, "Sure, I'm Zelda Quistorp, reach me at zelda.q@mail.example.com or +1 (555) 010-9999."),
+        (Speaker::Candidate, "At Acme my badge EMP-204981 opened the server room; see zelda.dev/cv. I cut latency by 40 percent."),
+        (Speaker::Interviewer, "What did you measure before the change?"),
+        (Speaker::Candidate, "The p99 of the checkout API, for 1,000,000 users."),
+    ];
+    for (i, (speaker, text)) in said.iter().enumerate() {
+        let turn_id = format!("{id}-{i}");
+        let at = i as u64 * 10_000;
+        let turn = candor::store::NewTurn {
+            id: &turn_id, interview: id, question_id: None, speaker: *speaker, text, start_ms: at, end_ms: at + 5_000,
+            interrupted: false, words: "[]", metrics: "{}",
+        };
+        store.insert_turn(turn).await.unwrap();
+    }
+    let report = candor::store::NewReport {
+        interview: id, user, overall: score, technical_depth: score, communication: score, structure: score, impact: score,
+        confidence: 50.0, presence: 50.0, strengths: "[]", improvements: "[]", summary: "", document: "{}", roadmap: "[]", resources: "[]",
+    };
+    store.insert_report(report).await.unwrap();
+}
+
+/// `dataset export`: only completed interviews with the candidate's consent, through the filters, as chat JSONL
+/// with no planted personal data left, and a manifest whose hash is the file's.
+#[tokio::test]
+async fn dataset_export_writes_consented_interviews_without_personal_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, user) = store_with_user(dir.path(), "Zelda Quistorp").await;
+    let wanted = interview(&store, user, "Backend engineer", false, true).await;
+    finished(&store, user, wanted, 72.0).await;
+    let no_consent = interview(&store, user, "Backend engineer", true, false).await;
+    finished(&store, user, no_consent, 80.0).await;
+    let low = interview(&store, user, "Backend engineer", false, true).await;
+    finished(&store, user, low, 30.0).await;
+    let other_role = interview(&store, user, "Product manager", false, true).await;
+    finished(&store, user, other_role, 90.0).await;
+    interview(&store, user, "Backend engineer", false, true).await; // consented, not finished
+
+    let out = dir.path().join("dataset");
+    let args = ["dataset", "export", "--out", out.to_str().unwrap(), "--role", "BACKEND", "--min-score", "50", "--since", "2020-01-01"];
+    let run = candor(dir.path(), &args, &[]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(String::from_utf8(run.stdout).unwrap().starts_with("1 interviews written"));
+    let jsonl = std::fs::read_to_string(out.join("interviews.jsonl")).unwrap();
+    assert_eq!(jsonl.lines().count(), 1);
+    for leaked in ["Zelda", "Quistorp", "zelda.q", "555", "EMP-204981", "zelda.dev", "example.com"] {
+        assert!(!jsonl.contains(leaked), "{leaked} in {jsonl}");
+    }
+    let line: serde_json::Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+    let roles: Vec<&str> = line["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["system", "assistant", "user", "assistant", "user"], "speakers alternate, a speaker's turns joined");
+    let system = line["messages"][0]["content"].as_str().unwrap();
+    assert!(system.contains("behavioral") && system.contains("mid") && system.contains("Backend engineer") && system.contains("Behavioral round"), "{system}");
+    assert!(line["messages"][2]["content"].as_str().unwrap().contains("40 percent"), "the substance stays");
+
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["count"], 1);
+    assert_eq!(manifest["filters"]["min_score"], 50.0);
+    use sha2::Digest;
+    let hash: String = sha2::Sha256::digest(jsonl.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(manifest["sha256"], hash);
+
+    let bad = candor(dir.path(), &["dataset", "export", "--out", out.to_str().unwrap(), "--since", "last week"], &[]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("YYYY-MM-DD"));
 }

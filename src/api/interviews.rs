@@ -39,6 +39,10 @@ pub struct CreateInterview {
     /// off: then only the transcript and derived measurements are kept.
     #[serde(default)]
     recording_consent: bool,
+    /// Allow this interview, anonymised, into training-data exports for a specialised interviewer model.
+    /// Default off; can change at any time.
+    #[serde(default)]
+    dataset_consent: bool,
 }
 
 /// Plan a new interview.
@@ -97,12 +101,15 @@ pub async fn create(
             job_description: job_description.as_ref(),
             rounds: &rounds,
             recording_consent: body.recording_consent,
+            dataset_consent: body.dataset_consent,
         })
         .await?;
     let id = interview.id.to_string();
     state.store.audit(Some(&caller), "interview.create", Some(&id), Some(&ip), Outcome::Success, None).await?;
-    let choice = consent_detail(body.recording_consent);
-    state.store.audit(Some(&caller), "interview.recording_consent", Some(&id), Some(&ip), Outcome::Success, Some(choice)).await?;
+    let recording = consent_detail("recording", body.recording_consent);
+    state.store.audit(Some(&caller), "interview.recording_consent", Some(&id), Some(&ip), Outcome::Success, Some(&recording)).await?;
+    let dataset = consent_detail("dataset", body.dataset_consent);
+    state.store.audit(Some(&caller), "interview.dataset_consent", Some(&id), Some(&ip), Outcome::Success, Some(&dataset)).await?;
     Ok((StatusCode::CREATED, Json(detail(&state, interview).await?)))
 }
 
@@ -177,15 +184,19 @@ pub async fn get_one(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateInterview {
-    /// Record the session's audio and video; can change only before the interview starts.
-    recording_consent: bool,
+    /// Record the session's audio; can change only before the interview starts.
+    #[serde(default)]
+    recording_consent: Option<bool>,
+    /// Allow the interview, anonymised, into training-data exports; can change at any time.
+    #[serde(default)]
+    dataset_consent: Option<bool>,
 }
 
-fn consent_detail(consent: bool) -> &'static str {
-    if consent { "recording_on" } else { "recording_off" }
+fn consent_detail(what: &str, consent: bool) -> String {
+    format!("{what}_{}", if consent { "on" } else { "off" })
 }
 
-/// Change an interview before it starts: today, the recording choice.
+/// Change an interview's consents: recording (before it starts) and training-data use (any time).
 #[utoipa::path(patch, path = "/interviews/{id}", tag = "interviews", security(("bearer" = [])),
     params(("id" = String, Path, description = "Interview id")), request_body = UpdateInterview,
     responses(
@@ -193,7 +204,7 @@ fn consent_detail(consent: bool) -> &'static str {
         (status = 400, description = "Invalid body", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such interview of the caller", body = ErrorBody),
-        (status = 409, description = "The interview has started (`interview_started`)", body = ErrorBody),
+        (status = 409, description = "The recording choice after the interview started (`interview_started`)", body = ErrorBody),
     ))]
 pub async fn update(
     State(state): State<AppState>,
@@ -201,29 +212,42 @@ pub async fn update(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateInterview>,
 ) -> Result<Json<InterviewView>, ApiError> {
-    let result = match id.parse::<InterviewId>() {
-        Ok(parsed) => state.store.set_recording_consent(user.id, parsed, body.recording_consent).await?,
-        Err(_) => None,
-    };
     let caller = user.id.to_string();
     let ip = user.ip.to_text();
-    let audit = |outcome, detail| {
-        state.store.audit(Some(&caller), "interview.recording_consent", Some(&id), Some(&ip), outcome, detail)
+    let audit = |action, outcome, detail: Option<String>| {
+        let (caller, ip, id) = (caller.clone(), ip.clone(), id.clone());
+        let store = state.store.clone();
+        async move { store.audit(Some(&caller), action, Some(&id), Some(&ip), outcome, detail.as_deref()).await }
     };
-    match result {
-        None => {
-            audit(Outcome::Denied, Some("not_found")).await?;
-            Err(ApiError::not_found("interview"))
-        }
-        Some(Err(status)) => {
-            audit(Outcome::Failure, Some("interview_started")).await?;
-            Err(ApiError::conflict("interview_started", format!("the interview is {status}; the choice is made before it starts")))
-        }
-        Some(Ok(interview)) => {
-            audit(Outcome::Success, Some(consent_detail(body.recording_consent))).await?;
-            Ok(Json(interview.into()))
+    let parsed = id.parse::<InterviewId>().ok();
+    let mut interview = match parsed {
+        Some(parsed) => state.store.interview_of(user.id, parsed).await?,
+        None => None,
+    };
+    let Some(parsed) = parsed.filter(|_| interview.is_some()) else {
+        audit("interview.update", Outcome::Denied, Some("not_found".into())).await?;
+        return Err(ApiError::not_found("interview"));
+    };
+    // The recording choice as it already is is no change (a client may send its whole form).
+    let recorded = interview.as_ref().is_some_and(|i| i.recording_consent_at.is_some());
+    if let Some(consent) = body.recording_consent.filter(|c| *c != recorded) {
+        match state.store.set_recording_consent(user.id, parsed, consent).await? {
+            Some(Ok(changed)) => {
+                audit("interview.recording_consent", Outcome::Success, Some(consent_detail("recording", consent))).await?;
+                interview = Some(changed);
+            }
+            Some(Err(status)) => {
+                audit("interview.recording_consent", Outcome::Failure, Some("interview_started".into())).await?;
+                return Err(ApiError::conflict("interview_started", format!("the interview is {status}; recording is chosen before it starts")));
+            }
+            None => return Err(ApiError::not_found("interview")),
         }
     }
+    if let Some(consent) = body.dataset_consent {
+        interview = state.store.set_dataset_consent(user.id, parsed, consent).await?;
+        audit("interview.dataset_consent", Outcome::Success, Some(consent_detail("dataset", consent))).await?;
+    }
+    interview.map(|i| Json(i.into())).ok_or_else(|| ApiError::not_found("interview"))
 }
 
 /// End an interview without a report; a live session of it ends too.

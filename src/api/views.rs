@@ -1,20 +1,12 @@
 //! Response bodies. Times are RFC 3339 strings in UTC; stored records are converted here and nowhere else.
 
 use serde::Serialize;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
 use crate::domain::{ExperienceLevel, InterviewStatus, InterviewType, Role};
 use crate::store::{InterviewRecord, QuestionRecord, RoundRecord, TurnRecord, UserRecord};
 
-/// Unix milliseconds to RFC 3339.
-pub fn rfc3339(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
-}
+pub use crate::domain::rfc3339;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserView {
@@ -72,6 +64,8 @@ pub struct InterviewView {
     pub recording_consent: bool,
     /// When the candidate agreed.
     pub recording_consent_at: Option<String>,
+    /// Whether the interview, anonymised, may go into training-data exports (the candidate's choice, default off).
+    pub dataset_consent: bool,
     pub created_at: String,
     pub started_at: Option<String>,
     pub ended_at: Option<String>,
@@ -90,6 +84,7 @@ impl From<InterviewRecord> for InterviewView {
             overall_score: i.overall_score,
             recording_consent: i.recording_consent_at.is_some(),
             recording_consent_at: i.recording_consent_at.map(rfc3339),
+            dataset_consent: i.dataset_consent_at.is_some(),
             created_at: rfc3339(i.created_at),
             started_at: i.started_at.map(rfc3339),
             ended_at: i.ended_at.map(rfc3339),

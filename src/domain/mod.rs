@@ -49,3 +49,12 @@ impl FieldErrors {
         if self.0.is_empty() { Ok(()) } else { Err(self.0) }
     }
 }
+
+/// Unix milliseconds to RFC 3339, as times appear on the wire and in exports.
+pub fn rfc3339(ms: i64) -> String {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}

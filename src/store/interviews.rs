@@ -17,6 +17,8 @@ pub struct NewInterview<'a> {
     pub rounds: &'a [NewRound],
     /// The candidate agreed to have the session's audio and video recorded.
     pub recording_consent: bool,
+    /// The candidate agreed to have the interview, anonymised, in training-data exports.
+    pub dataset_consent: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +40,8 @@ pub struct InterviewRecord {
     pub overall_score: Option<f64>,
     /// When the candidate agreed to recording; `None`: no audio or video is written.
     pub recording_consent_at: Option<i64>,
+    /// When the candidate agreed to training-data use; `None`: never exported.
+    pub dataset_consent_at: Option<i64>,
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub ended_at: Option<i64>,
@@ -55,6 +59,7 @@ struct InterviewRow {
     job_description: Option<String>,
     overall_score: Option<f64>,
     recording_consent_at: Option<i64>,
+    dataset_consent_at: Option<i64>,
     created_at: i64,
     started_at: Option<i64>,
     ended_at: Option<i64>,
@@ -74,6 +79,7 @@ impl TryFrom<InterviewRow> for InterviewRecord {
             job_description: row.job_description,
             overall_score: row.overall_score,
             recording_consent_at: row.recording_consent_at,
+            dataset_consent_at: row.dataset_consent_at,
             created_at: row.created_at,
             started_at: row.started_at,
             ended_at: row.ended_at,
@@ -86,7 +92,7 @@ macro_rules! select_interview {
     ($($rest:literal)+) => {
         concat!(
             "SELECT id, user_id, role, interview_type, experience_level, status, question_count, job_description, \
-             overall_score, recording_consent_at, created_at, started_at, ended_at FROM interviews ",
+             overall_score, recording_consent_at, dataset_consent_at, created_at, started_at, ended_at FROM interviews ",
             $($rest),+
         )
     };
@@ -158,8 +164,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO interviews (id, user_id, role, interview_type, experience_level, status, question_count,
-                                     job_description, recording_consent_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                                     job_description, recording_consent_at, dataset_consent_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(id.to_string())
         .bind(new.user_id.to_string())
@@ -170,6 +176,7 @@ impl Store {
         .bind(i64::from(new.question_count))
         .bind(new.job_description.map(AsRef::as_ref))
         .bind(new.recording_consent.then_some(now))
+        .bind(new.dataset_consent.then_some(now))
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -309,6 +316,32 @@ impl Store {
         .rows_affected();
         let Some(interview) = self.interview_of(owner, id).await? else { return Ok(None) };
         Ok(Some(if changed == 1 { Ok(interview) } else { Err(interview.status) }))
+    }
+
+    /// Records the candidate's training-data choice (at any time; withdrawing it keeps the interview out of later
+    /// exports). `None` if it is not the owner's.
+    pub async fn set_dataset_consent(&self, owner: UserId, id: InterviewId, consent: bool) -> StoreResult<Option<InterviewRecord>> {
+        sqlx::query("UPDATE interviews SET dataset_consent_at = $1 WHERE id = $2 AND user_id = $3")
+            .bind(consent.then(now_ms))
+            .bind(id.to_string())
+            .bind(owner.to_string())
+            .execute(&self.pool)
+            .await?;
+        self.interview_of(owner, id).await
+    }
+
+    /// Completed interviews whose candidate consented to training-data use, created at or after `since_ms`,
+    /// scoring at least `min_score`, oldest first.
+    pub async fn dataset_interviews(&self, since_ms: i64, min_score: f64) -> StoreResult<Vec<InterviewRecord>> {
+        let rows: Vec<InterviewRow> = sqlx::query_as(select_interview!(
+            "WHERE status = $1 AND dataset_consent_at IS NOT NULL AND created_at >= $2 AND overall_score >= $3 ORDER BY created_at, id"
+        ))
+        .bind(InterviewStatus::Completed.as_str())
+        .bind(since_ms)
+        .bind(min_score)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(InterviewRecord::try_from).collect()
     }
 
     pub async fn rounds(&self, interview: InterviewId) -> StoreResult<Vec<RoundRecord>> {

@@ -55,9 +55,21 @@ async fn consent_is_chosen_before_the_interview_starts_and_audited(backend: Back
 
     let audit = app.state.store.audit_entries("interview.recording_consent").await.unwrap();
     let details: Vec<(String, Option<String>)> = audit.iter().map(|a| (a.outcome.clone(), a.detail.clone())).collect();
-    for expected in [("success", "recording_off"), ("success", "recording_on"), ("failure", "interview_started"), ("denied", "not_found")] {
+    for expected in [("success", "recording_off"), ("success", "recording_on"), ("failure", "interview_started")] {
         assert!(details.iter().any(|(o, d)| o == expected.0 && d.as_deref() == Some(expected.1)), "{expected:?} in {details:?}");
     }
+    let refused = app.state.store.audit_entries("interview.update").await.unwrap();
+    assert!(refused.iter().any(|a| a.outcome == "denied" && a.detail.as_deref() == Some("not_found")), "Eve's attempt is audited");
+
+    // Training-data use is a choice of its own, off by default, that can change after the interview too.
+    assert_eq!(app.get(&path, Some(&token)).await.body["dataset_consent"], false);
+    let dataset = app.request(Method::PATCH, &path, Some(&token), Some(json!({"dataset_consent": true}))).await;
+    assert_eq!((dataset.status, dataset.body["dataset_consent"].clone()), (StatusCode::OK, json!(true)));
+    let both = app.request(Method::PATCH, &path, Some(&token), Some(json!({"dataset_consent": false, "recording_consent": true}))).await;
+    assert_eq!(both.status, StatusCode::OK, "an unchanged recording choice is no change: {}", both.body);
+    assert_eq!(both.body["dataset_consent"], false);
+    let withdrawn = app.state.store.audit_entries("interview.dataset_consent").await.unwrap();
+    assert!(withdrawn.iter().any(|a| a.detail.as_deref() == Some("dataset_off")) && withdrawn.iter().any(|a| a.detail.as_deref() == Some("dataset_on")));
 }
 
 async fn the_sweeper_deletes_recordings_past_their_retention(backend: Backend) {

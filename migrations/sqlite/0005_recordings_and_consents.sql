@@ -11,5 +11,8 @@ ALTER TABLE recordings ADD COLUMN duration_ms BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE recordings ADD COLUMN finished_at BIGINT;
 CREATE INDEX recordings_by_interview ON recordings (interview_id);
 
+-- The candidate's separate consent to have the interview (anonymised) in training-data exports.
+ALTER TABLE interviews ADD COLUMN dataset_consent_at BIGINT;
+
 -- A user's own retention for recordings, in days; unset: the server's default.
 ALTER TABLE users ADD COLUMN recording_retention_days BIGINT;
