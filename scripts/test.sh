@@ -20,6 +20,14 @@ if [ ! -x "$smtp_env/bin/aiosmtpd" ]; then
 fi
 export CANDOR_TEST_AIOSMTPD="$smtp_env/bin/aiosmtpd"
 
+# A local S3-compatible server for the object-store tests: moto's server mode from PyPI, likewise.
+s3_env="${XDG_CACHE_HOME:-$HOME/.cache}/candor/moto"
+if [ ! -x "$s3_env/bin/moto_server" ]; then
+    python3 -m venv "$s3_env"
+    "$s3_env/bin/pip" install -q --disable-pip-version-check "moto[server]==5.2.5"
+fi
+export CANDOR_TEST_MOTO="$s3_env/bin/moto_server"
+
 scratch=$(mktemp -d /tmp/candor-test.XXXXXX)
 chmod 755 "$scratch"
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)

@@ -92,6 +92,18 @@ pub struct Config {
     pub recording_retention_days: u32,
     /// How often the sweeper looks for expired recordings.
     pub retention_sweep_secs: u64,
+    /// An S3-compatible bucket for recordings (AWS, MinIO, Ceph, ...); unset: they stay in `data_dir`. A
+    /// recording is written locally as it happens and moved to the bucket when it finishes.
+    pub s3_bucket: Option<String>,
+    /// The S3 endpoint for servers other than AWS, e.g. `http://minio:9000` (path-style requests).
+    pub s3_endpoint: Option<String>,
+    pub s3_region: String,
+    #[serde(skip_serializing)]
+    pub s3_access_key_id: Option<SecretString>,
+    #[serde(skip_serializing)]
+    pub s3_secret_access_key: Option<SecretString>,
+    /// Key prefix of every object Candor writes in the bucket.
+    pub s3_prefix: String,
 }
 
 /// One STUN or TURN server, as browsers' `RTCIceServer`.
@@ -178,6 +190,12 @@ impl Default for Config {
             retired_master_keys: None,
             recording_retention_days: 30,
             retention_sweep_secs: 3600,
+            s3_bucket: None,
+            s3_endpoint: None,
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_prefix: "candor".into(),
         }
     }
 }

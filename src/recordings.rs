@@ -1,11 +1,17 @@
 //! Recorded media at rest: files in `data_dir/recordings/<interview>/<recording>`, each sealed with its own data
 //! key (`vault`), one row per file. Only interviews whose candidate consented are recorded (`live::taping`
-//! writes them as they happen). Files are read back by byte range for replay, deleted by the retention sweeper
-//! when they expire and with their owner's account, and their keys can be moved to a new master key.
+//! writes them as they happen). With an object store configured (any S3-compatible server), a finished
+//! recording moves there, with its chunk index beside it, so replay reads only the chunks a range needs. Files
+//! are read back by byte range for replay, deleted by the retention sweeper when they expire and with their
+//! owner's account, and their keys can be moved to a new master key.
 
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, PutPayload};
 
 use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
@@ -13,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::{InterviewId, UserId};
 use crate::metrics::Metrics;
 use crate::store::{NewRecording, Outcome, RecordingRecord, Store, StoreError, now_ms};
-use crate::vault::sealed::{SealedReader, SealedWriter};
+use crate::vault::sealed::{ChunkIndex, SealedReader, SealedWriter};
 use crate::vault::{Vault, VaultError, WrappedKey};
 
 /// Expired recordings deleted per sweep query.
@@ -30,6 +36,31 @@ pub enum RecordingError {
     Io { path: String, source: std::io::Error },
     #[error("the recording task failed: {0}")]
     Task(String),
+    #[error("object store: {0}")]
+    Object(#[from] object_store::Error),
+}
+
+/// A recording opened for reading, wherever it lies.
+pub type Media = SealedReader<Box<dyn ReadSeek>>;
+
+pub trait ReadSeek: Read + Seek + Send {}
+impl<T: Read + Seek + Send> ReadSeek for T {}
+
+/// Where finished recordings go: an object store and the key prefix of Candor's objects in it.
+#[derive(Clone)]
+pub struct Objects {
+    pub store: Arc<dyn ObjectStore>,
+    pub prefix: String,
+}
+
+impl Objects {
+    fn path(&self, relative: &str) -> ObjectPath {
+        ObjectPath::from(format!("{}/{relative}", self.prefix.trim_matches('/')))
+    }
+
+    fn index_path(&self, relative: &str) -> ObjectPath {
+        ObjectPath::from(format!("{}/{relative}.index", self.prefix.trim_matches('/')))
+    }
 }
 
 /// Whose voice or picture a recording holds.
@@ -54,6 +85,7 @@ pub struct Recordings {
     store: Store,
     metrics: Arc<Metrics>,
     retention_days: u32,
+    objects: Option<Objects>,
 }
 
 impl Recordings {
@@ -62,13 +94,14 @@ impl Recordings {
         master_key: &SecretString,
         retired: Option<&SecretString>,
         retention_days: u32,
+        objects: Option<Objects>,
         store: Store,
         metrics: Arc<Metrics>,
     ) -> Result<Self, RecordingError> {
         let retired: Vec<SecretString> = retired
             .map(|keys| keys.expose_secret().split(',').filter(|k| !k.trim().is_empty()).map(|k| SecretString::from(k.trim().to_string())).collect())
             .unwrap_or_default();
-        Ok(Self { data_dir: data_dir.to_path_buf(), vault: Vault::new(master_key, &retired)?, store, metrics, retention_days })
+        Ok(Self { data_dir: data_dir.to_path_buf(), vault: Vault::new(master_key, &retired)?, store, metrics, retention_days, objects })
     }
 
     /// Starts a recording of `interview` (owned by `owner`): its row, and an empty sealed file.
@@ -113,19 +146,40 @@ impl Recordings {
             .await?;
         self.metrics.recordings.with_label_values(&["started"]).inc();
         let writer = SealedWriter::new(file, key.cipher(), &id);
-        Ok(Tape { id, path, writer: Some(writer), store: self.store.clone(), metrics: self.metrics.clone() })
+        let objects = self.objects.clone().map(|o| (o, relative));
+        Ok(Tape { id, path, writer: Some(writer), store: self.store.clone(), metrics: self.metrics.clone(), objects })
     }
 
-    /// Opens a recording for reading (blocking file access: call from a blocking task).
-    pub fn open(&self, row: &RecordingRecord) -> Result<SealedReader<std::fs::File>, RecordingError> {
-        let key = self.vault.unwrap(&WrappedKey { master_key_id: row.master_key_id.clone(), sealed: row.data_key.clone() })?;
-        let path = self.data_dir.join(&row.path);
-        let file = std::fs::File::open(&path).map_err(|source| RecordingError::Io { path: path.display().to_string(), source })?;
-        Ok(SealedReader::open(file, key.cipher(), &row.id)?)
+    /// Opens a recording for reading. Blocking (file access, or object requests on the runtime): call it from
+    /// a blocking task.
+    pub fn open(&self, row: &RecordingRecord) -> Result<Media, RecordingError> {
+        let key = self.vault.unwrap(&WrappedKey { master_key_id: row.master_key_id.clone(), sealed: row.data_key.clone() })?.cipher();
+        match (&self.objects, row.location.as_str()) {
+            (Some(objects), "object") => {
+                let runtime = tokio::runtime::Handle::try_current().map_err(|e| RecordingError::Task(e.to_string()))?;
+                let index = runtime.block_on(async { objects.store.get(&objects.index_path(&row.path)).await?.bytes().await })?;
+                let index = ChunkIndex::from_bytes(&index)?;
+                let object = ObjectFile { objects: objects.store.clone(), path: objects.path(&row.path), at: 0, runtime };
+                Ok(SealedReader::with_index(Box::new(object), key, &row.id, index))
+            }
+            _ => {
+                let path = self.data_dir.join(&row.path);
+                let file = std::fs::File::open(&path).map_err(|source| RecordingError::Io { path: path.display().to_string(), source })?;
+                Ok(SealedReader::open(Box::new(file) as Box<dyn ReadSeek>, key, &row.id)?)
+            }
+        }
     }
 
     /// Deletes a recording's file and marks its row; `why` is `expired` or `erased` (metrics, audit).
     pub async fn delete(&self, row: &RecordingRecord, why: &'static str) -> Result<(), RecordingError> {
+        if let (Some(objects), "object") = (&self.objects, row.location.as_str()) {
+            for path in [objects.path(&row.path), objects.index_path(&row.path)] {
+                match objects.store.delete(&path).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
         let path = self.data_dir.join(&row.path);
         match tokio::fs::remove_file(&path).await {
             Ok(()) => {}
@@ -196,6 +250,40 @@ impl Recordings {
     }
 }
 
+/// A sealed object in an object store read like a file: each read is one range request (the chunk index lies
+/// beside it, so a chunk is one read). Used from blocking threads only.
+struct ObjectFile {
+    objects: Arc<dyn ObjectStore>,
+    path: ObjectPath,
+    at: u64,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Read for ObjectFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let range = self.at..self.at + buf.len() as u64;
+        let bytes = self.runtime.block_on(self.objects.get_range(&self.path, range)).map_err(std::io::Error::other)?;
+        buf[..bytes.len()].copy_from_slice(&bytes);
+        self.at += bytes.len() as u64;
+        Ok(bytes.len())
+    }
+}
+
+impl Seek for ObjectFile {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        match to {
+            SeekFrom::Start(at) => self.at = at,
+            SeekFrom::Current(delta) => self.at = self.at.saturating_add_signed(delta),
+            // Readers with an index never seek from the end.
+            SeekFrom::End(_) => return Err(std::io::Error::other("objects are read with their chunk index")),
+        }
+        Ok(self.at)
+    }
+}
+
 /// A recording being written: media bytes go in as they come, sealed a chunk at a time off the async runtime.
 pub struct Tape {
     pub id: String,
@@ -203,6 +291,8 @@ pub struct Tape {
     writer: Option<SealedWriter<std::fs::File>>,
     store: Store,
     metrics: Arc<Metrics>,
+    /// The object store it moves to when finished, and its path relative to the data directory.
+    objects: Option<(Objects, String)>,
 }
 
 impl Tape {
@@ -231,6 +321,27 @@ impl Tape {
             .map_err(|source| RecordingError::Io { path, source })?;
         self.store.update_recording(&self.id, len, duration_ms, true).await?;
         self.metrics.recordings.with_label_values(&["finished"]).inc();
+        if let Some((objects, relative)) = self.objects.take()
+            && let Err(e) = self.move_to(&objects, &relative).await
+        {
+            // It stays readable where it is; the next finished recording tries again for itself.
+            tracing::warn!(recording = self.id, error = %e, "recording kept on local disk: the object store refused it");
+        }
+        Ok(())
+    }
+
+    /// Uploads the sealed file and its chunk index, then removes the local copy.
+    async fn move_to(&self, objects: &Objects, relative: &str) -> Result<(), RecordingError> {
+        let io = |source| RecordingError::Io { path: self.path.display().to_string(), source };
+        let sealed = tokio::fs::read(&self.path).await.map_err(io)?;
+        let index = ChunkIndex::scan(&mut std::io::Cursor::new(&sealed))?;
+        objects.store.put(&objects.path(relative), PutPayload::from(sealed)).await?;
+        objects.store.put(&objects.index_path(relative), PutPayload::from(index.to_bytes())).await?;
+        self.store.mark_recording_moved(&self.id).await?;
+        tokio::fs::remove_file(&self.path).await.map_err(io)?;
+        if let Some(dir) = self.path.parent() {
+            let _ = tokio::fs::remove_dir(dir).await;
+        }
         Ok(())
     }
 

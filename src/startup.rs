@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 
 use crate::api::{AppState, router};
@@ -158,9 +158,24 @@ pub fn recordings(config: &Config, store: Store, metrics: Arc<Metrics>) -> Resul
         &master_key,
         config.retired_master_keys.as_ref(),
         config.recording_retention_days,
+        object_store(config)?,
         store,
         metrics,
     )?)
+}
+
+/// The S3-compatible bucket recordings move to, when one is configured.
+fn object_store(config: &Config) -> Result<Option<crate::recordings::Objects>, StartupError> {
+    let Some(bucket) = &config.s3_bucket else { return Ok(None) };
+    let mut builder = object_store::aws::AmazonS3Builder::new().with_bucket_name(bucket).with_region(&config.s3_region);
+    if let Some(endpoint) = &config.s3_endpoint {
+        builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://")).with_virtual_hosted_style_request(false);
+    }
+    if let (Some(id), Some(secret)) = (&config.s3_access_key_id, &config.s3_secret_access_key) {
+        builder = builder.with_access_key_id(id.expose_secret()).with_secret_access_key(secret.expose_secret());
+    }
+    let store = builder.build().map_err(|e| StartupError::Recordings(crate::recordings::RecordingError::Object(e)))?;
+    Ok(Some(crate::recordings::Objects { store: Arc::new(store), prefix: config.s3_prefix.clone() }))
 }
 
 /// The secret kept in `path`, generated there (readable by the owner only) the first time.

@@ -217,7 +217,7 @@ async fn keys_rewrap_moves_recordings_to_the_current_master_key() {
     let metrics = std::sync::Arc::new(candor::metrics::Metrics::new());
     let recordings = |key: &str, retired: Option<&str>| {
         let retired = retired.map(|k| SecretString::from(k.to_string()));
-        Recordings::new(dir.path(), &SecretString::from(key.to_string()), retired.as_ref(), 30, store.clone(), metrics.clone()).unwrap()
+        Recordings::new(dir.path(), &SecretString::from(key.to_string()), retired.as_ref(), 30, None, store.clone(), metrics.clone()).unwrap()
     };
     let mut tape = recordings(old, None).start(interview, user, Source::Candidate, "audio/ogg", 0).await.unwrap();
     tape.append(b"the candidate's voice".to_vec(), 1000).await.unwrap();

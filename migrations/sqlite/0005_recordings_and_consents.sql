@@ -9,6 +9,8 @@ ALTER TABLE recordings ADD COLUMN master_key_id TEXT NOT NULL DEFAULT '';
 ALTER TABLE recordings ADD COLUMN offset_ms BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE recordings ADD COLUMN duration_ms BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE recordings ADD COLUMN finished_at BIGINT;
+-- Where the sealed file is: `local` (under the data directory) or `object` (the configured object store).
+ALTER TABLE recordings ADD COLUMN location TEXT NOT NULL DEFAULT 'local';
 CREATE INDEX recordings_by_interview ON recordings (interview_id);
 
 -- The candidate's separate consent to have the interview (anonymised) in training-data exports.

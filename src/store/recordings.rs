@@ -28,6 +28,8 @@ pub struct RecordingRecord {
     pub expires_at: i64,
     pub finished_at: Option<i64>,
     pub deleted_at: Option<i64>,
+    /// `local` (under the data directory) or `object` (in the object store, under `path`).
+    pub location: String,
 }
 
 /// A recording about to be written.
@@ -49,7 +51,7 @@ macro_rules! select_recording {
     ($($rest:literal)+) => {
         concat!(
             "SELECT id, interview_id, source, kind, media_type, path, data_key, master_key_id, bytes, offset_ms, \
-             duration_ms, created_at, expires_at, finished_at, deleted_at FROM recordings ",
+             duration_ms, created_at, expires_at, finished_at, deleted_at, location FROM recordings ",
             $($rest),+
         )
     };
@@ -116,6 +118,12 @@ impl Store {
         .bind(user.to_string())
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// The recording now lives in the object store.
+    pub async fn mark_recording_moved(&self, id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE recordings SET location = 'object' WHERE id = $1").bind(id).execute(&self.pool).await?;
+        Ok(())
     }
 
     /// The file is gone; the row stays as a record that it existed.

@@ -128,6 +128,23 @@ impl ChunkIndex {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The index as bytes (offset `u64` and plaintext length `u32`, big-endian, per chunk), kept beside a stream
+    /// in an object store so a reader needs no request per chunk to find them.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.chunks.iter().flat_map(|(offset, len)| offset.to_be_bytes().into_iter().chain((*len as u32).to_be_bytes())).collect()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, VaultError> {
+        if bytes.len() % 12 != 0 {
+            return Err(VaultError::Malformed("chunk index length".into()));
+        }
+        let chunks = bytes
+            .chunks_exact(12)
+            .map(|c| (u64::from_be_bytes(c[..8].try_into().unwrap_or_default()), u32::from_be_bytes(c[8..].try_into().unwrap_or_default()) as usize))
+            .collect();
+        Ok(Self { chunks })
+    }
 }
 
 /// Reads plaintext ranges of a sealed file.
@@ -141,7 +158,12 @@ pub struct SealedReader<R: Read + Seek> {
 impl<R: Read + Seek> SealedReader<R> {
     pub fn open(mut file: R, key: LessSafeKey, name: &str) -> Result<Self, VaultError> {
         let index = ChunkIndex::scan(&mut file)?;
-        Ok(Self { file, key, name: name.as_bytes().to_vec(), index })
+        Ok(Self::with_index(file, key, name, index))
+    }
+
+    /// A reader over a stream whose chunk index is known (kept beside it).
+    pub fn with_index(file: R, key: LessSafeKey, name: &str, index: ChunkIndex) -> Self {
+        Self { file, key, name: name.as_bytes().to_vec(), index }
     }
 
     /// Plaintext bytes in the stream.
@@ -240,7 +262,9 @@ mod tests {
         let data = plaintext(3 * CHUNK + 1234);
         let file = sealed(&key, &data, 5, true);
         assert!(!file.windows(64).any(|w| data.windows(64).next() == Some(w)), "no plaintext on disk");
-        let mut reader = SealedReader::open(Cursor::new(file), key, "rec-1").unwrap();
+        let index = ChunkIndex::scan(&mut Cursor::new(&file)).unwrap();
+        assert_eq!(ChunkIndex::from_bytes(&index.to_bytes()).unwrap(), index);
+        let mut reader = SealedReader::with_index(Cursor::new(file), key, "rec-1", index);
         assert_eq!(reader.len(), data.len() as u64);
         assert!(reader.finished().unwrap());
         for (start, end) in [(0, 10), (CHUNK as u64 - 5, CHUNK as u64 + 5), (100, 3 * CHUNK as u64), (0, u64::MAX)] {

@@ -396,3 +396,88 @@ fn quoted_printable(text: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// A local S3-compatible server (moto's server mode, installed by the test command) with one empty bucket;
+/// `None` (the test skips) when it is not installed, unless the test command requires services.
+#[allow(dead_code)] // used by some test binaries only
+pub struct S3Server {
+    child: std::process::Child,
+    pub endpoint: String,
+    pub bucket: String,
+}
+
+#[allow(dead_code)]
+impl S3Server {
+    pub async fn start() -> Option<Self> {
+        let Some(program) = std::env::var_os("CANDOR_TEST_MOTO") else {
+            assert!(std::env::var("CANDOR_TEST_REQUIRE_SERVICES").is_err(), "CANDOR_TEST_MOTO is missing");
+            eprintln!("skipped: no local S3 server (moto)");
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let bucket = "candor-test".to_string();
+        let client = reqwest::Client::new();
+        // Generous: moto imports a lot before it listens.
+        for _ in 0..600 {
+            if let Ok(reply) = client.put(format!("{endpoint}/{bucket}")).send().await {
+                assert!(reply.status().is_success(), "bucket not created: {}", reply.status());
+                return Some(Self { child, endpoint, bucket });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("moto_server never listened on {port}");
+    }
+
+    /// Points a configuration at this server.
+    pub fn configure(&self, config: &mut Config) {
+        config.s3_bucket = Some(self.bucket.clone());
+        config.s3_endpoint = Some(self.endpoint.clone());
+        config.s3_access_key_id = Some(SecretString::from("test-key"));
+        config.s3_secret_access_key = Some(SecretString::from("test-secret"));
+    }
+
+    /// A client of the bucket, signed like the server's (moto refuses anonymous reads of private objects).
+    fn client(&self) -> object_store::aws::AmazonS3 {
+        object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(&self.bucket)
+            .with_region("us-east-1")
+            .with_endpoint(&self.endpoint)
+            .with_allow_http(true)
+            .with_access_key_id("test-key")
+            .with_secret_access_key("test-secret")
+            .build()
+            .unwrap()
+    }
+
+    /// The keys of the objects in the bucket.
+    pub async fn keys(&self) -> Vec<String> {
+        use futures_util::TryStreamExt;
+        use object_store::ObjectStore;
+        let listed: Vec<_> = self.client().list(None).try_collect().await.unwrap();
+        listed.into_iter().map(|o| o.location.to_string()).collect()
+    }
+
+    pub async fn object(&self, key: &str) -> Vec<u8> {
+        use object_store::ObjectStore;
+        self.client().get(&key.into()).await.unwrap().bytes().await.unwrap().to_vec()
+    }
+
+    pub async fn put_object(&self, key: &str, bytes: Vec<u8>) {
+        use object_store::ObjectStore;
+        self.client().put(&key.into(), bytes.into()).await.unwrap();
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -103,3 +103,49 @@ async fn the_sweeper_deletes_recordings_past_their_retention(backend: Backend) {
     let cleared = app.request(Method::PATCH, "/api/v1/me", Some(&ada), Some(json!({"recording_retention_days": null}))).await;
     assert_eq!(cleared.body["recording_retention_days"], json!(null));
 }
+
+/// With an S3-compatible store: a finished recording moves there (sealed, with its chunk index), nothing stays
+/// on the local disk, replay reads ranges from the object, a changed object is refused, and the sweeper deletes
+/// the objects.
+#[tokio::test]
+async fn recordings_move_to_an_s3_store_and_replay_from_it() {
+    let Some(s3) = crate::helpers::S3Server::start().await else { return };
+    let app = crate::helpers::spawn_app_with(Backend::Sqlite, |c| s3.configure(c)).await;
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let owner: UserId = app.get("/api/v1/me", Some(&token)).await.body["id"].as_str().unwrap().parse().unwrap();
+    let id = app.create_interview(&token).await;
+    let interview: InterviewId = id.parse().unwrap();
+    let media: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let mut tape = app.state.recordings.start(interview, owner, Source::Candidate, "audio/ogg", 0).await.unwrap();
+    for piece in media.chunks(70_000) {
+        tape.append(piece.to_vec(), 1000).await.unwrap();
+    }
+    tape.finish(3000).await.unwrap();
+
+    let row = app.state.store.recordings(interview).await.unwrap().remove(0);
+    assert_eq!(row.location, "object");
+    assert!(!app.state.config.data_dir.join(&row.path).exists(), "no local copy left");
+    let keys = s3.keys().await;
+    let object_key = format!("candor/{}", row.path);
+    assert!(keys.contains(&object_key) && keys.contains(&format!("{object_key}.index")), "{keys:?}");
+    let stored = s3.object(&object_key).await;
+    assert!(stored.len() > media.len(), "{} bytes: {}", stored.len(), String::from_utf8_lossy(&stored[..stored.len().min(300)]));
+    assert!(!stored.windows(64).any(|w| w == &media[1000..1064]), "ciphertext in the bucket");
+
+    let list = app.get(&format!("/api/v1/interviews/{id}/recordings"), Some(&token)).await.body;
+    let url = list["items"][0]["url"].as_str().unwrap().to_string();
+    let range = app.client.get(app.url(&url)).header("range", "bytes=69990-140009").send().await.unwrap();
+    assert_eq!(range.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(range.bytes().await.unwrap().to_vec(), media[69_990..140_010], "a range across chunks");
+    let whole = app.client.get(app.url(&url)).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(whole.to_vec(), media);
+
+    let mut changed = stored.clone();
+    changed[100] ^= 1;
+    s3.put_object(&object_key, changed).await;
+    assert_eq!(app.client.get(app.url(&url)).send().await.unwrap().status(), StatusCode::INTERNAL_SERVER_ERROR);
+
+    let later = candor::store::now_ms() + 31 * DAY_MS;
+    assert_eq!(app.state.recordings.sweep(later).await.unwrap(), 1);
+    assert!(s3.keys().await.is_empty(), "the objects are deleted");
+}
