@@ -146,8 +146,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dataset { command: DatasetCommand::Export { out, since, role, min_score } } => {
             let since_ms = since.as_deref().map(day_start_ms).transpose()?;
             let filters = crate::dataset::Filters { since_ms, role, min_score };
-            let store = Store::connect(&config.database_url(), 1).await?;
-            store.migrate().await?;
+            let vault = crate::startup::vault(&config)?;
+            let store = crate::startup::open_store(&config, &vault).await?;
             let bar = indicatif::ProgressBar::new(0).with_message("interviews");
             let manifest = crate::dataset::export(&store, &filters, &out, |done, total| {
                 bar.set_length(total);
@@ -169,11 +169,12 @@ fn day_start_ms(day: &str) -> anyhow::Result<i64> {
 }
 
 async fn rewrap(config: &Config) -> anyhow::Result<()> {
-    let store = Store::connect(&config.database_url(), 1).await?;
-    store.migrate().await?;
-    let recordings = crate::startup::recordings(config, store, std::sync::Arc::new(crate::metrics::Metrics::new()))?;
+    let vault = crate::startup::vault(config)?;
+    let store = crate::startup::open_store(config, &vault).await?;
+    let fields = store.rewrap_field_key(&vault).await?;
+    let recordings = crate::startup::recordings(config, vault, store, std::sync::Arc::new(crate::metrics::Metrics::new()))?;
     let moved = recordings.rewrap().await?;
-    println!("{moved} recording keys re-wrapped with the current master key");
+    println!("{moved} recording keys re-wrapped with the current master key (field key: {})", if fields { "re-wrapped" } else { "already current" });
     Ok(())
 }
 

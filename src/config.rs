@@ -84,7 +84,7 @@ pub struct Config {
     /// generated once and kept in `data_dir/master_key`; set it, and keep it apart from the data, in production.
     #[serde(skip_serializing)]
     pub master_key: Option<SecretString>,
-    /// Earlier master keys, comma-separated, still accepted for unwrapping until `candor keys rewrap` has moved
+    /// Earlier master keys, comma-separated (so a master key holds no comma), still accepted for unwrapping until `candor keys rewrap` has moved
     /// every recording to the current one.
     #[serde(skip_serializing)]
     pub retired_master_keys: Option<SecretString>,
@@ -268,8 +268,9 @@ impl Config {
         {
             return Err(ConfigError::Rule("database_url must start with sqlite:, postgres:// or postgresql://".into()));
         }
-        let short = |key: &SecretString| key.expose_secret().split(',').any(|k| k.trim().len() < 32);
-        if self.master_key.as_ref().is_some_and(short) || self.retired_master_keys.as_ref().is_some_and(short) {
+        let short = |key: &str| key.trim().len() < 32;
+        let retired_short = |keys: &SecretString| keys.expose_secret().split(',').any(short);
+        if self.master_key.as_ref().is_some_and(|k| short(k.expose_secret())) || self.retired_master_keys.as_ref().is_some_and(retired_short) {
             return Err(ConfigError::Rule("master keys must be at least 32 characters".into()));
         }
         if self.recording_retention_days == 0 || self.retention_sweep_secs == 0 {

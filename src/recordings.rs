@@ -13,7 +13,6 @@ use std::time::Duration;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutPayload};
 
-use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{InterviewId, UserId};
@@ -81,7 +80,7 @@ impl Source {
 
 pub struct Recordings {
     data_dir: PathBuf,
-    vault: Vault,
+    vault: Arc<Vault>,
     store: Store,
     metrics: Arc<Metrics>,
     retention_days: u32,
@@ -91,17 +90,13 @@ pub struct Recordings {
 impl Recordings {
     pub fn new(
         data_dir: &Path,
-        master_key: &SecretString,
-        retired: Option<&SecretString>,
+        vault: Arc<Vault>,
         retention_days: u32,
         objects: Option<Objects>,
         store: Store,
         metrics: Arc<Metrics>,
-    ) -> Result<Self, RecordingError> {
-        let retired: Vec<SecretString> = retired
-            .map(|keys| keys.expose_secret().split(',').filter(|k| !k.trim().is_empty()).map(|k| SecretString::from(k.trim().to_string())).collect())
-            .unwrap_or_default();
-        Ok(Self { data_dir: data_dir.to_path_buf(), vault: Vault::new(master_key, &retired)?, store, metrics, retention_days, objects })
+    ) -> Self {
+        Self { data_dir: data_dir.to_path_buf(), vault, store, metrics, retention_days, objects }
     }
 
     /// Starts a recording of `interview` (owned by `owner`): its row, and an empty sealed file.

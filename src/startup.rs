@@ -18,6 +18,7 @@ use crate::live::Engines;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::store::{Store, StoreError};
+use crate::vault::Vault;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -43,8 +44,8 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        let store = Store::connect(&config.database_url(), config.database_max_connections).await?;
-        store.migrate().await?;
+        let vault = vault(&config)?;
+        let store = open_store(&config, &vault).await?;
         let secret = match &config.jwt_secret {
             Some(secret) => secret.clone(),
             None => load_or_create_secret(&config.data_dir.join("jwt_secret"), "JWT signing key")?,
@@ -73,7 +74,7 @@ impl Application {
             .unwrap_or_else(|_| Engines::disabled("loading the models panicked"));
         let bound = listener.local_addr().map_err(|source| StartupError::Bind { addr: config.bind, source })?;
         let mailer = crate::notify::Mailer::from_config(&config, bound, metrics.clone())?;
-        let recordings = Arc::new(recordings(&config, store.clone(), metrics.clone())?);
+        let recordings = Arc::new(recordings(&config, vault, store.clone(), metrics.clone())?);
         let state = AppState {
             live: crate::live::Live::new(
                 config.clone(),
@@ -146,22 +147,32 @@ async fn return_free_memory() {
 }
 
 /// Reads the signing key, or creates a random 512-bit one readable only by this user.
-/// The recordings of this configuration: their directory, the master key (generated into the data directory
-/// when none is configured), retention.
-pub fn recordings(config: &Config, store: Store, metrics: Arc<Metrics>) -> Result<crate::recordings::Recordings, StartupError> {
+/// The keys of this configuration: the master key (generated into the data directory when none is configured)
+/// and the retired ones.
+pub fn vault(config: &Config) -> Result<Arc<Vault>, StartupError> {
     let master_key = match &config.master_key {
         Some(key) => key.clone(),
-        None => load_or_create_secret(&config.data_dir.join("master_key"), "recording master key")?,
+        None => load_or_create_secret(&config.data_dir.join("master_key"), "master key")?,
     };
-    Ok(crate::recordings::Recordings::new(
-        &config.data_dir,
-        &master_key,
-        config.retired_master_keys.as_ref(),
-        config.recording_retention_days,
-        object_store(config)?,
-        store,
-        metrics,
-    )?)
+    let retired: Vec<SecretString> = config
+        .retired_master_keys
+        .as_ref()
+        .map(|keys| keys.expose_secret().split(',').filter(|k| !k.trim().is_empty()).map(|k| SecretString::from(k.trim().to_string())).collect())
+        .unwrap_or_default();
+    Ok(Arc::new(Vault::new(&master_key, &retired).map_err(crate::recordings::RecordingError::from)?))
+}
+
+/// The database of this configuration, migrated, with its sensitive columns sealed by the vault's field key.
+pub async fn open_store(config: &Config, vault: &Vault) -> Result<Store, StartupError> {
+    let store = Store::connect(&config.database_url(), config.database_max_connections).await?;
+    store.migrate().await?;
+    store.enable_field_encryption(vault).await?;
+    Ok(store)
+}
+
+/// The recordings of this configuration: their directory, object store and retention.
+pub fn recordings(config: &Config, vault: Arc<Vault>, store: Store, metrics: Arc<Metrics>) -> Result<crate::recordings::Recordings, StartupError> {
+    Ok(crate::recordings::Recordings::new(&config.data_dir, vault, config.recording_retention_days, object_store(config)?, store, metrics))
 }
 
 /// The S3-compatible bucket recordings move to, when one is configured.

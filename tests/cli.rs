@@ -170,11 +170,22 @@ open(sys.argv[2], "wb").write(data)
     assert!(convert(&relabelled).contains("operator LOGISTIC is not supported"));
 }
 
-/// A store in `dir` (as `candor` would open it) with one candidate named `name`.
+/// The master key the tests' stores and `candor` runs share.
+const MASTER_KEY: &str = "the master key of these tests and long enough";
+
+fn vault(key: &str, retired: Option<&str>) -> std::sync::Arc<candor::vault::Vault> {
+    use secrecy::SecretString;
+    let retired: Vec<SecretString> = retired.map(|k| SecretString::from(k.to_string())).into_iter().collect();
+    std::sync::Arc::new(candor::vault::Vault::new(&SecretString::from(key.to_string()), &retired).unwrap())
+}
+
+/// A store in `dir` (as `candor` would open it, sensitive columns sealed under `MASTER_KEY`) with one candidate
+/// named `name`.
 async fn store_with_user(dir: &std::path::Path, name: &str) -> (candor::store::Store, candor::domain::UserId) {
     let config = candor::config::Config { data_dir: dir.to_path_buf(), ..Default::default() };
     let store = candor::store::Store::connect(&config.database_url(), 1).await.unwrap();
     store.migrate().await.unwrap();
+    store.enable_field_encryption(&vault(MASTER_KEY, None)).await.unwrap();
     let email = candor::domain::Email::parse(&format!("{}@example.com", name.split(' ').next().unwrap().to_lowercase())).unwrap();
     let name = candor::domain::PersonName::parse(name).unwrap();
     let user = store
@@ -209,16 +220,12 @@ async fn interview(store: &candor::store::Store, user: candor::domain::UserId, r
 #[tokio::test]
 async fn keys_rewrap_moves_recordings_to_the_current_master_key() {
     use candor::recordings::{Recordings, Source};
-    use secrecy::SecretString;
     let dir = tempfile::tempdir().unwrap();
-    let (old, new) = ("an old master key that is long enough!!", "a new master key that is also long enough");
+    let (old, new) = (MASTER_KEY, "a new master key that is also long enough");
     let (store, user) = store_with_user(dir.path(), "Ada").await;
     let interview = interview(&store, user, "Backend engineer", true, false).await;
     let metrics = std::sync::Arc::new(candor::metrics::Metrics::new());
-    let recordings = |key: &str, retired: Option<&str>| {
-        let retired = retired.map(|k| SecretString::from(k.to_string()));
-        Recordings::new(dir.path(), &SecretString::from(key.to_string()), retired.as_ref(), 30, None, store.clone(), metrics.clone()).unwrap()
-    };
+    let recordings = |key: &str, retired: Option<&str>| Recordings::new(dir.path(), vault(key, retired), 30, None, store.clone(), metrics.clone());
     let mut tape = recordings(old, None).start(interview, user, Source::Candidate, "audio/ogg", 0).await.unwrap();
     tape.append(b"the candidate's voice".to_vec(), 1000).await.unwrap();
     tape.finish(1000).await.unwrap();
@@ -227,7 +234,8 @@ async fn keys_rewrap_moves_recordings_to_the_current_master_key() {
 
     let out = candor(dir.path(), &["keys", "rewrap"], &[("CANDOR_MASTER_KEY", new), ("CANDOR_RETIRED_MASTER_KEYS", old)]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8(out.stdout).unwrap().starts_with("1 recording keys re-wrapped"));
+    let said = String::from_utf8(out.stdout).unwrap();
+    assert!(said.starts_with("1 recording keys re-wrapped") && said.contains("field key: re-wrapped"), "{said}");
     let row = store.recordings(interview).await.unwrap().remove(0);
     let mut reader = recordings(new, None).open(&row).unwrap();
     assert_eq!(reader.read_range(0, u64::MAX).unwrap(), b"the candidate's voice");
@@ -279,7 +287,7 @@ async fn dataset_export_writes_consented_interviews_without_personal_data() {
 
     let out = dir.path().join("dataset");
     let args = ["dataset", "export", "--out", out.to_str().unwrap(), "--role", "BACKEND", "--min-score", "50", "--since", "2020-01-01"];
-    let run = candor(dir.path(), &args, &[]);
+    let run = candor(dir.path(), &args, &[("CANDOR_MASTER_KEY", MASTER_KEY)]);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     assert!(String::from_utf8(run.stdout).unwrap().starts_with("1 interviews written"));
     let jsonl = std::fs::read_to_string(out.join("interviews.jsonl")).unwrap();
@@ -301,6 +309,6 @@ async fn dataset_export_writes_consented_interviews_without_personal_data() {
     let hash: String = sha2::Sha256::digest(jsonl.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(manifest["sha256"], hash);
 
-    let bad = candor(dir.path(), &["dataset", "export", "--out", out.to_str().unwrap(), "--since", "last week"], &[]);
+    let bad = candor(dir.path(), &["dataset", "export", "--out", out.to_str().unwrap(), "--since", "last week"], &[("CANDOR_MASTER_KEY", MASTER_KEY)]);
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("YYYY-MM-DD"));
 }

@@ -18,3 +18,11 @@ ALTER TABLE interviews ADD COLUMN dataset_consent_at BIGINT;
 
 -- A user's own retention for recordings, in days; unset: the server's default.
 ALTER TABLE users ADD COLUMN recording_retention_days BIGINT;
+
+-- Data keys that are not a recording's: `fields` seals sensitive text columns. Wrapped by the master key named.
+CREATE TABLE vault_keys (
+    name          TEXT PRIMARY KEY,
+    data_key      TEXT NOT NULL,
+    master_key_id TEXT NOT NULL,
+    created_at    BIGINT NOT NULL
+);

@@ -65,10 +65,10 @@ struct InterviewRow {
     ended_at: Option<i64>,
 }
 
-impl TryFrom<InterviewRow> for InterviewRecord {
-    type Error = StoreError;
-    fn try_from(row: InterviewRow) -> StoreResult<Self> {
-        Ok(Self {
+impl Store {
+    /// A row as a record: vocabularies parsed, the job description opened.
+    fn interview_record(&self, row: InterviewRow) -> StoreResult<InterviewRecord> {
+        Ok(InterviewRecord {
             id: parse_stored("interviews.id", &row.id)?,
             user_id: parse_stored("interviews.user_id", &row.user_id)?,
             interview_type: parse_stored("interviews.interview_type", &row.interview_type)?,
@@ -76,7 +76,7 @@ impl TryFrom<InterviewRow> for InterviewRecord {
             status: parse_stored("interviews.status", &row.status)?,
             role: row.role,
             question_count: row.question_count,
-            job_description: row.job_description,
+            job_description: row.job_description.map(|j| self.open(JOB_DESCRIPTION, j)).transpose()?,
             overall_score: row.overall_score,
             recording_consent_at: row.recording_consent_at,
             dataset_consent_at: row.dataset_consent_at,
@@ -86,6 +86,11 @@ impl TryFrom<InterviewRow> for InterviewRecord {
         })
     }
 }
+
+/// Sensitive columns, sealed when field encryption is on (the names are the associated data).
+const JOB_DESCRIPTION: &str = "interviews.job_description";
+const TURN_TEXT: &str = "turns.text";
+const TURN_WORDS: &str = "turns.words";
 
 /// `SELECT` list of `InterviewRow`, as a macro so queries stay `&'static str` (sqlx refuses formatted SQL).
 macro_rules! select_interview {
@@ -174,7 +179,7 @@ impl Store {
         .bind(new.experience_level.as_str())
         .bind(InterviewStatus::Scheduled.as_str())
         .bind(i64::from(new.question_count))
-        .bind(new.job_description.map(AsRef::as_ref))
+        .bind(new.job_description.map(|j| self.seal(JOB_DESCRIPTION, j.as_ref())).transpose()?)
         .bind(new.recording_consent.then_some(now))
         .bind(new.dataset_consent.then_some(now))
         .bind(now)
@@ -201,14 +206,14 @@ impl Store {
             .bind(owner.to_string())
             .fetch_optional(&self.pool)
             .await?;
-        row.map(InterviewRecord::try_from).transpose()
+        row.map(|r| self.interview_record(r)).transpose()
     }
 
     /// The interview whoever owns it; for authorisation checks that are not about ownership (observers).
     pub async fn interview(&self, id: InterviewId) -> StoreResult<Option<InterviewRecord>> {
         let row: Option<InterviewRow> =
             sqlx::query_as(select_interview!("WHERE id = $1")).bind(id.to_string()).fetch_optional(&self.pool).await?;
-        row.map(InterviewRecord::try_from).transpose()
+        row.map(|r| self.interview_record(r)).transpose()
     }
 
     /// A live session started: a scheduled interview becomes in progress. Returns false for a finished one.
@@ -268,7 +273,7 @@ impl Store {
         .bind(i64::try_from(offset).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;
-        let items = rows.into_iter().map(InterviewRecord::try_from).collect::<StoreResult<_>>()?;
+        let items = rows.into_iter().map(|r| self.interview_record(r)).collect::<StoreResult<_>>()?;
         Ok(InterviewPage { items, total: self.count_interviews(owner).await? })
     }
 
@@ -341,7 +346,7 @@ impl Store {
         .bind(min_score)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter().map(InterviewRecord::try_from).collect()
+        rows.into_iter().map(|r| self.interview_record(r)).collect()
     }
 
     pub async fn rounds(&self, interview: InterviewId) -> StoreResult<Vec<RoundRecord>> {
@@ -374,11 +379,11 @@ impl Store {
         .bind(turn.interview.to_string())
         .bind(turn.question_id)
         .bind(turn.speaker.as_str())
-        .bind(turn.text)
+        .bind(self.seal(TURN_TEXT, turn.text)?)
         .bind(i64::try_from(turn.start_ms).unwrap_or(i64::MAX))
         .bind(i64::try_from(turn.end_ms).unwrap_or(i64::MAX))
         .bind(i64::from(turn.interrupted))
-        .bind(turn.words)
+        .bind(self.seal(TURN_WORDS, turn.words)?)
         .bind(turn.metrics)
         .bind(now_ms())
         .execute(&self.pool)
@@ -387,12 +392,19 @@ impl Store {
     }
 
     pub async fn turns(&self, interview: InterviewId) -> StoreResult<Vec<TurnRecord>> {
-        Ok(sqlx::query_as(
+        let rows: Vec<TurnRecord> = sqlx::query_as(
             "SELECT id, question_id, speaker, text, start_ms, end_ms, interrupted, words, metrics FROM turns
              WHERE interview_id = $1 ORDER BY start_ms, created_at",
         )
         .bind(interview.to_string())
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        rows.into_iter()
+            .map(|mut turn| {
+                turn.text = self.open(TURN_TEXT, turn.text)?;
+                turn.words = turn.words.map(|w| self.open(TURN_WORDS, w)).transpose()?;
+                Ok(turn)
+            })
+            .collect()
     }
 }

@@ -12,11 +12,17 @@ mod tokens;
 mod users;
 
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
+
+use crate::vault::{FieldCipher, Vault, WrappedKey};
+
+/// The `vault_keys` name of the key that seals sensitive columns.
+const FIELD_KEY: &str = "fields";
 
 pub use audit::{AuditEntry, Outcome};
 pub use interviews::{
@@ -49,6 +55,8 @@ pub enum StoreError {
     Conflict(&'static str),
     #[error("stored value is invalid: {0}")]
     Corrupt(String),
+    #[error("encrypted field: {0}")]
+    Vault(#[from] crate::vault::VaultError),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -76,6 +84,8 @@ pub fn now_ms() -> i64 {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Seals sensitive text columns once `enable_field_encryption` ran; shared by every clone.
+    fields: Arc<OnceLock<FieldCipher>>,
 }
 
 impl Store {
@@ -95,7 +105,66 @@ impl Store {
             // WAL lets readers proceed while one writer commits; the setting persists in the file.
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
-        Ok(Self { pool, backend })
+        Ok(Self { pool, backend, fields: Arc::default() })
+    }
+
+    /// Seals sensitive text columns from now on with the field key (made and wrapped by `vault` the first time;
+    /// every node of a deployment shares it through the database).
+    pub async fn enable_field_encryption(&self, vault: &Vault) -> StoreResult<()> {
+        if self.vault_key(FIELD_KEY).await?.is_none() {
+            let (_, wrapped) = vault.new_data_key()?;
+            // Two nodes starting at once: the first insert wins, both read it back.
+            sqlx::query(
+                "INSERT INTO vault_keys (name, data_key, master_key_id, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(FIELD_KEY)
+            .bind(&wrapped.sealed)
+            .bind(&wrapped.master_key_id)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        }
+        let wrapped = self.vault_key(FIELD_KEY).await?.ok_or_else(|| StoreError::Corrupt("the field key vanished".into()))?;
+        let _ = self.fields.set(FieldCipher::new(&vault.unwrap(&wrapped)?));
+        Ok(())
+    }
+
+    /// Moves the field key to the vault's current master key; whether it moved.
+    pub async fn rewrap_field_key(&self, vault: &Vault) -> StoreResult<bool> {
+        let Some(wrapped) = self.vault_key(FIELD_KEY).await? else { return Ok(false) };
+        let Some(moved) = vault.rewrap(&wrapped)? else { return Ok(false) };
+        sqlx::query("UPDATE vault_keys SET data_key = $1, master_key_id = $2 WHERE name = $3")
+            .bind(&moved.sealed)
+            .bind(&moved.master_key_id)
+            .bind(FIELD_KEY)
+            .execute(&self.pool)
+            .await?;
+        Ok(true)
+    }
+
+    async fn vault_key(&self, name: &str) -> StoreResult<Option<WrappedKey>> {
+        let row: Option<(String, String)> = sqlx::query_as("SELECT data_key, master_key_id FROM vault_keys WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|(sealed, master_key_id)| WrappedKey { master_key_id, sealed }))
+    }
+
+    /// A sensitive value as it is stored: sealed when field encryption is on.
+    fn seal(&self, column: &str, text: &str) -> StoreResult<String> {
+        match self.fields.get() {
+            Some(fields) => Ok(fields.seal(column, text)?),
+            None => Ok(text.to_string()),
+        }
+    }
+
+    /// A stored sensitive value as text (values stored before encryption was on read as they are).
+    fn open(&self, column: &str, stored: String) -> StoreResult<String> {
+        match self.fields.get() {
+            Some(fields) => fields.open(column, &stored).map_err(|_| StoreError::Corrupt(format!("{column} does not decrypt"))),
+            None => Ok(stored),
+        }
     }
 
     /// Applies pending migrations for this backend; safe to run on every start.

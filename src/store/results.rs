@@ -45,6 +45,9 @@ pub struct NewReport<'a> {
     pub resources: &'a str,
 }
 
+/// The report document's column; strengths, improvements and the summary are sealed too.
+const REPORT_DOCUMENT: &str = "reports.document";
+
 /// An earlier report of a user: `(interview id, ended at, document)`.
 pub type PastReport = (String, i64, String);
 
@@ -113,11 +116,11 @@ impl Store {
         .bind(r.structure)
         .bind(r.confidence)
         .bind(r.presence)
-        .bind(r.strengths)
-        .bind(r.improvements)
-        .bind(r.summary)
+        .bind(self.seal("reports.strengths", r.strengths)?)
+        .bind(self.seal("reports.improvements", r.improvements)?)
+        .bind(self.seal("reports.summary", r.summary)?)
         .bind(r.impact)
-        .bind(r.document)
+        .bind(self.seal(REPORT_DOCUMENT, r.document)?)
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -149,7 +152,7 @@ impl Store {
     /// The report document of an interview of `reader` (or shared with them) and its learning path's ticked steps
     /// (a JSON array), if there is a report.
     pub async fn report_of(&self, reader: UserId, interview: InterviewId) -> StoreResult<Option<(String, String)>> {
-        Ok(sqlx::query_as(
+        let row: Option<(String, String)> = sqlx::query_as(
             "SELECT r.document, COALESCE(l.done, '[]') FROM reports r JOIN interviews i ON i.id = r.interview_id
              LEFT JOIN learning_paths l ON l.interview_id = r.interview_id
              WHERE r.interview_id = $1 AND (i.user_id = $2 OR EXISTS (
@@ -158,7 +161,8 @@ impl Store {
         .bind(interview.to_string())
         .bind(reader.to_string())
         .fetch_optional(&self.pool)
-        .await?)
+        .await?;
+        row.map(|(document, done)| Ok((self.open(REPORT_DOCUMENT, document)?, done))).transpose()
     }
 
     /// Ticks (or unticks) one step of the learning path of an interview of `owner`, by its competency; the
@@ -195,7 +199,7 @@ impl Store {
 
     /// A user's reports, newest first, leaving out `except`'s.
     pub async fn past_reports(&self, owner: UserId, except: Option<InterviewId>, limit: i64) -> StoreResult<Vec<PastReport>> {
-        Ok(sqlx::query_as(
+        let rows: Vec<PastReport> = sqlx::query_as(
             "SELECT r.interview_id, COALESCE(i.ended_at, r.created_at), r.document FROM reports r
              JOIN interviews i ON i.id = r.interview_id
              WHERE i.user_id = $1 AND r.interview_id <> $2 ORDER BY r.created_at DESC LIMIT $3",
@@ -204,7 +208,8 @@ impl Store {
         .bind(except.map(|i| i.to_string()).unwrap_or_default())
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        rows.into_iter().map(|(id, at, document)| Ok((id, at, self.open(REPORT_DOCUMENT, document)?))).collect()
     }
 
     /// Interviews of a user that ended with a report: rotates the question bank for the next one.

@@ -1,5 +1,7 @@
 //! Encryption at rest. A master key (from `CANDOR_MASTER_KEY`, or generated once into the data directory)
 //! wraps a random data key per recording; the data key seals the recording in authenticated chunks (`sealed`).
+//! Sensitive text columns (job descriptions, transcripts, report texts) are sealed one value at a time by a
+//! field key (`FieldCipher`), itself a data key wrapped by the master key and kept in the database.
 //! Rows keep the wrapped data key and the id of the master key that wrapped it, so the master key can be
 //! rotated: the new one wraps new data keys, retired ones (`CANDOR_RETIRED_MASTER_KEYS`) still unwrap old ones,
 //! and `candor keys rewrap` moves every row to the current key. AES-256-GCM throughout (ring).
@@ -139,6 +141,46 @@ impl Vault {
     }
 }
 
+/// Seals and opens single text values. A sealed value is `enc1:` and the base64 of a random nonce, the
+/// ciphertext and its tag; the column's name is the associated data, so a value moved to another column does not
+/// open. Values without the prefix (written before encryption was on) read as they are.
+pub struct FieldCipher {
+    key: LessSafeKey,
+    random: SystemRandom,
+}
+
+const FIELD_PREFIX: &str = "enc1:";
+
+impl FieldCipher {
+    pub fn new(key: &DataKey) -> Self {
+        Self { key: key.cipher(), random: SystemRandom::new() }
+    }
+
+    pub fn seal(&self, column: &str, text: &str) -> Result<String, VaultError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        self.random.fill(&mut nonce).map_err(|_| VaultError::Random)?;
+        let mut sealed = text.as_bytes().to_vec();
+        self.key
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(column.as_bytes()), &mut sealed)
+            .map_err(|_| VaultError::Random)?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        Ok(format!("{FIELD_PREFIX}{}", STANDARD.encode(out)))
+    }
+
+    pub fn open(&self, column: &str, stored: &str) -> Result<String, VaultError> {
+        let Some(encoded) = stored.strip_prefix(FIELD_PREFIX) else { return Ok(stored.to_string()) };
+        let damaged = || VaultError::Damaged(0);
+        let mut bytes = STANDARD.decode(encoded).map_err(|_| damaged())?;
+        if bytes.len() < NONCE_LEN + AES_256_GCM.tag_len() {
+            return Err(damaged());
+        }
+        let nonce = Nonce::try_assume_unique_for_key(&bytes[..NONCE_LEN]).map_err(|_| damaged())?;
+        let plain = self.key.open_in_place(nonce, Aad::from(column.as_bytes()), &mut bytes[NONCE_LEN..]).map_err(|_| damaged())?;
+        String::from_utf8(plain.to_vec()).map_err(|_| damaged())
+    }
+}
+
 fn aes_key(bytes: &[u8; KEY_LEN]) -> LessSafeKey {
     LessSafeKey::new(UnboundKey::new(&AES_256_GCM, bytes).expect("32 bytes is an AES-256 key"))
 }
@@ -171,6 +213,22 @@ mod tests {
         assert_eq!(moved.master_key_id, rotated.master_key_id());
         assert_eq!(stranger.unwrap(&moved).unwrap().0, key.0, "after rewrapping, the old key is not needed");
         assert_eq!(rotated.rewrap(&moved).unwrap(), None);
+    }
+
+    #[test]
+    fn field_values_are_sealed_per_column_and_old_plain_values_still_read() {
+        let vault = Vault::new(&secret("a"), &[]).unwrap();
+        let (key, _) = vault.new_data_key().unwrap();
+        let fields = FieldCipher::new(&key);
+        let sealed = fields.seal("turns.text", "I led the migration.").unwrap();
+        assert!(sealed.starts_with("enc1:") && !sealed.contains("migration"));
+        assert_ne!(sealed, fields.seal("turns.text", "I led the migration.").unwrap(), "a fresh nonce each time");
+        assert_eq!(fields.open("turns.text", &sealed).unwrap(), "I led the migration.");
+        assert_eq!(fields.open("reports.summary", &sealed), Err(VaultError::Damaged(0)), "bound to its column");
+        assert_eq!(fields.open("turns.text", "written before encryption").unwrap(), "written before encryption");
+        let mut bytes = STANDARD.decode(&sealed[5..]).unwrap();
+        bytes[14] ^= 1;
+        assert!(fields.open("turns.text", &format!("enc1:{}", STANDARD.encode(bytes))).is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@ on_both_databases!(
     admins_export_and_erase_anyone_and_nobody_else_can,
     admins_list_users_change_roles_and_quotas_and_read_the_audit_log,
     every_admin_route_refuses_non_admins,
+    sensitive_columns_are_sealed_at_rest,
 );
 
 /// Rows in each table that belong to `user` (directly or through their interviews), by table.
@@ -191,4 +192,40 @@ async fn every_admin_route_refuses_non_admins(backend: Backend) {
     assert_eq!(app.get("/api/v1/me", Some(&token)).await.body["role"], "candidate", "no one promoted themselves");
     let denied = app.state.store.audit_entries("admin.user.update").await.unwrap();
     assert!(denied.len() == 2 && denied.iter().all(|e| e.outcome == "denied"), "refusals are audited");
+}
+
+/// Job descriptions, transcripts and report texts are ciphertext in the database and plain text through the API.
+async fn sensitive_columns_are_sealed_at_rest(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let body = json!({"role": "Backend engineer", "interview_type": "behavioral", "experience_level": "mid",
+        "job_description": "Build payment APIs in Rust for Quokka Bank."});
+    let id = app.post("/api/v1/interviews", Some(&token), body).await.body["id"].as_str().unwrap().to_string();
+    let turn = candor::store::NewTurn {
+        id: "t1", interview: id.parse().unwrap(), question_id: None, speaker: candor::domain::Speaker::Candidate,
+        text: "I rebuilt the ledger at Quokka Bank.", start_ms: 0, end_ms: 2000, interrupted: false,
+        words: r#"[{"w":"Quokka","start_ms":0,"end_ms":300}]"#, metrics: "{}",
+    };
+    app.state.store.insert_turn(turn).await.unwrap();
+    let reported = app.interview_with_report(&token, &sample_report(70)).await;
+
+    let pool = sqlx::AnyPool::connect(&app.state.config.database_url()).await.unwrap();
+    let raw = |sql: &'static str, id: String| {
+        let pool = pool.clone();
+        async move { sqlx::query(sql).bind(id).fetch_one(&pool).await.unwrap().get::<String, _>(0) }
+    };
+    for stored in [
+        raw("SELECT job_description FROM interviews WHERE id = $1", id.clone()).await,
+        raw("SELECT text FROM turns WHERE interview_id = $1", id.clone()).await,
+        raw("SELECT words FROM turns WHERE interview_id = $1", id.clone()).await,
+        raw("SELECT document FROM reports WHERE interview_id = $1", reported.clone()).await,
+        raw("SELECT summary FROM reports WHERE interview_id = $1", reported.clone()).await,
+    ] {
+        assert!(stored.starts_with("enc1:") && !stored.contains("Quokka") && !stored.contains("overall"), "{stored}");
+    }
+    let shown = app.get(&format!("/api/v1/interviews/{id}"), Some(&token)).await.body;
+    assert_eq!(shown["job_description"], "Build payment APIs in Rust for Quokka Bank.");
+    assert_eq!(shown["turns"][0]["text"], "I rebuilt the ledger at Quokka Bank.");
+    assert_eq!(shown["turns"][0]["words"][0]["w"], "Quokka");
+    assert_eq!(app.get(&format!("/api/v1/interviews/{reported}/report"), Some(&token)).await.body["overall"], 70);
 }
