@@ -352,7 +352,7 @@ async fn a_whole_interview_in_chromium_from_a_spoken_answer_to_the_report_page()
     assert_eq!(link, json!(format!("/report.html?interview={interview}")));
     assert_eq!(ready["url"], format!("/api/v1/interviews/{interview}/report"));
     let badge = evaluate(&mut devtools, 200_010, "Promise.resolve(JSON.stringify(document.getElementById('recording').textContent))").await;
-    assert_eq!(badge, json!("● Recording audio"), "the room says the interview is recorded");
+    assert_eq!(badge, json!("● Recording"), "the room says the interview is recorded");
 
     // The report page, as the link opens it, shows the scores and the spoken answer's words.
     let navigate = json!({"id": 300_000, "method": "Page.navigate", "params": {"url": app.url(&format!("/report.html?interview={interview}"))}});
@@ -384,6 +384,12 @@ async fn a_whole_interview_in_chromium_from_a_spoken_answer_to_the_report_page()
     let loaded = evaluate(&mut devtools, 400_010, loaded).await;
     assert!(loaded["duration"].as_f64().is_some_and(|d| d.is_finite() && d > 5.0) && loaded["error"].is_null(), "{loaded}");
     assert!(loaded["plays"].as_u64().is_some_and(|n| n >= 1), "{loaded}");
+    // The camera replays too: Chromium reads the WebM (VP8 as the browser sent it) at the camera's size.
+    let camera = "new Promise((done) => { const v = document.getElementById('replay-camera'); \
+                  const report = () => done(JSON.stringify(v ? {width: v.videoWidth, error: v.error?.code ?? null} : null)); \
+                  if (!v || v.readyState >= 1) report(); else { v.addEventListener('loadedmetadata', report); v.addEventListener('error', report); setTimeout(report, 30000); } })";
+    let camera = evaluate(&mut devtools, 400_015, camera).await;
+    assert!(camera["width"].as_u64().is_some_and(|w| w > 0) && camera["error"].is_null(), "{camera}");
     let seek = "(() => { const b = [...document.querySelectorAll('h3 button.play')][0]; b?.click();                 const a = document.getElementById('replay-candidate'); return Promise.resolve(JSON.stringify({at: a.currentTime, button: Boolean(b)})); })()";
     let seeked = evaluate(&mut devtools, 400_020, seek).await;
     assert!(seeked["button"] == true && seeked["at"].as_f64().is_some_and(|t| t > 1.0), "the spoken answer starts after the greeting: {seeked}");

@@ -192,7 +192,8 @@ async fn export(state: &AppState, id: UserId, archive: bool) -> Result<Response,
 
 /// Where a recording lies in the export archive.
 fn archived_name(row: &RecordingRecord) -> String {
-    format!("recordings/{}/{}-{}.ogg", row.interview_id, row.source, row.id)
+    let extension = if row.media_type == "video/webm" { "webm" } else { "ogg" };
+    format!("recordings/{}/{}-{}-{}.{extension}", row.interview_id, row.source, row.kind, row.id)
 }
 
 async fn erase(state: &AppState, id: UserId) -> Result<StatusCode, ApiError> {

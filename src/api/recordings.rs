@@ -66,7 +66,7 @@ pub async fn list(State(state): State<AppState>, user: AuthUser, ApiPath(id): Ap
         .await?
         .into_iter()
         .map(|r| RecordingView {
-            url: format!("/api/v1/interviews/{id}/recording?source={}&ticket={ticket}", r.source),
+            url: format!("/api/v1/interviews/{id}/recording?source={}&kind={}&ticket={ticket}", r.source, r.kind),
             id: r.id,
             source: r.source,
             kind: r.kind,
@@ -86,16 +86,19 @@ pub async fn list(State(state): State<AppState>, user: AuthUser, ApiPath(id): Ap
 pub struct MediaQuery {
     /// `candidate` (default) or `interviewer`.
     source: Option<String>,
+    /// `audio` (default) or `video` (the candidate's camera with their voice).
+    kind: Option<String>,
     /// A ticket from the recordings list, instead of a bearer token.
     ticket: Option<String>,
 }
 
-/// The recorded media, decrypted: the whole file, or one byte range (`Range: bytes=a-b`, answered 206).
+/// The recorded media, decrypted: the whole file, or one byte range (`Range: bytes=a-b`, answered 206). Voices
+/// are Ogg Opus, the camera WebM (VP8 with the candidate's voice).
 #[utoipa::path(get, path = "/interviews/{id}/recording", tag = "interviews", security(("bearer" = [])),
     params(("id" = String, Path, description = "Interview id"), MediaQuery),
     responses(
         (status = 200, description = "The media", content_type = "audio/ogg", body = Vec<u8>),
-        (status = 206, description = "The range asked for", content_type = "audio/ogg", body = Vec<u8>),
+        (status = 206, description = "The range asked for (`audio/ogg` or `video/webm`)", content_type = "audio/ogg", body = Vec<u8>),
         (status = 401, description = "Not signed in, or the ticket is invalid or expired", body = ErrorBody),
         (status = 404, description = "No such interview of the caller, or nothing recorded", body = ErrorBody),
         (status = 416, description = "The range lies outside the recording", body = ErrorBody),
@@ -119,12 +122,13 @@ pub async fn media(
     };
     let interview = readable(&state, user, ip, &id, "recording.read").await?;
     let source = query.source.as_deref().unwrap_or("candidate");
+    let kind = query.kind.as_deref().unwrap_or("audio");
     let row = state
         .store
         .recordings(interview)
         .await?
         .into_iter()
-        .find(|r| r.source == source)
+        .find(|r| r.source == source && r.kind == kind)
         .ok_or_else(|| ApiError::not_found("recording"))?;
     serve(&state, row, headers.get(header::RANGE).and_then(|v| v.to_str().ok())).await
 }

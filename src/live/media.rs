@@ -128,7 +128,19 @@ impl Reassembler {
     }
 }
 
-pub async fn run_video(ctx: SessionContext, track: Arc<dyn TrackRemote>, copies: broadcast::Sender<rtc::rtp::Packet>) {
+/// A whole encoded camera frame and when it was complete on the session's clock (for recording).
+#[derive(Clone)]
+pub struct EncodedFrame {
+    pub data: bytes::Bytes,
+    pub t_ms: u64,
+}
+
+pub async fn run_video(
+    ctx: SessionContext,
+    track: Arc<dyn TrackRemote>,
+    copies: broadcast::Sender<rtc::rtp::Packet>,
+    frame_copies: broadcast::Sender<EncodedFrame>,
+) {
     let ssrc = track.ssrcs().await.first().copied().unwrap_or_default();
     let mime = track.codec(ssrc).await.map(|c| c.mime_type).unwrap_or_default();
     *ctx.video_mime.lock().unwrap_or_else(|p| p.into_inner()) = Some(mime.clone());
@@ -181,6 +193,10 @@ pub async fn run_video(ctx: SessionContext, track: Arc<dyn TrackRemote>, copies:
                     request_keyframe().await;
                 }
                 for frame in frames {
+                    // Recorded as received (VP8 only: WebM carries it without a codec header to build).
+                    if codec == VideoCodec::Vp8 && frame_copies.receiver_count() > 0 {
+                        let _ = frame_copies.send(EncodedFrame { data: frame.clone(), t_ms: ctx.events.t_ms() });
+                    }
                     let t_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                     if frames_tx.try_send((frame.to_vec(), t_ms)).is_err() {
                         // The decoder is behind: this frame is lost, so the next ones cannot be decoded either.

@@ -11,7 +11,8 @@
 //! - `voice`: the interviewer's outbound voice track.
 //! - `conversation`: the interviewer state machine of a session, and carrying out what it decides.
 //! - `recorder`: a session's storage writes, off the media paths.
-//! - `taping`: recording a consenting candidate's session (their voice and the interviewer's) as it happens.
+//! - `mux`: the containers recordings are written in (Ogg Opus, WebM).
+//! - `taping`: recording a consenting candidate's session (both voices, the camera) as it happens.
 //! - `summary`: delivery and presence summarised for the report from what the recorder stored.
 //! - `events`: delivering v1 events to the data channel and to observers.
 //! - `leg`: what signaling drives (`api::rtc` runs the loop): a candidate's leg starts the session.
@@ -26,6 +27,7 @@ mod events;
 mod frames;
 mod leg;
 mod media;
+mod mux;
 mod observer;
 mod peer;
 mod pool;

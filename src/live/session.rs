@@ -25,7 +25,7 @@ use super::conversation::{self, Conversation, Message};
 use super::events::EventSink;
 use super::peer::{PeerError, PeerEvent};
 use super::recorder::Recorder;
-use super::taping::Taping;
+use super::taping::{Feeds, Taping};
 use super::voice::VoiceOut;
 use super::{Claim, Live, media};
 use crate::brain::Brain;
@@ -44,6 +44,8 @@ const GATHERING_TIMEOUT: Duration = Duration::from_secs(5);
 const STATS_INTERVAL: Duration = Duration::from_secs(5);
 /// RTP packets an observer may lag behind before it misses some (about 2 s of video).
 const FORWARD_BACKLOG: usize = 512;
+/// Whole camera frames the recording may lag behind (about four seconds at 30 fps).
+const FRAME_BACKLOG: usize = 128;
 /// Inbound tracks a session takes (one audio, one video); more are ignored.
 const MAX_TRACKS: usize = 2;
 /// How long the end waits for the recording to seal its last chunk.
@@ -96,12 +98,14 @@ pub struct SessionContext {
     pub config: Arc<crate::config::Config>,
 }
 
-/// Copies of a session's media for observers: candidate audio and video RTP, interviewer voice frames.
+/// Copies of a session's media for observers and the recording: candidate audio and video RTP, interviewer
+/// voice frames, the candidate's whole camera frames.
 #[derive(Clone)]
 pub struct Fanout {
     pub audio: broadcast::Sender<rtc::rtp::Packet>,
     pub video: broadcast::Sender<rtc::rtp::Packet>,
     pub voice: broadcast::Sender<Bytes>,
+    pub frames: broadcast::Sender<media::EncodedFrame>,
 }
 
 pub struct Session {
@@ -190,6 +194,7 @@ impl Session {
             audio: broadcast::channel(FORWARD_BACKLOG).0,
             video: broadcast::channel(FORWARD_BACKLOG).0,
             voice: broadcast::channel(FORWARD_BACKLOG).0,
+            frames: broadcast::channel(FRAME_BACKLOG).0,
         };
         let session = Arc::new(Session {
             user: claim.user,
@@ -219,7 +224,8 @@ impl Session {
             events: session.context.events.clone(),
             metrics: live.metrics.clone(),
         };
-        let recording = taping.run(fanout.audio.subscribe(), fanout.voice.subscribe(), session.cancel.clone());
+        let feeds = Feeds { audio: fanout.audio.subscribe(), voice: fanout.voice.subscribe(), frames: fanout.frames.subscribe() };
+        let recording = taping.run(feeds, session.cancel.clone());
         *session.taping.lock().unwrap_or_else(|p| p.into_inner()) = Some(tokio::spawn(recording));
 
         let (candidates_tx, candidates) = mpsc::unbounded_channel();
@@ -348,7 +354,7 @@ impl Session {
                     if track.kind().await == RtpCodecKind::Audio {
                         tokio::spawn(media::run_audio(ctx, track, self.fanout.audio.clone()));
                     } else {
-                        tokio::spawn(media::run_video(ctx, track, self.fanout.video.clone()));
+                        tokio::spawn(media::run_video(ctx, track, self.fanout.video.clone(), self.fanout.frames.clone()));
                     }
                 }
                 PeerEvent::DataChannel(channel) => {

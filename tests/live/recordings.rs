@@ -1,10 +1,11 @@
 //! Recording with and without consent, over real WebRTC: without it nothing media-like reaches the disk; with
-//! it the candidate's and the interviewer's audio are stored sealed (no container magic, every chunk
-//! authenticated), decrypt to Ogg Opus of the right length, replay by byte range with a ticket, and a flipped
-//! byte on disk is refused rather than served.
+//! it the candidate's and the interviewer's audio and the candidate's camera are stored sealed (no container
+//! magic, every chunk authenticated), decrypt to Ogg Opus of the right length and WebM whose VP8 frames decode,
+//! replay by byte range with a ticket, and a flipped byte on disk is refused rather than served.
 
 use std::path::{Path, PathBuf};
 
+use candor_loadtest::media::CameraCodec;
 use candor_loadtest::{Client, Role};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -40,8 +41,11 @@ async fn interview(app: &TestApp, token: &str, consent: bool) -> String {
 async fn session(app: &TestApp, token: &str, id: &str) {
     let mut opts = options(app, token, id, Role::Candidate);
     opts.audio = Some((sine(220.0, 0.2, 4.0, 48_000), 48_000));
+    opts.video = Some((CameraCodec::Vp8, 320, 240, 15));
     let client = Client::connect(opts).await.expect("connects");
-    let heard = |c: &Client| events_of(c, "speech.metrics").len() >= 3 && !events_of(c, "interviewer.question").is_empty();
+    let heard = |c: &Client| {
+        events_of(c, "speech.metrics").len() >= 3 && events_of(c, "vision.metrics").len() >= 3 && !events_of(c, "interviewer.question").is_empty()
+    };
     assert!(client.wait_until(PATIENCE, heard).await, "{:?}", client.events());
     client.end().await;
 }
@@ -80,13 +84,13 @@ async fn without_consent_no_audio_or_video_touches_the_disk() {
 }
 
 #[tokio::test]
-async fn with_consent_both_voices_are_sealed_on_disk_and_replay_by_range() {
+async fn with_consent_both_voices_and_the_camera_are_sealed_on_disk_and_replay_by_range() {
     let Some(app) = app_with(&["tts"]).await else { return };
     let (token, _) = app.signed_in_user("ada@example.com").await;
     let id = interview(&app, &token, true).await;
     session(&app, &token, &id).await;
 
-    let finished = |items: &[Value]| items.len() == 2 && items.iter().all(|r| r["finished"] == true);
+    let finished = |items: &[Value]| items.len() == 3 && items.iter().all(|r| r["finished"] == true);
     let mut items = Vec::new();
     for _ in 0..300 {
         items = recordings(&app, &token, &id).await;
@@ -96,15 +100,17 @@ async fn with_consent_both_voices_are_sealed_on_disk_and_replay_by_range() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(finished(&items), "{items:?}");
-    let candidate = items.iter().find(|r| r["source"] == "candidate").unwrap().clone();
+    let candidate = items.iter().find(|r| r["source"] == "candidate" && r["kind"] == "audio").unwrap().clone();
     let interviewer = items.iter().find(|r| r["source"] == "interviewer").unwrap().clone();
+    let camera = items.iter().find(|r| r["kind"] == "video").unwrap().clone();
+    assert_eq!((camera["source"].as_str(), camera["media_type"].as_str()), (Some("candidate"), Some("video/webm")));
     assert_eq!(candidate["media_type"], "audio/ogg");
     assert!(candidate["duration_ms"].as_i64().unwrap() >= 3_000, "{candidate}");
     assert!(interviewer["duration_ms"].as_i64().unwrap() >= 1_000, "the greeting was recorded: {interviewer}");
 
     // On disk: ciphertext only.
     let files = files_under(&app.state.config.data_dir.join("recordings"));
-    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(files.len(), 3, "{files:?}");
     for file in &files {
         assert!(!has_media_magic(&std::fs::read(file).unwrap()), "{} is not sealed", file.display());
     }
@@ -120,6 +126,11 @@ async fn with_consent_both_voices_are_sealed_on_disk_and_replay_by_range() {
     let decoded_ms = decoded_ms(&bytes);
     let listed = candidate["duration_ms"].as_i64().unwrap();
     assert!((decoded_ms - listed).abs() <= 40, "decoded {decoded_ms} ms, listed {listed} ms");
+
+    // The camera: WebM whose VP8 frames decode at the size sent, with the candidate's voice beside them.
+    let webm = fetch(&app, camera["url"].as_str().unwrap(), None).await.bytes().await.unwrap().to_vec();
+    let (frames, voice_packets) = decoded_webm(&webm);
+    assert!(frames >= 15 && voice_packets >= 100, "{frames} frames and {voice_packets} voice packets");
 
     // A range, with the ticket instead of a bearer header.
     let part = fetch(&app, url, Some("bytes=100-4099")).await;
@@ -140,7 +151,7 @@ async fn with_consent_both_voices_are_sealed_on_disk_and_replay_by_range() {
     assert_eq!(voice.status, StatusCode::OK);
 
     // A flipped byte on disk is detected, not served.
-    let row = app.state.store.recordings(id.parse().unwrap()).await.unwrap().into_iter().find(|r| r.source == "candidate").unwrap();
+    let row = app.state.store.recordings(id.parse().unwrap()).await.unwrap().into_iter().find(|r| r.media_type == "audio/ogg" && r.source == "candidate").unwrap();
     let path = app.state.config.data_dir.join(&row.path);
     let mut sealed = std::fs::read(&path).unwrap();
     sealed[40] ^= 0x01;
@@ -162,4 +173,27 @@ fn decoded_ms(ogg_bytes: &[u8]) -> i64 {
         index += 1;
     }
     (samples / 48) as i64
+}
+
+/// `(VP8 frames decoded at 320x240, Opus packets)` in a WebM file; every frame must decode.
+fn decoded_webm(bytes: &[u8]) -> (usize, usize) {
+    use webm_iterable::WebmIterator;
+    use webm_iterable::matroska_spec::{MatroskaSpec, SimpleBlock};
+    let mut decoder = candor_pipelines::video::VideoDecoder::new(candor_pipelines::video::VideoCodec::Vp8, 640, 0).unwrap();
+    let (mut frames, mut voice) = (0, 0);
+    for tag in WebmIterator::new(std::io::Cursor::new(bytes.to_vec()), &[]) {
+        if let MatroskaSpec::SimpleBlock(data) = tag.expect("well-formed WebM") {
+            let block = SimpleBlock::try_from(&data).unwrap();
+            if block.track == 1 {
+                let frame = decoder.decode(block.raw_frame_data(), frames as u64 * 67).expect("a decodable VP8 frame");
+                if let Some(frame) = frame {
+                    assert_eq!((frame.source_width, frame.source_height), (320, 240));
+                    frames += 1;
+                }
+            } else {
+                voice += 1;
+            }
+        }
+    }
+    (frames, voice)
 }
