@@ -393,6 +393,16 @@ async fn a_whole_interview_in_chromium_from_a_spoken_answer_to_the_report_page()
     let seek = "(() => { const b = [...document.querySelectorAll('h3 button.play')][0]; b?.click();                 const a = document.getElementById('replay-candidate'); return Promise.resolve(JSON.stringify({at: a.currentTime, button: Boolean(b)})); })()";
     let seeked = evaluate(&mut devtools, 400_020, seek).await;
     assert!(seeked["button"] == true && seeked["at"].as_f64().is_some_and(|t| t > 1.0), "the spoken answer starts after the greeting: {seeked}");
+    // In step with the transcript: the answer playing is marked.
+    let mut marked = Value::Null;
+    for id in 400_021..400_121u64 {
+        marked = evaluate(&mut devtools, id, "Promise.resolve(JSON.stringify(document.querySelector('article.question.playing')?.dataset.question ?? null))").await;
+        if marked.is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(marked.is_string(), "the playing answer is marked in the transcript");
     // The learning path is a checklist: a tick in the page is stored (the spoken answer is short, so there are
     // steps to take).
     let tick = "(() => { const box = document.querySelector('.step input[type=checkbox]'); box?.click(); return Promise.resolve(JSON.stringify(box?.id ?? null)); })()";

@@ -10,7 +10,7 @@ use candor_loadtest::{Client, Role};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, spawn_app};
+use crate::helpers::{Backend, TestApp, spawn_app_with};
 use crate::media::sine;
 use crate::{PATIENCE, app_with, events_of, options};
 
@@ -65,8 +65,15 @@ async fn fetch(app: &TestApp, url: &str, range: Option<&str>) -> reqwest::Respon
 }
 
 #[tokio::test]
-async fn without_consent_no_audio_or_video_touches_the_disk() {
-    let app = spawn_app(Backend::Sqlite).await;
+async fn without_consent_no_audio_or_video_touches_the_disk_or_the_object_store() {
+    // With an object store configured where the test command provides one, so both places are checked.
+    let s3 = crate::helpers::S3Server::start().await;
+    let app = spawn_app_with(Backend::Sqlite, |c| {
+        if let Some(s3) = &s3 {
+            s3.configure(c);
+        }
+    })
+    .await;
     let (token, _) = app.signed_in_user("ada@example.com").await;
     let id = interview(&app, &token, false).await;
     session(&app, &token, &id).await;
@@ -81,6 +88,9 @@ async fn without_consent_no_audio_or_video_touches_the_disk() {
     }
     let reply = app.get(&format!("/api/v1/interviews/{id}/recording"), Some(&token)).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    if let Some(s3) = &s3 {
+        assert!(s3.keys().await.is_empty(), "nothing in the bucket");
+    }
 }
 
 #[tokio::test]
