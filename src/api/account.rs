@@ -192,7 +192,11 @@ async fn export(state: &AppState, id: UserId, archive: bool) -> Result<Response,
 
 /// Where a recording lies in the export archive.
 fn archived_name(row: &RecordingRecord) -> String {
-    let extension = if row.media_type == "video/webm" { "webm" } else { "ogg" };
+    let extension = match row.media_type.as_str() {
+        "video/webm" => "webm",
+        "video/x-matroska" => "mkv",
+        _ => "ogg",
+    };
     format!("recordings/{}/{}-{}-{}.{extension}", row.interview_id, row.source, row.kind, row.id)
 }
 

@@ -131,7 +131,9 @@ impl Reassembler {
 /// A whole encoded camera frame and when it was complete on the session's clock (for recording).
 #[derive(Clone)]
 pub struct EncodedFrame {
+    /// VP8, or H.264 in Annex B.
     pub data: bytes::Bytes,
+    pub h264: bool,
     pub t_ms: u64,
 }
 
@@ -193,9 +195,9 @@ pub async fn run_video(
                     request_keyframe().await;
                 }
                 for frame in frames {
-                    // Recorded as received (VP8 only: WebM carries it without a codec header to build).
-                    if codec == VideoCodec::Vp8 && frame_copies.receiver_count() > 0 {
-                        let _ = frame_copies.send(EncodedFrame { data: frame.clone(), t_ms: ctx.events.t_ms() });
+                    if frame_copies.receiver_count() > 0 {
+                        let copy = EncodedFrame { data: frame.clone(), h264: codec == VideoCodec::H264, t_ms: ctx.events.t_ms() };
+                        let _ = frame_copies.send(copy);
                     }
                     let t_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                     if frames_tx.try_send((frame.to_vec(), t_ms)).is_err() {

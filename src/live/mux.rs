@@ -1,8 +1,8 @@
 //! Containers for recorded media, written in memory as the media arrives and taken out a piece at a time
 //! (`taping` seals each piece to disk). No transcoding: the packets go in as they were received.
 //! - `OggOpus`: one Opus stream in Ogg (RFC 7845), for a voice.
-//! - `WebmMux`: the candidate's camera (VP8) and voice (Opus) in WebM, clusters of known size in a segment of
-//!   unknown size, as a live recorder writes them.
+//! - `WebmMux`: the candidate's camera (VP8 in WebM, or H.264 in Matroska) and voice (Opus), clusters of known
+//!   size in a segment of unknown size, as a live recorder writes them.
 
 use ogg::writing::{PacketWriteEndInfo, PacketWriter};
 use webm_iterable::WebmWriter;
@@ -111,6 +111,178 @@ const AUDIO_TRACK: u64 = 2;
 const CLUSTER_MS: u64 = 5_000;
 const KEYFRAME_CLUSTER_MS: u64 = 1_000;
 
+/// The camera's codec as the container names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Camera {
+    Vp8,
+    /// H.264 with its decoder configuration (`avcC`, from the first keyframe's parameter sets).
+    H264 { avcc: Vec<u8> },
+}
+
+impl Camera {
+    pub fn media_type(&self) -> &'static str {
+        match self {
+            Self::Vp8 => "video/webm",
+            Self::H264 { .. } => "video/x-matroska",
+        }
+    }
+}
+
+/// A camera's first keyframe: the codec with its configuration, and the picture size.
+pub fn first_keyframe(frame: &[u8], h264: bool) -> Option<(Camera, u32, u32)> {
+    if !h264 {
+        return vp8_keyframe(frame).map(|(w, h)| (Camera::Vp8, w, h));
+    }
+    let nals = annex_b(frame);
+    if !nals.iter().any(|n| n.first().is_some_and(|h| h & 0x1f == 5)) {
+        return None;
+    }
+    let sps = nals.iter().find(|n| n.first().is_some_and(|h| h & 0x1f == 7))?;
+    let pps = nals.iter().find(|n| n.first().is_some_and(|h| h & 0x1f == 8))?;
+    let (width, height) = sps_size(sps)?;
+    let mut avcc = vec![1, *sps.get(1)?, *sps.get(2)?, *sps.get(3)?, 0xFF, 0xE1];
+    avcc.extend_from_slice(&(sps.len() as u16).to_be_bytes());
+    avcc.extend_from_slice(sps);
+    avcc.push(1);
+    avcc.extend_from_slice(&(pps.len() as u16).to_be_bytes());
+    avcc.extend_from_slice(pps);
+    Some((Camera::H264 { avcc }, width, height))
+}
+
+/// The NAL units of an Annex B frame (start codes removed).
+fn annex_b(frame: &[u8]) -> Vec<&[u8]> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= frame.len() {
+        if frame[i..i + 3] == [0, 0, 1] {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut nals = Vec::new();
+    for (k, &start) in starts.iter().enumerate() {
+        let mut end = starts.get(k + 1).map_or(frame.len(), |next| next - 3);
+        while end > start && frame[end - 1] == 0 {
+            end -= 1; // the zero of a four-byte start code, or trailing zeros
+        }
+        nals.push(&frame[start..end]);
+    }
+    nals
+}
+
+/// An Annex B frame as Matroska stores H.264: each NAL unit prefixed with its 4-byte length.
+fn length_prefixed(frame: &[u8]) -> Vec<u8> {
+    annex_b(frame).into_iter().flat_map(|nal| (nal.len() as u32).to_be_bytes().into_iter().chain(nal.iter().copied())).collect()
+}
+
+/// The picture size a sequence parameter set gives (ITU-T H.264, 7.3.2.1.1), cropping applied.
+fn sps_size(sps: &[u8]) -> Option<(u32, u32)> {
+    // Emulation prevention bytes out (00 00 03 -> 00 00).
+    let mut rbsp = Vec::with_capacity(sps.len());
+    for &b in sps.get(1..)? {
+        if b == 3 && rbsp.ends_with(&[0, 0]) {
+            continue;
+        }
+        rbsp.push(b);
+    }
+    let mut bits = Bits { data: &rbsp, at: 0 };
+    let profile = bits.take(8)?;
+    bits.take(16)?; // constraint flags, level
+    bits.ue()?; // seq_parameter_set_id
+    let mut chroma_format = 1;
+    if [100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135].contains(&profile) {
+        chroma_format = bits.ue()?;
+        if chroma_format == 3 {
+            bits.take(1)?;
+        }
+        bits.ue()?; // bit depths
+        bits.ue()?;
+        bits.take(1)?;
+        if bits.take(1)? == 1 {
+            for list in 0..if chroma_format == 3 { 12 } else { 8 } {
+                if bits.take(1)? == 1 {
+                    let (mut last, mut next) = (8i64, 8i64);
+                    for _ in 0..if list < 6 { 16 } else { 64 } {
+                        if next != 0 {
+                            next = (last + bits.se()? + 256) % 256;
+                        }
+                        last = if next == 0 { last } else { next };
+                    }
+                }
+            }
+        }
+    }
+    bits.ue()?; // log2_max_frame_num_minus4
+    match bits.ue()? {
+        0 => {
+            bits.ue()?;
+        }
+        1 => {
+            bits.take(1)?;
+            bits.se()?;
+            bits.se()?;
+            for _ in 0..bits.ue()? {
+                bits.se()?;
+            }
+        }
+        _ => {}
+    }
+    bits.ue()?; // max_num_ref_frames
+    bits.take(1)?;
+    let width_mbs = bits.ue()? + 1;
+    let height_units = bits.ue()? + 1;
+    let frame_mbs_only = bits.take(1)?;
+    if frame_mbs_only == 0 {
+        bits.take(1)?;
+    }
+    bits.take(1)?; // direct_8x8_inference
+    let (mut crop_x, mut crop_y) = (0, 0);
+    if bits.take(1)? == 1 {
+        let (left, right, top, bottom) = (bits.ue()?, bits.ue()?, bits.ue()?, bits.ue()?);
+        let (unit_x, unit_y) = if chroma_format == 0 { (1, 2 - frame_mbs_only) } else { (2, 2 * (2 - frame_mbs_only)) };
+        (crop_x, crop_y) = (unit_x * (left + right), unit_y * (top + bottom));
+    }
+    let width = (width_mbs * 16).checked_sub(crop_x)?;
+    let height = ((2 - frame_mbs_only) * height_units * 16).checked_sub(crop_y)?;
+    Some((u32::try_from(width).ok()?, u32::try_from(height).ok()?))
+}
+
+/// A bit reader with Exp-Golomb codes.
+struct Bits<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl Bits<'_> {
+    fn take(&mut self, n: usize) -> Option<u64> {
+        let mut value = 0;
+        for _ in 0..n {
+            let byte = self.data.get(self.at / 8)?;
+            value = value << 1 | u64::from(byte >> (7 - self.at % 8) & 1);
+            self.at += 1;
+        }
+        Some(value)
+    }
+
+    fn ue(&mut self) -> Option<u64> {
+        let mut zeros = 0;
+        while self.take(1)? == 0 {
+            zeros += 1;
+            if zeros > 31 {
+                return None;
+            }
+        }
+        Some((1 << zeros) - 1 + self.take(zeros)?)
+    }
+
+    fn se(&mut self) -> Option<i64> {
+        let k = self.ue()? as i64;
+        Some(if k % 2 == 1 { (k + 1) / 2 } else { -(k / 2) })
+    }
+}
+
 /// Whether a VP8 frame is a keyframe, and its size when it is (RFC 6386, 9.1).
 pub fn vp8_keyframe(frame: &[u8]) -> Option<(u32, u32)> {
     if frame.len() < 10 || frame[0] & 1 != 0 || frame[3..6] != [0x9d, 0x01, 0x2a] {
@@ -121,17 +293,18 @@ pub fn vp8_keyframe(frame: &[u8]) -> Option<(u32, u32)> {
     Some((u32::from(width), u32::from(height)))
 }
 
-/// WebM of a VP8 camera and an Opus voice; times are milliseconds from the first keyframe.
+/// WebM (Matroska for H.264) of a camera and an Opus voice; times are milliseconds from the first keyframe.
 pub struct WebmMux {
     out: WebmWriter<Vec<u8>>,
+    camera: Camera,
     /// The open cluster: its start and its blocks.
     cluster: Option<(u64, Vec<MatroskaSpec>)>,
     end_ms: u64,
 }
 
 impl WebmMux {
-    /// Starts the file with the video's size (from its first keyframe).
-    pub fn new(width: u32, height: u32) -> Self {
+    /// Starts the file with the camera's codec and picture size (from its first keyframe).
+    pub fn new(camera: Camera, width: u32, height: u32) -> Self {
         use MatroskaSpec::*;
         let mut out = WebmWriter::new(Vec::new());
         let header = Ebml(Master::Full(vec![
@@ -139,18 +312,18 @@ impl WebmMux {
             EbmlReadVersion(1),
             EbmlMaxIdLength(4),
             EbmlMaxSizeLength(8),
-            DocType("webm".into()),
+            DocType(if camera == Camera::Vp8 { "webm" } else { "matroska" }.into()),
             DocTypeVersion(4),
             DocTypeReadVersion(2),
         ]));
         let info = Info(Master::Full(vec![TimestampScale(1_000_000), MuxingApp("candor".into()), WritingApp("candor".into())]));
-        let video = TrackEntry(Master::Full(vec![
-            TrackNumber(VIDEO_TRACK),
-            TrackUID(VIDEO_TRACK),
-            TrackType(1),
-            CodecID("V_VP8".into()),
-            Video(Master::Full(vec![PixelWidth(u64::from(width)), PixelHeight(u64::from(height))])),
-        ]));
+        let mut video = vec![TrackNumber(VIDEO_TRACK), TrackUID(VIDEO_TRACK), TrackType(1)];
+        match &camera {
+            Camera::Vp8 => video.push(CodecID("V_VP8".into())),
+            Camera::H264 { avcc } => video.extend([CodecID("V_MPEG4/ISO/AVC".into()), CodecPrivate(avcc.clone())]),
+        }
+        video.push(Video(Master::Full(vec![PixelWidth(u64::from(width)), PixelHeight(u64::from(height))])));
+        let video = TrackEntry(Master::Full(video));
         let audio = TrackEntry(Master::Full(vec![
             TrackNumber(AUDIO_TRACK),
             TrackUID(AUDIO_TRACK),
@@ -166,18 +339,24 @@ impl WebmMux {
         let _ = out.write_advanced(&Segment(Master::Start), ebml_iterable::WriteOptions::is_unknown_sized_element());
         let _ = out.write(&info);
         let _ = out.write(&Tracks(Master::Full(vec![video, audio])));
-        Self { out, cluster: None, end_ms: 0 }
+        Self { out, camera, cluster: None, end_ms: 0 }
     }
 
     /// A camera frame at `ms`; the first frames must include a keyframe before anything is written.
     pub fn video(&mut self, frame: &[u8], ms: u64) {
-        let keyframe = vp8_keyframe(frame).is_some();
+        let (keyframe, frame) = match self.camera {
+            Camera::Vp8 => (vp8_keyframe(frame).is_some(), std::borrow::Cow::Borrowed(frame)),
+            Camera::H264 { .. } => {
+                let idr = annex_b(frame).iter().any(|n| n.first().is_some_and(|h| h & 0x1f == 5));
+                (idr, std::borrow::Cow::Owned(length_prefixed(frame)))
+            }
+        };
         let open_long_enough = self.cluster.as_ref().is_none_or(|(start, _)| ms >= start + KEYFRAME_CLUSTER_MS);
         if keyframe && open_long_enough {
             self.start_cluster(ms);
         }
         if self.cluster.is_some() {
-            self.block(VIDEO_TRACK, frame, ms, keyframe);
+            self.block(VIDEO_TRACK, &frame, ms, keyframe);
         }
     }
 
@@ -288,7 +467,7 @@ mod tests {
         let (key, delta, voice) = (keyframe(640, 480), vec![0x31u8; 30], frame());
         assert_eq!(vp8_keyframe(&key), Some((640, 480)));
         assert_eq!(vp8_keyframe(&delta), None);
-        let mut webm = WebmMux::new(640, 480);
+        let mut webm = WebmMux::new(Camera::Vp8, 640, 480);
         webm.audio(&voice, 0); // before the first keyframe: left out
         webm.video(&delta, 0); // likewise
         let mut bytes = webm.take();
@@ -323,5 +502,36 @@ mod tests {
         assert_eq!(size, (640, 480));
         assert_eq!(clusters, [0, 1_500], "one cluster per keyframe");
         assert_eq!((video, audio, keyframes), (50, 150, 2));
+    }
+
+    #[test]
+    fn an_h264_keyframe_gives_its_size_and_configuration_and_frames_become_length_prefixed() {
+        // x264's baseline SPS of 352x288 and its PPS, and the start of an IDR slice, as Annex B.
+        let sps = [
+            0x67, 0x42, 0xc0, 0x0c, 0xd9, 0x01, 0x60, 0x96, 0xc0, 0x44, 0x00, 0x00, 0x03, 0x00, 0x04, 0x00, 0x00, 0x03, 0x00, 0x08, 0x3c,
+            0x50, 0xa9, 0x20,
+        ];
+        let pps = [0x68, 0xcb, 0x83, 0xcb, 0x20];
+        let idr = [0x65, 0x88, 0x84, 0x00, 0x33];
+        let mut frame = Vec::new();
+        for nal in [&sps[..], &pps[..], &idr[..]] {
+            frame.extend_from_slice(&[0, 0, 0, 1]);
+            frame.extend_from_slice(nal);
+        }
+        let (camera, width, height) = first_keyframe(&frame, true).expect("a keyframe");
+        assert_eq!((width, height), (352, 288));
+        let Camera::H264 { avcc } = &camera else { panic!("H.264") };
+        assert_eq!(&avcc[..4], &[1, 0x42, 0xc0, 0x0c]);
+        assert_eq!(camera.media_type(), "video/x-matroska");
+        let prefixed = length_prefixed(&frame);
+        assert_eq!(&prefixed[..4], &(sps.len() as u32).to_be_bytes());
+        assert_eq!(prefixed.len(), frame.len(), "each 4-byte start code became a 4-byte length");
+        assert!(first_keyframe(&[0, 0, 0, 1, 0x41, 0x9a], true).is_none(), "not a keyframe");
+        // High profile, an odd size (cropped from whole macroblocks).
+        let high = [
+            0x67, 0x64, 0x00, 0x0c, 0xac, 0xd9, 0x41, 0x60, 0x97, 0xaa, 0xc0, 0x44, 0x00, 0x00, 0x03, 0x00, 0x04, 0x00, 0x00, 0x03, 0x00,
+            0x08, 0x3c, 0x50, 0xa6, 0x58,
+        ];
+        assert_eq!(sps_size(&high), Some((350, 286)));
     }
 }

@@ -1,5 +1,5 @@
 //! Recording a consenting candidate's session as it happens, without transcoding: the candidate's voice and the
-//! interviewer's, each as Ogg Opus, and the candidate's camera (VP8) with their voice as WebM; each sealed to
+//! interviewer's, each as Ogg Opus, and the candidate's camera with their voice (VP8 in WebM, H.264 in Matroska); each sealed to
 //! disk every couple of seconds (`recordings::Tape`). The task listens to the session's fanout like an
 //! observer, so nothing here touches the RTP or inference paths; a recorder that falls too far behind loses
 //! packets (logged), never the media. Gaps in a voice (lost packets, the interviewer's silences) are filled with
@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::EventSink;
 use super::media::EncodedFrame;
-use super::mux::{FRAME, MAX_GAP, OggOpus, RATE, WebmMux, vp8_keyframe};
+use super::mux::{FRAME, MAX_GAP, OggOpus, RATE, WebmMux, first_keyframe};
 use crate::domain::{InterviewId, UserId};
 use crate::recordings::{Recordings, Source, Tape};
 use crate::store::Store;
@@ -54,7 +54,8 @@ impl Mux {
 /// One recording of this session: its muxer and its sealed file, opened at its first packet.
 struct Track {
     source: Source,
-    media_type: &'static str,
+    /// `None` until known (the camera's container depends on its codec).
+    media_type: Option<&'static str>,
     mux: Option<Mux>,
     tape: Option<Tape>,
     /// Where the recording starts on the session's clock.
@@ -63,7 +64,7 @@ struct Track {
 }
 
 impl Track {
-    fn new(source: Source, media_type: &'static str) -> Self {
+    fn new(source: Source, media_type: Option<&'static str>) -> Self {
         Self { source, media_type, mux: None, tape: None, offset_ms: 0, failed: false }
     }
 
@@ -76,7 +77,8 @@ impl Track {
             return;
         }
         let now = rec.events.t_ms();
-        match rec.recordings.start(rec.interview, rec.owner, self.source, self.media_type, now).await {
+        let media_type = self.media_type.unwrap_or("application/octet-stream");
+        match rec.recordings.start(rec.interview, rec.owner, self.source, media_type, now).await {
             Ok(tape) => (self.mux, self.tape, self.offset_ms) = (Some(mux()), Some(tape), now),
             Err(e) => self.fail(rec, &e.to_string()),
         }
@@ -142,9 +144,9 @@ impl Taping {
                 return;
             }
         }
-        let mut candidate = Track::new(Source::Candidate, "audio/ogg");
-        let mut interviewer = Track::new(Source::Interviewer, "audio/ogg");
-        let mut camera = Track::new(Source::Candidate, "video/webm");
+        let mut candidate = Track::new(Source::Candidate, Some("audio/ogg"));
+        let mut interviewer = Track::new(Source::Interviewer, Some("audio/ogg"));
+        let mut camera = Track::new(Source::Candidate, None);
         // The candidate's packets are placed by their RTP clock, the interviewer's by when they were sent.
         let mut rtp_clock: Option<(u32, u64)> = None;
         let mut voice_start: Option<Instant> = None;
@@ -194,10 +196,11 @@ impl Taping {
                 },
                 frame = feeds.frames.recv() => match frame {
                     Ok(frame) => {
-                        // The file starts at the first keyframe, with its size.
+                        // The file starts at the first keyframe, with its codec's configuration and its size.
                         if !camera.is_open() {
-                            let Some((width, height)) = vp8_keyframe(&frame.data) else { continue };
-                            camera.open(&self, || Mux::Webm(WebmMux::new(width, height))).await;
+                            let Some((codec, width, height)) = first_keyframe(&frame.data, frame.h264) else { continue };
+                            camera.media_type = Some(codec.media_type());
+                            camera.open(&self, || Mux::Webm(WebmMux::new(codec, width, height))).await;
                         }
                         if let Some(Mux::Webm(webm)) = camera.mux.as_mut() {
                             webm.video(&frame.data, frame.t_ms.saturating_sub(camera.offset_ms));

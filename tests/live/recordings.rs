@@ -37,14 +37,16 @@ async fn interview(app: &TestApp, token: &str, consent: bool) -> String {
     reply.body["id"].as_str().unwrap().to_string()
 }
 
-/// A candidate speaking a tone for a few seconds until the interviewer has asked the first question.
-async fn session(app: &TestApp, token: &str, id: &str) {
+/// A candidate with a camera speaking a tone for a few seconds until the interviewer has asked the first question.
+async fn session(app: &TestApp, token: &str, id: &str, camera: CameraCodec) {
     let mut opts = options(app, token, id, Role::Candidate);
     opts.audio = Some((sine(220.0, 0.2, 4.0, 48_000), 48_000));
-    opts.video = Some((CameraCodec::Vp8, 320, 240, 15));
+    opts.video = Some((camera, 320, 240, 15));
     let client = Client::connect(opts).await.expect("connects");
     let heard = |c: &Client| {
-        events_of(c, "speech.metrics").len() >= 3 && events_of(c, "vision.metrics").len() >= 3 && !events_of(c, "interviewer.question").is_empty()
+        events_of(c, "speech.metrics").len() >= 3
+            && events_of(c, "vision.metrics").len() >= 3
+            && !events_of(c, "interviewer.question").is_empty()
     };
     assert!(client.wait_until(PATIENCE, heard).await, "{:?}", client.events());
     client.end().await;
@@ -76,7 +78,7 @@ async fn without_consent_no_audio_or_video_touches_the_disk_or_the_object_store(
     .await;
     let (token, _) = app.signed_in_user("ada@example.com").await;
     let id = interview(&app, &token, false).await;
-    session(&app, &token, &id).await;
+    session(&app, &token, &id, CameraCodec::Vp8).await;
     let ended = app.get(&format!("/api/v1/interviews/{id}"), Some(&token)).await;
     assert_ne!(ended.body["status"], "scheduled", "the session ran");
     assert!(recordings(&app, &token, &id).await.is_empty());
@@ -98,18 +100,8 @@ async fn with_consent_both_voices_and_the_camera_are_sealed_on_disk_and_replay_b
     let Some(app) = app_with(&["tts"]).await else { return };
     let (token, _) = app.signed_in_user("ada@example.com").await;
     let id = interview(&app, &token, true).await;
-    session(&app, &token, &id).await;
-
-    let finished = |items: &[Value]| items.len() == 3 && items.iter().all(|r| r["finished"] == true);
-    let mut items = Vec::new();
-    for _ in 0..300 {
-        items = recordings(&app, &token, &id).await;
-        if finished(&items) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(finished(&items), "{items:?}");
+    session(&app, &token, &id, CameraCodec::Vp8).await;
+    let items = finished_recordings(&app, &token, &id).await;
     let candidate = items.iter().find(|r| r["source"] == "candidate" && r["kind"] == "audio").unwrap().clone();
     let interviewer = items.iter().find(|r| r["source"] == "interviewer").unwrap().clone();
     let camera = items.iter().find(|r| r["kind"] == "video").unwrap().clone();
@@ -139,7 +131,7 @@ async fn with_consent_both_voices_and_the_camera_are_sealed_on_disk_and_replay_b
 
     // The camera: WebM whose VP8 frames decode at the size sent, with the candidate's voice beside them.
     let webm = fetch(&app, camera["url"].as_str().unwrap(), None).await.bytes().await.unwrap().to_vec();
-    let (frames, voice_packets) = decoded_webm(&webm);
+    let (frames, voice_packets) = decoded_camera(&webm, false);
     assert!(frames >= 15 && voice_packets >= 100, "{frames} frames and {voice_packets} voice packets");
 
     // A range, with the ticket instead of a bearer header.
@@ -161,7 +153,15 @@ async fn with_consent_both_voices_and_the_camera_are_sealed_on_disk_and_replay_b
     assert_eq!(voice.status, StatusCode::OK);
 
     // A flipped byte on disk is detected, not served.
-    let row = app.state.store.recordings(id.parse().unwrap()).await.unwrap().into_iter().find(|r| r.media_type == "audio/ogg" && r.source == "candidate").unwrap();
+    let row = app
+        .state
+        .store
+        .recordings(id.parse().unwrap())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.media_type == "audio/ogg" && r.source == "candidate")
+        .unwrap();
     let path = app.state.config.data_dir.join(&row.path);
     let mut sealed = std::fs::read(&path).unwrap();
     sealed[40] ^= 0x01;
@@ -185,25 +185,75 @@ fn decoded_ms(ogg_bytes: &[u8]) -> i64 {
     (samples / 48) as i64
 }
 
-/// `(VP8 frames decoded at 320x240, Opus packets)` in a WebM file; every frame must decode.
-fn decoded_webm(bytes: &[u8]) -> (usize, usize) {
+/// The three recordings of a session once all are finished.
+async fn finished_recordings(app: &TestApp, token: &str, id: &str) -> Vec<Value> {
+    let finished = |items: &[Value]| items.len() == 3 && items.iter().all(|r| r["finished"] == true);
+    let mut items = Vec::new();
+    for _ in 0..300 {
+        items = recordings(app, token, id).await;
+        if finished(&items) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(finished(&items), "{items:?}");
+    items
+}
+
+#[tokio::test]
+async fn an_h264_camera_is_recorded_as_received_in_matroska() {
+    let app = crate::helpers::spawn_app(Backend::Sqlite).await;
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let id = interview(&app, &token, true).await;
+    session(&app, &token, &id, CameraCodec::H264).await;
+    let items = finished_recordings(&app, &token, &id).await;
+    let camera = items.iter().find(|r| r["kind"] == "video").unwrap();
+    assert_eq!(camera["media_type"], "video/x-matroska");
+    let mkv = fetch(&app, camera["url"].as_str().unwrap(), None).await.bytes().await.unwrap().to_vec();
+    let (frames, voice_packets) = decoded_camera(&mkv, true);
+    assert!(frames >= 15 && voice_packets >= 100, "{frames} frames and {voice_packets} voice packets");
+}
+
+/// `(camera frames decoded at 320x240, Opus packets)` in a WebM (VP8) or Matroska (H.264, its configuration in
+/// the track) file; every frame must decode.
+fn decoded_camera(bytes: &[u8], h264: bool) -> (usize, usize) {
+    use candor_pipelines::video::{VideoCodec, VideoDecoder};
     use webm_iterable::WebmIterator;
     use webm_iterable::matroska_spec::{MatroskaSpec, SimpleBlock};
-    let mut decoder = candor_pipelines::video::VideoDecoder::new(candor_pipelines::video::VideoCodec::Vp8, 640, 0).unwrap();
-    let (mut frames, mut voice) = (0, 0);
+    let codec = if h264 { VideoCodec::H264 } else { VideoCodec::Vp8 };
+    let mut decoder = VideoDecoder::new(codec, 640, 0).unwrap();
+    let (mut frames, mut voice, mut codec_id) = (0, 0, String::new());
     for tag in WebmIterator::new(std::io::Cursor::new(bytes.to_vec()), &[]) {
-        if let MatroskaSpec::SimpleBlock(data) = tag.expect("well-formed WebM") {
-            let block = SimpleBlock::try_from(&data).unwrap();
-            if block.track == 1 {
-                let frame = decoder.decode(block.raw_frame_data(), frames as u64 * 67).expect("a decodable VP8 frame");
-                if let Some(frame) = frame {
-                    assert_eq!((frame.source_width, frame.source_height), (320, 240));
-                    frames += 1;
+        match tag.expect("well-formed Matroska") {
+            MatroskaSpec::CodecID(id) if id.starts_with("V_") => codec_id = id,
+            MatroskaSpec::SimpleBlock(data) => {
+                let block = SimpleBlock::try_from(&data).unwrap();
+                if block.track == 1 {
+                    // Matroska keeps H.264 length-prefixed; the decoder reads Annex B.
+                    let mut payload = block.raw_frame_data().to_vec();
+                    if h264 {
+                        let mut annex_b = Vec::new();
+                        let mut rest = &payload[..];
+                        while rest.len() >= 4 {
+                            let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+                            annex_b.extend_from_slice(&[0, 0, 0, 1]);
+                            annex_b.extend_from_slice(&rest[4..4 + len]);
+                            rest = &rest[4 + len..];
+                        }
+                        payload = annex_b;
+                    }
+                    let frame = decoder.decode(&payload, frames as u64 * 67).expect("a decodable camera frame");
+                    if let Some(frame) = frame {
+                        assert_eq!((frame.source_width, frame.source_height), (320, 240));
+                        frames += 1;
+                    }
+                } else {
+                    voice += 1;
                 }
-            } else {
-                voice += 1;
             }
+            _ => {}
         }
     }
+    assert_eq!(codec_id, if h264 { "V_MPEG4/ISO/AVC" } else { "V_VP8" });
     (frames, voice)
 }
