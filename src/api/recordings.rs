@@ -159,7 +159,8 @@ async fn serve(state: &AppState, row: RecordingRecord, range: Option<&str>) -> R
         let first_end = end.min(start + CHUNK as u64);
         let first = reader.read_range(start, first_end).map_err(|e| (row.id.clone(), e.to_string()))?;
         let partial = range.is_some();
-        std::thread::spawn(move || {
+        // The rest streams from the blocking pool (bounded), paced by the client through the channel.
+        tokio::task::spawn_blocking(move || {
             let _ = tx.blocking_send(Ok(Bytes::from(first)));
             let mut at = first_end;
             while at < end {

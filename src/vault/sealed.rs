@@ -136,7 +136,7 @@ impl ChunkIndex {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, VaultError> {
-        if bytes.len() % 12 != 0 {
+        if !bytes.len().is_multiple_of(12) {
             return Err(VaultError::Malformed("chunk index length".into()));
         }
         let chunks = bytes

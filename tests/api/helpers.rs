@@ -328,7 +328,7 @@ impl SmtpSink {
         };
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = std::process::Command::new(program)
+        let mut child = std::process::Command::new(program)
             .args(["-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
             .arg(dir.path().join("maildir"))
             .stdout(std::process::Stdio::null())
@@ -341,6 +341,7 @@ impl SmtpSink {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+        let _ = (child.kill(), child.wait());
         panic!("aiosmtpd never listened on {port}");
     }
 
@@ -415,7 +416,7 @@ impl S3Server {
             return None;
         };
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = std::process::Command::new(program)
+        let mut child = std::process::Command::new(program)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -427,11 +428,13 @@ impl S3Server {
         // Generous: moto imports a lot before it listens.
         for _ in 0..600 {
             if let Ok(reply) = client.put(format!("{endpoint}/{bucket}")).send().await {
+                let server = Self { child, endpoint, bucket };
                 assert!(reply.status().is_success(), "bucket not created: {}", reply.status());
-                return Some(Self { child, endpoint, bucket });
+                return Some(server);
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+        let _ = (child.kill(), child.wait());
         panic!("moto_server never listened on {port}");
     }
 
