@@ -534,4 +534,30 @@ mod tests {
         ];
         assert_eq!(sps_size(&high), Some((350, 286)));
     }
+
+    #[test]
+    fn camera_frames_from_the_network_never_panic_the_parsers() {
+        // A client controls these bytes: any of them must give an answer, not a panic.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..20_000 {
+            let len = (next() % 64) as usize;
+            let mut frame: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            if round % 2 == 0 && len > 8 {
+                // Shaped like a keyframe with parameter sets, so the SPS parser runs on random bits.
+                frame[..4].copy_from_slice(&[0, 0, 0, 1]);
+                frame[4] = 0x67;
+                frame.extend_from_slice(&[0, 0, 0, 1, 0x68, 1, 0, 0, 0, 1, 0x65, 1]);
+            }
+            let _ = first_keyframe(&frame, round % 3 != 0);
+            let mut webm = WebmMux::new(Camera::H264 { avcc: vec![1] }, 16, 16);
+            webm.video(&frame, round as u64);
+            let _ = length_prefixed(&frame);
+        }
+    }
 }
