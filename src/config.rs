@@ -55,6 +55,10 @@ pub struct Config {
     pub rtc_udp_ports: Option<PortRange>,
     /// STUN/TURN servers, used by the server and handed to clients (`GET /api/v1/rtc/config`).
     pub ice_servers: Vec<IceServer>,
+    /// Live interviews this node carries at most (0: no limit); beyond, joining is refused with `server_full`.
+    pub max_live_sessions: usize,
+    /// A signaling socket that sends no offer within this is closed (`offer_timeout`).
+    pub signaling_offer_timeout_secs: u64,
     /// A peer silent this long is disconnected, and this much longer failed; its session then ends.
     pub ice_disconnected_secs: u64,
     pub ice_failed_secs: u64,
@@ -175,6 +179,8 @@ impl Default for Config {
             rtc_public_ip: None,
             rtc_udp_ports: None,
             ice_servers: Vec::new(),
+            max_live_sessions: 64,
+            signaling_offer_timeout_secs: 30,
             ice_disconnected_secs: 5,
             ice_failed_secs: 10,
             llm_url: None,

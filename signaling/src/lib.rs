@@ -47,6 +47,8 @@ pub enum ProtocolError {
     InvalidCandidate(String),
     #[error("{0}")]
     OutOfOrder(&'static str),
+    #[error("the offer has {0} media sections; at most {max} are taken", max = crate::limits::MAX_MEDIA_SECTIONS)]
+    TooManyMediaSections(usize),
 }
 
 impl ProtocolError {
@@ -62,6 +64,7 @@ impl ProtocolError {
             Self::NoCommonCodec(_) => "no_common_codec",
             Self::InvalidCandidate(_) => "invalid_candidate",
             Self::OutOfOrder(_) => "out_of_order",
+            Self::TooManyMediaSections(_) => "too_many_media_sections",
         }
     }
 }

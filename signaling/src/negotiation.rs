@@ -56,6 +56,11 @@ impl Negotiation {
     }
 
     /// One text frame from the client.
+    /// No offer has been applied yet (a connection that stays here too long is closed by its owner).
+    pub fn awaiting_offer(&self) -> bool {
+        self.state == State::AwaitingOffer
+    }
+
     pub fn handle_text(&mut self, text: &str) -> Vec<Action> {
         if self.state == State::Ended {
             return Vec::new();

@@ -70,6 +70,9 @@ impl Sdp {
                 }
             }
         }
+        if sections.len() > crate::limits::MAX_MEDIA_SECTIONS {
+            return Err(ProtocolError::TooManyMediaSections(sections.len()));
+        }
         let live = |kind: &str| sections.iter().find(|s| s.kind == kind && !s.rejected).cloned();
         let audio = live("audio").ok_or(ProtocolError::OfferWithoutAudio)?;
         if !audio.codecs.iter().any(|c| c == "opus") {
@@ -142,6 +145,15 @@ m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:2\
         }
         let huge = format!("v=0\r\no=x\r\ns=-\r\nm=audio 9 X 0\r\n{}", "a=x\r\n".repeat(20_000));
         assert!(Sdp::parse(&huge).is_err());
+    }
+
+    #[test]
+    fn an_offer_with_more_media_sections_than_taken_is_refused() {
+        let extra = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 VP8/90000\r\n".repeat(6);
+        let err = Sdp::parse(&format!("{BROWSER_OFFER}{extra}")).unwrap().summarize_offer().unwrap_err();
+        assert_eq!((err.code(), err), ("too_many_media_sections", ProtocolError::TooManyMediaSections(9)));
+        let fits = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 VP8/90000\r\n".repeat(5);
+        assert!(Sdp::parse(&format!("{BROWSER_OFFER}{fits}")).unwrap().summarize_offer().is_ok());
     }
 
     #[test]

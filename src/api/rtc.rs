@@ -11,14 +11,14 @@ use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use candor_signaling::limits::MAX_MESSAGE_BYTES;
+use candor_signaling::limits::{MAX_MESSAGE_BYTES, MessageRate, RateVerdict};
 use candor_signaling::{Action, Negotiation, ProtocolError, Sdp, ServerMessage};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{ApiPath, ApiQuery, AppState, AuthUser, ClientIp};
 use crate::auth::TokenError;
-use crate::live::{CandidateLeg, Leg, Next, ObserverLeg, Session};
+use crate::live::{CandidateLeg, ClaimRefused, Leg, Next, ObserverLeg, Session};
 use crate::domain::{InterviewId, Role, UserId};
 use crate::error::{ApiError, ErrorBody};
 use crate::store::Outcome;
@@ -55,9 +55,10 @@ pub async fn websocket(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let admitted = admit(&state, &id, query.access_token.as_deref(), query.role.as_deref(), ip).await;
+    let offer_timeout = std::time::Duration::from_secs(state.config.signaling_offer_timeout_secs);
     upgrade.max_message_size(MAX_FRAME_BYTES).on_upgrade(move |socket| async move {
         match admitted {
-            Ok(leg) => signal(socket, leg).await,
+            Ok(leg) => signal(socket, leg, offer_timeout).await,
             Err(refusal) => refuse(socket, refusal).await,
         }
     })
@@ -102,12 +103,7 @@ async fn admit(
             if interview.status.is_final() {
                 return Err(Refusal("interview_ended", format!("the interview is {}", interview.status)));
             }
-            let claim = state.live.claim(user, interview_id).ok_or_else(|| {
-                Refusal(
-                    "session_already_live",
-                    "you already have a live session; end it before starting another".into(),
-                )
-            })?;
+            let claim = state.live.claim(user, interview_id).map_err(|e| Refusal(e.code(), e.to_string()))?;
             Ok(Box::new(CandidateLeg::new(claim)))
         }
         "observer" => {
@@ -143,12 +139,28 @@ async fn send(socket: &mut WebSocket, message: &ServerMessage) -> bool {
 }
 
 /// The signaling loop of one participant: v1 messages in, the leg's answer and candidates out, until the socket
-/// closes, negotiation stops or the leg ends.
-async fn signal(mut socket: WebSocket, mut leg: Box<dyn Leg>) {
+/// closes, negotiation stops or the leg ends. A socket that sends no offer within `offer_timeout` is closed
+/// (`offer_timeout`), and one that floods is refused and then closed (`rate_limited`).
+async fn signal(mut socket: WebSocket, mut leg: Box<dyn Leg>, offer_timeout: std::time::Duration) {
     let mut negotiation = Negotiation::new();
+    let mut rate = MessageRate::default();
+    let opened = tokio::time::Instant::now();
     let reason = loop {
+        let deadline = opened + offer_timeout;
         tokio::select! {
+            () = tokio::time::sleep_until(deadline), if negotiation.awaiting_offer() => break "offer_timeout",
             message = socket.recv() => {
+                match rate.check(u64::try_from(opened.elapsed().as_millis()).unwrap_or(u64::MAX)) {
+                    RateVerdict::Allow => {}
+                    RateVerdict::Refuse { tell } => {
+                        if tell {
+                            let message = ServerMessage::Error { code: "rate_limited".into(), message: "too many messages; slow down".into() };
+                            send(&mut socket, &message).await;
+                        }
+                        continue;
+                    }
+                    RateVerdict::Close => break "rate_limited",
+                }
                 let text = match message {
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Binary(_))) => {
@@ -214,6 +226,7 @@ async fn signal(mut socket: WebSocket, mut leg: Box<dyn Leg>) {
         (status = 400, description = "Invalid SDP or an offer without audio", body = ErrorBody),
         (status = 404, description = "No such interview of the caller", body = ErrorBody),
         (status = 409, description = "A live session is already running (`session_already_live`) or the interview ended", body = ErrorBody),
+        (status = 503, description = "This server carries as many live interviews as it may (`server_full`)", body = ErrorBody),
         (status = 415, description = "Not application/sdp", body = ErrorBody),
     ))]
 pub async fn whip_offer(
@@ -251,10 +264,10 @@ pub async fn whip_offer(
     if interview.status.is_final() {
         return Err(ApiError::conflict("interview_ended", format!("the interview is {}", interview.status)));
     }
-    let claim = state
-        .live
-        .claim(user.id, interview_id)
-        .ok_or_else(|| ApiError::conflict("session_already_live", "you already have a live session"))?;
+    let claim = state.live.claim(user.id, interview_id).map_err(|e| match e {
+        ClaimRefused::AlreadyLive => ApiError::conflict(e.code(), e.to_string()),
+        ClaimRefused::NodeFull(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string()),
+    })?;
     let actor = user.id.to_string();
     state
         .store

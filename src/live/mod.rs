@@ -76,6 +76,23 @@ struct Registry {
     sessions: HashMap<InterviewId, Arc<Session>>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimRefused {
+    #[error("you already have a live session; end it before starting another")]
+    AlreadyLive,
+    #[error("this server carries as many live interviews as it may ({0}); try again in a few minutes")]
+    NodeFull(usize),
+}
+
+impl ClaimRefused {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::AlreadyLive => "session_already_live",
+            Self::NodeFull(_) => "server_full",
+        }
+    }
+}
+
 /// A user's claim to be live in an interview; released when dropped unless a session took it over.
 pub struct Claim {
     live: Arc<Live>,
@@ -129,15 +146,19 @@ impl Live {
         self.registry.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Claims the one live session a user may have. `None` if the user is live already (in any interview) or
-    /// the interview has a live candidate.
-    pub fn claim(self: &Arc<Self>, user: UserId, interview: InterviewId) -> Option<Claim> {
+    /// Claims the one live session a user may have: refused if the user is live already (in any interview), the
+    /// interview has a live candidate, or this node carries as many sessions as it may (`max_live_sessions`).
+    pub fn claim(self: &Arc<Self>, user: UserId, interview: InterviewId) -> Result<Claim, ClaimRefused> {
         let mut registry = self.registry();
         if registry.by_user.contains_key(&user) || registry.sessions.contains_key(&interview) {
-            return None;
+            return Err(ClaimRefused::AlreadyLive);
+        }
+        let limit = self.config.max_live_sessions;
+        if limit > 0 && registry.by_user.len() >= limit {
+            return Err(ClaimRefused::NodeFull(limit));
         }
         registry.by_user.insert(user, interview);
-        Some(Claim { live: self.clone(), user, interview, taken: false })
+        Ok(Claim { live: self.clone(), user, interview, taken: false })
     }
 
     /// The session now holds the claim; it releases it when it ends.

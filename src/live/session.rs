@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use candor_signaling::events::SessionPhase;
+use candor_signaling::limits::{MessageRate, RateVerdict};
 use candor_signaling::{ClientEvent, EventBody, IceCandidate, Sdp};
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
@@ -401,6 +402,7 @@ impl Session {
         let connected = self.connected.load(Ordering::SeqCst);
         let state = if connected { SessionPhase::Interviewing } else { SessionPhase::Connecting };
         self.context.events.send(EventBody::SessionState { state, paused: None }).await;
+        let mut rate = MessageRate::default();
         loop {
             let event = tokio::select! {
                 event = channel.poll() => event,
@@ -408,6 +410,21 @@ impl Session {
             };
             match event {
                 Some(DataChannelEvent::OnMessage(message)) => {
+                    // A flood gets an error, then the session ends; other sessions never notice.
+                    match rate.check(u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)) {
+                        RateVerdict::Allow => {}
+                        RateVerdict::Refuse { tell: false } => continue,
+                        RateVerdict::Refuse { tell: true } => {
+                            let error = EventBody::Error { code: "rate_limited".into(), message: "too many messages; slow down".into() };
+                            self.context.events.send(error).await;
+                            continue;
+                        }
+                        RateVerdict::Close => {
+                            tracing::warn!(interview = %self.interview(), "data-channel flood: session ended");
+                            self.end("rate_limited").await;
+                            return;
+                        }
+                    }
                     let text = String::from_utf8_lossy(&message.data);
                     self.handle_client_event(&text).await;
                 }

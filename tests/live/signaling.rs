@@ -1,5 +1,6 @@
 //! Signaling and session life cycle: bad input gets clear errors and leaves the server healthy; one live session
-//! per user; a vanished peer is cleaned up.
+//! per user and a bounded number per node; a vanished peer is cleaned up; floods of signaling or data-channel
+//! messages are refused and then closed without touching other sessions; a socket that never offers times out.
 
 use std::time::Duration;
 
@@ -283,5 +284,107 @@ async fn a_session_takes_a_bounded_number_of_observers_and_frees_the_place_of_on
     }
     let mut ws = socket(app.addr, &interview, &query).await;
     assert_eq!(admitted(&mut ws).await, "unknown_type", "the place of the one who left is free");
+    client.end().await;
+}
+
+/// A candidate connected with a second of sound, for the tests where someone else misbehaves.
+async fn bystander(app: &crate::helpers::TestApp, email: &str) -> Client {
+    let (token, _) = app.signed_in_user(email).await;
+    let interview = app.create_interview(&token).await;
+    let mut opts = options(app, &token, &interview, Role::Candidate);
+    opts.audio = Some((vec![0.1; 48_000], 48_000));
+    let client = Client::connect(opts).await.expect("connects");
+    assert!(client.wait_until(PATIENCE, |c| c.is_connected()).await);
+    client
+}
+
+#[tokio::test]
+async fn a_signaling_flood_is_refused_then_closed_and_others_are_unaffected() {
+    let (app, token, interview) = candidate_app().await;
+    let other = bystander(&app, "bob@example.com").await;
+    let mut ws = socket(app.addr, &interview, &format!("access_token={token}")).await;
+    for _ in 0..10_000 {
+        if ws.send(Message::Text("{}".into())).await.is_err() {
+            break; // closed by the server
+        }
+    }
+    let (mut limited, mut ended) = (false, None);
+    while let Some(message) = next_message(&mut ws).await {
+        match message {
+            ServerMessage::Error { code, .. } if code == "rate_limited" => limited = true,
+            ServerMessage::Ended { reason } => {
+                ended = Some(reason);
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(limited, "the flood was told to slow down");
+    assert_eq!(ended.as_deref(), Some("rate_limited"));
+    assert!(other.is_connected(), "another candidate's session goes on");
+    other.end().await;
+}
+
+#[tokio::test]
+async fn a_data_channel_flood_ends_only_that_session() {
+    let (app, token, interview) = candidate_app().await;
+    let other = bystander(&app, "bob@example.com").await;
+    let mut opts = options(&app, &token, &interview, Role::Candidate);
+    opts.audio = Some((vec![0.1; 48_000], 48_000));
+    let flooder = Client::connect(opts).await.expect("connects");
+    // Events arriving means the data channel is open.
+    assert!(flooder.wait_until(PATIENCE, |c| !c.events().is_empty()).await);
+    for _ in 0..10_000 {
+        if flooder.send_event(r#"{"v":1,"type":"nope"}"#).await.is_err() {
+            break;
+        }
+    }
+    let ended = |c: &Client| crate::events_of(c, "session.state").iter().any(|e| e["state"] == "ended");
+    assert!(flooder.wait_until(PATIENCE, ended).await, "{:?}", flooder.events().last());
+    assert!(crate::events_of(&flooder, "error").iter().any(|e| e["code"] == "rate_limited"));
+    assert!(other.is_connected() && !ended(&other), "another candidate's session goes on");
+    other.end().await;
+}
+
+#[tokio::test]
+async fn a_full_node_refuses_new_sessions_with_a_clear_error() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |c| c.max_live_sessions = 1).await;
+    let first = bystander(&app, "ada@example.com").await;
+    let (token, _) = app.signed_in_user("bob@example.com").await;
+    let interview = app.create_interview(&token).await;
+    let mut ws = socket(app.addr, &interview, &format!("access_token={token}")).await;
+    assert_eq!(code(next_message(&mut ws).await), "server_full");
+    let whip = app
+        .client
+        .post(app.url(&format!("/api/v1/interviews/{interview}/whip")))
+        .bearer_auth(&token)
+        .header("content-type", "application/sdp")
+        .body(candor_signaling_offer())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whip.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    first.end().await;
+}
+
+/// A minimal offer with Opus audio (the WHIP refusal comes before it is applied).
+fn candor_signaling_offer() -> &'static str {
+    "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=rtpmap:111 opus/48000/2\r\n"
+}
+
+#[tokio::test]
+async fn a_socket_that_never_offers_is_closed_and_frees_the_users_place() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |c| c.signaling_offer_timeout_secs = 1).await;
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let interview = app.create_interview(&token).await;
+    let mut ws = socket(app.addr, &interview, &format!("access_token={token}")).await;
+    match next_message(&mut ws).await {
+        Some(ServerMessage::Ended { reason }) => assert_eq!(reason, "offer_timeout"),
+        other => panic!("expected the socket to be ended, got {other:?}"),
+    }
+    let mut opts = options(&app, &token, &interview, Role::Candidate);
+    opts.audio = Some((vec![0.1; 48_000], 48_000));
+    let client = Client::connect(opts).await.expect("the place was freed");
+    assert!(client.wait_until(PATIENCE, |c| c.is_connected()).await);
     client.end().await;
 }
