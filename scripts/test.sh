@@ -68,9 +68,11 @@ cargo test --workspace --locked --lib --bins --tests "$@" 2>&1 | tee "$log"
 if [ $# -eq 0 ]; then
     command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
     # cargo-fuzz passes unstable rustc flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
-    for target in client_message client_event negotiation; do
-        echo "==> fuzzing $target for ${CANDOR_FUZZ_SECONDS:-20} s"
-        (cd signaling/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none "$target" -- \
+    for crate_target in signaling/client_message signaling/client_event signaling/negotiation signaling/sdp \
+        interviewer/interview; do
+        crate="${crate_target%/*}" target="${crate_target#*/}"
+        echo "==> fuzzing $crate $target for ${CANDOR_FUZZ_SECONDS:-20} s"
+        (cd "$crate/fuzz" && RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none "$target" -- \
             -max_total_time="${CANDOR_FUZZ_SECONDS:-20}" -rss_limit_mb=2048 2>&1 | tail -n 3)
     done
 fi
