@@ -6,8 +6,13 @@
 //!
 //! Queue policy (`CAPACITY`): the conversation's writes wait for room; per-second samples from the media tasks
 //! never wait: when the queue is full the sample is dropped and counted (`candor_storage_dropped_total`).
+//!
+//! A write that fails because the database is unreachable (restarting, a network cut) is retried with backoff
+//! for up to `RETRY_FOR`, the queue holding what comes meanwhile; a retry that finds the row already there (the
+//! first try committed before the connection broke) counts as written.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -17,6 +22,10 @@ use crate::store::{NewQuestion, NewScore, NewTurn, Store};
 
 /// Writes waiting for the database: about eight minutes of samples at two a second.
 const CAPACITY: usize = 1024;
+/// How long a write is retried while the database is unreachable, and the backoff between tries.
+const RETRY_FOR: Duration = Duration::from_secs(120);
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// A turn to store, owned.
 #[derive(Debug, Clone)]
@@ -85,50 +94,70 @@ impl Recorder {
 
 async fn write_all(store: Store, interview: InterviewId, mut writes: mpsc::Receiver<Write>) {
     while let Some(write) = writes.recv().await {
-        let result = match write {
-            Write::Flush(done) => {
-                let _ = done.send(());
-                continue;
+        if let Write::Flush(done) = write {
+            let _ = done.send(());
+            continue;
+        }
+        let started = tokio::time::Instant::now();
+        let mut delay = RETRY_FIRST;
+        loop {
+            match apply(&store, interview, &write).await {
+                Ok(()) => break,
+                Err(e) if e.is_duplicate() => break, // an earlier try committed it
+                Err(e) if e.is_unreachable() && started.elapsed() < RETRY_FOR => {
+                    if delay == RETRY_FIRST {
+                        tracing::warn!(error = %e, "the database is unreachable; the session's writes wait and retry");
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(RETRY_MAX);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "a session write failed and is lost");
+                    break;
+                }
             }
-            Write::Sample { kind, t_ms, data } => {
-                store.insert_metric_sample(interview, kind, i64::try_from(t_ms).unwrap_or(i64::MAX), &data).await
-            }
-            Write::Turn(t) => {
-                store
-                    .insert_turn(NewTurn {
-                        id: &t.id,
-                        interview,
-                        question_id: t.question_id.as_deref(),
-                        speaker: t.speaker,
-                        text: &t.text,
-                        start_ms: t.start_ms,
-                        end_ms: t.end_ms,
-                        interrupted: t.interrupted,
-                        words: &t.words,
-                        metrics: &t.metrics,
-                    })
-                    .await
-            }
-            Write::Round { position, ended } => store.mark_round(interview, position, ended).await,
-            Write::Question { id, round_position, position, text, source, parent_id } => {
-                store
-                    .insert_question(NewQuestion {
-                        id: &id,
-                        interview,
-                        round_position,
-                        position,
-                        text: &text,
-                        source,
-                        parent_id: parent_id.as_deref(),
-                    })
-                    .await
-            }
-            Write::Score { question_id, scores, notes, brain } => {
-                store.insert_score(NewScore { interview, question_id: &question_id, scores: &scores, notes: &notes, brain: &brain }).await
-            }
-        };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "a session write failed");
+        }
+    }
+}
+
+async fn apply(store: &Store, interview: InterviewId, write: &Write) -> Result<(), crate::store::StoreError> {
+    match write {
+        Write::Flush(_) => Ok(()),
+        Write::Sample { kind, t_ms, data } => {
+            store.insert_metric_sample(interview, *kind, i64::try_from(*t_ms).unwrap_or(i64::MAX), data).await
+        }
+        Write::Turn(t) => {
+            store
+                .insert_turn(NewTurn {
+                    id: &t.id,
+                    interview,
+                    question_id: t.question_id.as_deref(),
+                    speaker: t.speaker,
+                    text: &t.text,
+                    start_ms: t.start_ms,
+                    end_ms: t.end_ms,
+                    interrupted: t.interrupted,
+                    words: &t.words,
+                    metrics: &t.metrics,
+                })
+                .await
+        }
+        Write::Round { position, ended } => store.mark_round(interview, *position, *ended).await,
+        Write::Question { id, round_position, position, text, source, parent_id } => {
+            store
+                .insert_question(NewQuestion {
+                    id,
+                    interview,
+                    round_position: *round_position,
+                    position: *position,
+                    text,
+                    source: *source,
+                    parent_id: parent_id.as_deref(),
+                })
+                .await
+        }
+        Write::Score { question_id, scores, notes, brain } => {
+            store.insert_score(NewScore { interview, question_id, scores, notes, brain }).await
         }
     }
 }

@@ -61,6 +61,26 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+impl StoreError {
+    /// The database could not be reached or dropped the connection (restarting, a network cut): trying again
+    /// later may succeed.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            Self::Database(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_)) => true,
+            // PostgreSQL's connection exceptions (08...) and shutdown or start-up in progress (57P01-57P03).
+            Self::Database(sqlx::Error::Database(db)) => {
+                db.code().is_some_and(|c| c.starts_with("08") || ["57P01", "57P02", "57P03"].contains(&c.as_ref()))
+            }
+            _ => false,
+        }
+    }
+
+    /// The row is there already (a unique key).
+    pub fn is_duplicate(&self) -> bool {
+        matches!(self, Self::Database(sqlx::Error::Database(db)) if db.is_unique_violation())
+    }
+}
+
 /// Maps a unique-constraint violation to `Conflict(what)`, leaves other errors alone.
 fn conflict_on_unique(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |e| match &e {
