@@ -292,7 +292,7 @@ pub struct Tape {
 
 impl Tape {
     /// Appends media and seals it to disk, so a crash after this loses none of it; the row is brought up to
-    /// date (`duration_ms` so far).
+    /// date when the database answers (`duration_ms` so far).
     pub async fn append(&mut self, data: Vec<u8>, duration_ms: u64) -> Result<(), RecordingError> {
         let bytes = data.len() as u64;
         let len = self.with_writer(move |w| {
@@ -301,7 +301,11 @@ impl Tape {
         })
         .await?;
         self.metrics.recording_bytes.inc_by(bytes);
-        self.store.update_recording(&self.id, len, duration_ms, false).await?;
+        // The media is safe on disk; the row's running size is a courtesy that a database outage must not stop
+        // the recording for (`finish` writes the final one).
+        if let Err(e) = self.store.update_recording(&self.id, len, duration_ms, false).await {
+            tracing::warn!(recording = self.id, error = %e, "recording size not updated");
+        }
         Ok(())
     }
 
