@@ -134,7 +134,7 @@ pub fn first_keyframe(frame: &[u8], h264: bool) -> Option<(Camera, u32, u32)> {
         return vp8_keyframe(frame).map(|(w, h)| (Camera::Vp8, w, h));
     }
     let nals = annex_b(frame);
-    if !nals.iter().any(|n| n.first().is_some_and(|h| h & 0x1f == 5)) {
+    if !has_idr(&nals) {
         return None;
     }
     let sps = nals.iter().find(|n| n.first().is_some_and(|h| h & 0x1f == 7))?;
@@ -172,9 +172,14 @@ fn annex_b(frame: &[u8]) -> Vec<&[u8]> {
     nals
 }
 
-/// An Annex B frame as Matroska stores H.264: each NAL unit prefixed with its 4-byte length.
-fn length_prefixed(frame: &[u8]) -> Vec<u8> {
-    annex_b(frame).into_iter().flat_map(|nal| (nal.len() as u32).to_be_bytes().into_iter().chain(nal.iter().copied())).collect()
+/// Whether the NAL units hold an IDR slice: the frame is a keyframe.
+fn has_idr(nals: &[&[u8]]) -> bool {
+    nals.iter().any(|n| n.first().is_some_and(|h| h & 0x1f == 5))
+}
+
+/// NAL units as Matroska stores H.264: each prefixed with its 4-byte length.
+fn length_prefixed(nals: &[&[u8]]) -> Vec<u8> {
+    nals.iter().flat_map(|nal| (nal.len() as u32).to_be_bytes().into_iter().chain(nal.iter().copied())).collect()
 }
 
 /// The picture size a sequence parameter set gives (ITU-T H.264, 7.3.2.1.1), cropping applied.
@@ -347,8 +352,8 @@ impl WebmMux {
         let (keyframe, frame) = match self.camera {
             Camera::Vp8 => (vp8_keyframe(frame).is_some(), std::borrow::Cow::Borrowed(frame)),
             Camera::H264 { .. } => {
-                let idr = annex_b(frame).iter().any(|n| n.first().is_some_and(|h| h & 0x1f == 5));
-                (idr, std::borrow::Cow::Owned(length_prefixed(frame)))
+                let nals = annex_b(frame);
+                (has_idr(&nals), std::borrow::Cow::Owned(length_prefixed(&nals)))
             }
         };
         let open_long_enough = self.cluster.as_ref().is_none_or(|(start, _)| ms >= start + KEYFRAME_CLUSTER_MS);
@@ -523,7 +528,7 @@ mod tests {
         let Camera::H264 { avcc } = &camera else { panic!("H.264") };
         assert_eq!(&avcc[..4], &[1, 0x42, 0xc0, 0x0c]);
         assert_eq!(camera.media_type(), "video/x-matroska");
-        let prefixed = length_prefixed(&frame);
+        let prefixed = length_prefixed(&annex_b(&frame));
         assert_eq!(&prefixed[..4], &(sps.len() as u32).to_be_bytes());
         assert_eq!(prefixed.len(), frame.len(), "each 4-byte start code became a 4-byte length");
         assert!(first_keyframe(&[0, 0, 0, 1, 0x41, 0x9a], true).is_none(), "not a keyframe");
@@ -557,7 +562,7 @@ mod tests {
             let _ = first_keyframe(&frame, round % 3 != 0);
             let mut webm = WebmMux::new(Camera::H264 { avcc: vec![1] }, 16, 16);
             webm.video(&frame, round as u64);
-            let _ = length_prefixed(&frame);
+            let _ = length_prefixed(&annex_b(&frame));
         }
     }
 }
