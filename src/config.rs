@@ -59,7 +59,11 @@ pub struct Config {
     pub max_live_sessions: usize,
     /// A signaling socket that sends no offer within this is closed (`offer_timeout`).
     pub signaling_offer_timeout_secs: u64,
-    /// A peer silent this long is disconnected, and this much longer failed; its session then ends.
+    /// A candidate whose connection drops may rejoin the same interview this long; then the session ends with
+    /// a report of what was answered (0: it ends at once).
+    pub rejoin_grace_secs: u64,
+    /// A peer silent this long is disconnected, and this much longer failed; its session then waits for the
+    /// candidate to rejoin (`rejoin_grace_secs`).
     pub ice_disconnected_secs: u64,
     pub ice_failed_secs: u64,
     /// An OpenAI-compatible chat-completions endpoint (base URL, e.g. `http://127.0.0.1:8000/v1`) for the LLM
@@ -181,6 +185,7 @@ impl Default for Config {
             ice_servers: Vec::new(),
             max_live_sessions: 64,
             signaling_offer_timeout_secs: 30,
+            rejoin_grace_secs: 60,
             ice_disconnected_secs: 5,
             ice_failed_secs: 10,
             llm_url: None,

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub video_frames_stale: IntCounter,
     pub vision_frame: Histogram,
     pub peer_failures: IntCounter,
+    /// Candidates' connections by event: dropped, rejoined, expired (no rejoin within the grace period).
+    pub session_connections: IntCounterVec,
     pub session_duration: Histogram,
     pub speech_stage: HistogramVec,
     pub stt_realtime_factor: Histogram,
@@ -121,6 +123,11 @@ impl Metrics {
         .expect("valid metric");
         let peer_failures =
             IntCounter::new("peer_failures_total", "Peer connections that failed (ICE or DTLS)").expect("valid metric");
+        let session_connections = IntCounterVec::new(
+            Opts::new("session_connections_total", "Candidates' connections by event: dropped, rejoined, expired"),
+            &["event"],
+        )
+        .expect("valid metric");
         let session_duration = Histogram::with_opts(
             HistogramOpts::new("session_duration_seconds", "Length of live candidate sessions")
                 .buckets(vec![10.0, 30.0, 60.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0]),
@@ -242,6 +249,7 @@ impl Metrics {
             Box::new(video_frames_stale.clone()),
             Box::new(vision_frame.clone()),
             Box::new(peer_failures.clone()),
+            Box::new(session_connections.clone()),
             Box::new(session_duration.clone()),
             Box::new(speech_stage.clone()),
             Box::new(stt_realtime_factor.clone()),
@@ -288,6 +296,7 @@ impl Metrics {
             video_frames_stale,
             vision_frame,
             peer_failures,
+            session_connections,
             session_duration,
             speech_stage,
             stt_realtime_factor,

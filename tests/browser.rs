@@ -276,11 +276,33 @@ async fn the_room_page_in_chromium_connects_receives_events_and_hears_the_interv
                 let happy = expression["happy"].as_f64().unwrap();
                 assert!(expression.values().all(|p| p.as_f64().unwrap() <= happy), "the smile is seen: {face}");
             }
-            return;
+            return rejoins_after_a_drop(&mut devtools, &app).await;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     panic!("the page never saw events and audio: {report}");
+}
+
+/// The network drops both the signaling socket and the peer: the page rejoins on its own, on a fresh
+/// connection, and the interviewer welcomes the candidate back at the same question.
+async fn rejoins_after_a_drop(devtools: &mut DevTools, app: &helpers::TestApp) {
+    evaluate(devtools, 40_000, "session.pc.close(); session.ws.close(); 'dropped'").await;
+    let mut report = Value::Null;
+    for id in 40_001..40_121 {
+        report = page_report(devtools, id).await;
+        let events = report["events"].as_array().cloned().unwrap_or_default();
+        let welcomed = events.iter().any(|e| {
+            e["type"] == "interviewer.speech" && e["text"].as_str().is_some_and(|t| t.starts_with("Welcome back"))
+        });
+        if welcomed && report["received"]["audio"].as_u64() > Some(0) {
+            assert_eq!(app.state.live.live_sessions(), 1, "the same session, rejoined");
+            let rejoined = app.state.metrics.render();
+            assert!(rejoined.contains("candor_session_connections_total{event=\"rejoined\"} 1"), "{rejoined}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("the page did not rejoin after the drop: {report}");
 }
 
 /// A whole interview in the browser: the first answer spoken (the fake microphone's WAV, after the greeting and

@@ -81,6 +81,12 @@ pub enum Control {
 pub enum Input {
     /// Media flows: the interview begins.
     Connected,
+    /// The candidate's connection dropped: the interviewer stops talking and waits (a held pause) while the
+    /// audio already received is still transcribed and kept with the answer, unjudged.
+    Disconnected,
+    /// The candidate is back on a fresh connection: the question is asked again, or continued if an answer had
+    /// started (a pause the candidate asked for before the drop stays on).
+    Reconnected,
     /// The candidate began speaking (barge-in if the interviewer is talking).
     CandidateStarted,
     /// A finished spoken turn: its words with times, and its pace.
@@ -247,6 +253,8 @@ pub struct Interviewer {
     phase: Phase,
     /// The phase to return to after a pause.
     paused: Option<Phase>,
+    /// The candidate is disconnected; `true` when they had paused before the drop.
+    away: Option<bool>,
     current: Option<Current>,
     round: usize,
     asked_in_round: u32,
@@ -300,6 +308,7 @@ impl Interviewer {
             record,
             phase: Phase::Waiting,
             paused: None,
+            away: None,
             current: None,
             round: 0,
             asked_in_round: 0,
@@ -342,6 +351,28 @@ impl Interviewer {
                     self.last_activity_ms = now_ms;
                     out.push(Action::Emit(Event::Interviewing { paused: false }));
                     self.greet(now_ms, &mut out);
+                }
+            }
+            Input::Disconnected => {
+                if self.away.is_some() || self.phase == Phase::Waiting {
+                    return out;
+                }
+                self.away = Some(self.paused.is_some());
+                if self.paused.is_none() {
+                    if matches!(self.phase, Phase::Speaking { .. }) {
+                        out.push(Action::StopSpeaking);
+                    }
+                    self.paused = Some(self.phase.clone());
+                    self.phase = Phase::Listening { since_ms: now_ms, prompts: MAX_SILENCE_PROMPTS };
+                }
+            }
+            Input::Reconnected => {
+                let Some(held) = self.away.take() else { return out };
+                self.last_activity_ms = now_ms;
+                if held {
+                    out.push(Action::Emit(Event::Interviewing { paused: true }));
+                } else {
+                    self.resume(now_ms, &mut out);
                 }
             }
             Input::CandidateStarted => {
@@ -563,11 +594,21 @@ impl Interviewer {
             Phase::Waiting | Phase::Ended => return,
             _ => {}
         }
-        if self.paused.is_some() {
+        // Words that arrive after a drop (the audio received before it) are kept with the answer, unjudged.
+        let away = self.away == Some(false);
+        if self.paused.is_some() && !away {
             return;
         }
         let Some(current) = self.current.as_mut() else { return };
         let text = words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" ");
+        if !current.heard && away {
+            let index = current.index;
+            if index > 0 {
+                let previous = &mut self.record.questions[index - 1];
+                previous.answer = format!("{} {text}", previous.answer).trim().to_string();
+            }
+            return;
+        }
         if !current.heard {
             // The question was cut before it was heard: what the candidate said belongs to the previous answer
             // (kept in the record); the question is asked again.
@@ -591,6 +632,9 @@ impl Interviewer {
                     q.wpm = wpm;
                 }
             }
+        }
+        if away {
+            return;
         }
         self.judge(now_ms, out);
     }
@@ -819,17 +863,8 @@ impl Interviewer {
                 }
             }
             Control::Resume => {
-                let Some(before) = self.paused.take() else { return };
-                out.push(Action::Emit(Event::Interviewing { paused: false }));
-                match (before, self.current.clone()) {
-                    (Phase::Closing { .. } | Phase::Speaking { then: Then::ListenToClosing | Then::End, .. }, _) | (_, None) => {
-                        self.say("Welcome back. Do you have any questions for me?".to_string(), None, Then::ListenToClosing, out)
-                    }
-                    (Phase::Judging { .. }, Some(_)) => self.judge(now_ms, out),
-                    (_, Some(current)) => {
-                        let id = self.current_question_id();
-                        self.say(format!("Welcome back. {}", current.text), id, Then::Listen(0), out);
-                    }
+                if self.away.is_none() {
+                    self.resume(now_ms, out);
                 }
             }
             Control::Repeat => {
@@ -873,9 +908,34 @@ impl Interviewer {
         }
     }
 
+    /// Back from a pause or a drop: the question again (continued when an answer had started), the judging
+    /// again, or the closing question.
+    fn resume(&mut self, now_ms: u64, out: &mut Vec<Action>) {
+        let Some(before) = self.paused.take() else { return };
+        out.push(Action::Emit(Event::Interviewing { paused: false }));
+        match (before, self.current.clone()) {
+            (Phase::Closing { .. } | Phase::Speaking { then: Then::ListenToClosing | Then::End, .. }, _) | (_, None) => {
+                self.say("Welcome back. Do you have any questions for me?".to_string(), None, Then::ListenToClosing, out)
+            }
+            (Phase::Judging { .. }, Some(_)) => self.judge(now_ms, out),
+            (_, Some(current)) if !current.words.is_empty() => {
+                let id = self.current_question_id();
+                self.say(format!("Welcome back. Please go on with your answer. {}", current.text), id, Then::Listen(0), out);
+            }
+            (_, Some(current)) => {
+                let id = self.current_question_id();
+                self.say(format!("Welcome back. {}", current.text), id, Then::Listen(0), out);
+            }
+        }
+    }
+
     fn tick(&mut self, now_ms: u64, out: &mut Vec<Action>) {
         if self.pending.as_ref().is_some_and(|p| now_ms >= p.deadline_ms) {
             self.rate_pending(None, out);
+        }
+        // While the candidate is away the server's grace period decides the end.
+        if self.away.is_some() {
+            return;
         }
         let idle_limit = if self.paused.is_some() { self.setup.timing.idle_end_ms * 2 } else { self.setup.timing.idle_end_ms };
         if !matches!(self.phase, Phase::Waiting) && now_ms.saturating_sub(self.last_activity_ms) >= idle_limit {

@@ -268,6 +268,51 @@ fn pause_and_resume_work_at_every_phase_and_never_leave_the_flow_stuck() {
 }
 
 #[test]
+fn a_dropped_candidate_keeps_the_answer_begun_and_hears_the_question_again_on_return() {
+    let mut play = Play::new(setup(InterviewKind::Behavioral, 2));
+    play.start();
+    play.finish_speaking();
+    let first = play.current_question();
+    play.feed(Input::CandidateStarted, 500);
+    // The connection drops mid-answer: nothing is said to no one, and the audio already received is still
+    // transcribed: its words join the answer without it being judged.
+    assert!(said(&play.feed(Input::Disconnected, 2000)).is_empty());
+    let begun = play.feed(Input::CandidateFinished { words: typed_words("At my last company I led the migration"), wpm: None }, 900);
+    assert!(begun.iter().all(|a| !matches!(a, Action::Say { .. } | Action::Emit(Event::Scored { .. }))), "{begun:?}");
+    // Time passes while away: no silence prompts, no idle end (the server's grace period decides).
+    assert!(play.feed(Input::Tick, 20 * 60_000).is_empty());
+    // Back: the same question, continued.
+    let back = play.feed(Input::Reconnected, 1000);
+    assert!(back.iter().any(|a| matches!(a, Action::Emit(Event::Interviewing { paused: false }))));
+    let text = said(&back);
+    assert!(text.len() == 1 && text[0].starts_with("Welcome back. Please go on") && text[0].ends_with(&first), "{text:?}");
+    assert!(play.feed(Input::Reconnected, 10).is_empty(), "a second return says nothing");
+    // The rest of the answer joins what was said before the drop, and the interview moves on.
+    play.answer(&strong_answer(&first));
+    let scored = play.log.iter().find_map(|a| match a {
+        Action::Store(Fact::AnswerScored { question_id, .. }) => Some(question_id.clone()),
+        _ => None,
+    });
+    assert!(scored.is_some(), "the answer was judged once the candidate went on");
+    play.finish_speaking();
+    assert_ne!(play.current_question(), first, "the next question");
+
+    // A drop while the question is being said: it is cut, and asked again on return.
+    play.feed(Input::Disconnected, 100);
+    let next = play.current_question();
+    let back = play.feed(Input::Reconnected, 5000);
+    assert_eq!(said(&back), vec![format!("Welcome back. {next}")]);
+
+    // A candidate who paused before the drop comes back paused.
+    play.finish_speaking();
+    play.feed(Input::Control(Control::Pause), 100);
+    play.feed(Input::Disconnected, 100);
+    let back = play.feed(Input::Reconnected, 100);
+    assert_eq!(back, vec![Action::Emit(Event::Interviewing { paused: true })]);
+    assert_eq!(said(&play.feed(Input::Control(Control::Resume), 100)), vec![format!("Welcome back. {next}")]);
+}
+
+#[test]
 fn end_works_at_every_phase_and_keeps_what_was_answered() {
     for phase in 0..4 {
         let mut play = Play::new(setup(InterviewKind::Behavioral, 3));

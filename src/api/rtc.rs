@@ -18,7 +18,7 @@ use utoipa::IntoParams;
 
 use super::{ApiPath, ApiQuery, AppState, AuthUser, ClientIp};
 use crate::auth::TokenError;
-use crate::live::{CandidateLeg, ClaimRefused, Leg, Next, ObserverLeg, Session};
+use crate::live::{CandidateLeg, ClaimRefused, Join, Leg, Next, ObserverLeg};
 use crate::domain::{InterviewId, Role, UserId};
 use crate::error::{ApiError, ErrorBody};
 use crate::store::Outcome;
@@ -102,6 +102,9 @@ async fn admit(
             let interview = interview.ok_or_else(not_found)?;
             if interview.status.is_final() {
                 return Err(Refusal("interview_ended", format!("the interview is {}", interview.status)));
+            }
+            if let Some(session) = state.live.rejoinable(user, interview_id) {
+                return Ok(Box::new(CandidateLeg::rejoin(session)));
             }
             let claim = state.live.claim(user, interview_id).map_err(|e| Refusal(e.code(), e.to_string()))?;
             Ok(Box::new(CandidateLeg::new(claim)))
@@ -264,18 +267,23 @@ pub async fn whip_offer(
     if interview.status.is_final() {
         return Err(ApiError::conflict("interview_ended", format!("the interview is {}", interview.status)));
     }
-    let claim = state.live.claim(user.id, interview_id).map_err(|e| match e {
-        ClaimRefused::AlreadyLive => ApiError::conflict(e.code(), e.to_string()),
-        ClaimRefused::NodeFull(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string()),
-    })?;
+    let join = match state.live.rejoinable(user.id, interview_id) {
+        Some(session) => Join::Rejoin(session),
+        None => Join::Start(state.live.claim(user.id, interview_id).map_err(|e| match e {
+            ClaimRefused::AlreadyLive => ApiError::conflict(e.code(), e.to_string()),
+            ClaimRefused::NodeFull(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string()),
+        })?),
+    };
     let actor = user.id.to_string();
     state
         .store
         .audit(Some(&actor), "interview.live.join", Some(&id), Some(&user.ip.to_text()), Outcome::Success, Some("whip"))
         .await?;
-    let started = Session::start(claim, &sdp, summary.audio.mid, true)
+    let started = join
+        .offer(&sdp, summary.audio.mid, true)
         .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "negotiation_failed", e.to_string()))?;
+        .map_err(|(e, _)| e)
+    .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "negotiation_failed", e.to_string()))?;
     let location = format!("/api/v1/interviews/{id}/whip");
     Ok((
         StatusCode::CREATED,

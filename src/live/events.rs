@@ -1,7 +1,7 @@
 //! `EventSink`: where a session's v1 events go: the candidate's `events` data channel, the observers (a
 //! broadcast that drops for observers that lag, never blocking the session), and a log line on failure. Events
-//! sent before the data channel opens (the greeting starts as soon as media flows) wait for it, up to
-//! `EARLY_EVENTS`; beyond that the oldest are dropped.
+//! sent before the data channel opens (the greeting starts as soon as media flows), or while a dropped candidate
+//! is away, wait for it, up to `EARLY_EVENTS`; beyond that the oldest are dropped.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -58,6 +58,12 @@ impl EventSink {
                 deliver(&channel, &text).await;
             }
         }
+    }
+
+    /// The candidate's connection is gone: events wait for the data channel of the connection they rejoin on,
+    /// as early ones do.
+    pub fn detach(&self) {
+        self.channel.lock().unwrap_or_else(|p| p.into_inner()).open = None;
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {

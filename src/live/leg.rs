@@ -28,26 +28,62 @@ pub trait Leg: Send {
     async fn close(&mut self, reason: &'static str);
 }
 
-/// The candidate's leg: the first offer starts the session, which lives as long as the signaling does.
+/// How a candidate joins: a fresh session on the user's claim, or the session of the interview they are already
+/// live in (a rejoin after a drop, or a reloaded page).
+pub enum Join {
+    Start(Claim),
+    Rejoin(Arc<Session>),
+}
+
+impl Join {
+    /// Applies the offer; on failure a rejoin's session is handed back (a corrected offer may try again).
+    pub async fn offer(
+        self,
+        sdp: &Sdp,
+        first_mid: Option<String>,
+        complete_answer: bool,
+    ) -> Result<Started, (SessionError, Option<Self>)> {
+        match self {
+            Self::Start(claim) => Session::start(claim, sdp, first_mid, complete_answer).await.map_err(|e| (e, None)),
+            Self::Rejoin(session) => match session.rejoin(sdp, first_mid, complete_answer).await {
+                Ok(started) => Ok(started),
+                Err(e) => Err((e, Some(Self::Rejoin(session)))),
+            },
+        }
+    }
+}
+
+/// The candidate's leg: the first offer starts (or rejoins) the session. When the signaling closes without an
+/// end, the session waits for the candidate to rejoin (`Session::suspend`); a leg that a rejoin replaced ends
+/// (`replaced`) and leaves the session alone.
 pub struct CandidateLeg {
-    claim: Option<Claim>,
+    join: Option<Join>,
     session: Option<Arc<Session>>,
+    generation: u64,
     candidates: Option<mpsc::UnboundedReceiver<IceCandidate>>,
 }
 
 impl CandidateLeg {
     pub fn new(claim: Claim) -> Self {
-        Self { claim: Some(claim), session: None, candidates: None }
+        Self { join: Some(Join::Start(claim)), session: None, generation: 0, candidates: None }
+    }
+
+    pub fn rejoin(session: Arc<Session>) -> Self {
+        Self { join: Some(Join::Rejoin(session)), session: None, generation: 0, candidates: None }
     }
 }
 
 #[async_trait::async_trait]
 impl Leg for CandidateLeg {
     async fn offer(&mut self, sdp: &Sdp, summary: &OfferSummary) -> Result<Option<String>, SessionError> {
-        let Some(claim) = self.claim.take() else { return Ok(None) };
-        let Started { session, answer, candidates } =
-            Session::start(claim, sdp, summary.audio.mid.clone(), summary.candidates > 0).await?;
+        let Some(join) = self.join.take() else { return Ok(None) };
+        let started = join.offer(sdp, summary.audio.mid.clone(), summary.candidates > 0).await;
+        let Started { session, answer, candidates, generation } = started.map_err(|(e, join)| {
+            self.join = join;
+            e
+        })?;
         self.session = Some(session);
+        self.generation = generation;
         self.candidates = Some(candidates);
         Ok(Some(answer))
     }
@@ -74,13 +110,18 @@ impl Leg for CandidateLeg {
                     None => self.candidates = None,
                 },
                 () = session.ended() => return Next::Ended("session_ended"),
+                () = session.replaced(self.generation) => return Next::Ended("replaced"),
             }
         }
     }
 
     async fn close(&mut self, reason: &'static str) {
-        if let Some(session) = &self.session {
-            session.end(reason).await;
+        let Some(session) = &self.session else { return };
+        match reason {
+            // A leg a rejoin replaced speaks for nobody.
+            _ if session.generation() != self.generation => {}
+            "client_ended" | "rate_limited" => session.end(reason).await,
+            _ => session.suspend(self.generation, reason).await,
         }
     }
 }

@@ -104,6 +104,7 @@ pub async fn run_audio(ctx: SessionContext, track: Arc<dyn TrackRemote>, copies:
             ctx.events.send(body).await;
         }
     }
+    speech.flush().await;
 }
 
 enum Reassembler {

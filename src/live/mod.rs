@@ -48,7 +48,7 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 
 pub use events::EventSink;
-pub use leg::{CandidateLeg, Leg, Next};
+pub use leg::{CandidateLeg, Join, Leg, Next};
 pub use observer::{MAX_OBSERVERS, ObserverLeg};
 pub use peer::PeerFactory;
 pub use session::{ABANDONED, Session, SessionContext, SessionError};
@@ -173,6 +173,13 @@ impl Live {
             registry.by_user.remove(&user);
         }
         registry.sessions.remove(&interview);
+    }
+
+    /// The user's own live session of this interview, which joining again rejoins (after a drop) or takes over
+    /// (a reloaded page); none when rejoining is off (`rejoin_grace_secs` 0).
+    pub fn rejoinable(&self, user: UserId, interview: InterviewId) -> Option<Arc<Session>> {
+        let session = self.session(interview).filter(|s| s.user == user && !s.is_ended())?;
+        (self.config.rejoin_grace_secs > 0).then_some(session)
     }
 
     /// The live candidate session of an interview, for observers.

@@ -1,8 +1,11 @@
 //! A candidate's live session: apply the offer and answer, then run until the interview ends, the client ends
-//! it, the connection fails, or the server shuts it down. The session's driver task consumes the peer's events:
-//! it trickles local candidates to signaling, starts the conversation once media flows, a task per inbound
-//! track (up to `MAX_TRACKS`) and one for the `events` data channel. Its end happens once: the conversation
-//! writes what was said and the report first, then the client is told and the peer closed.
+//! it, or the server shuts it down. The session outlives its peer connection: when the candidate's connection
+//! drops (a failed peer, a closed signaling socket) the session waits `rejoin_grace_secs` for them to rejoin on
+//! a fresh one (`rejoin`), the interviewer holding, and ends with a report when they do not. Each peer has a
+//! driver task that consumes its events: it trickles local candidates to signaling, starts the conversation
+//! once media first flows, a task per inbound track (up to `MAX_TRACKS`) and one for the `events` data channel.
+//! The end happens once: the conversation writes what was said and the report first, then the client is told
+//! and the peer closed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,7 +18,7 @@ use candor_signaling::limits::{MessageRate, RateVerdict};
 use candor_signaling::{ClientEvent, EventBody, IceCandidate, Sdp};
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use tokio::sync::{Notify, broadcast, mpsc, oneshot};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::peer_connection::{
@@ -66,6 +69,9 @@ pub enum SessionError {
     Rtc(String),
     #[error("voice track: {0}")]
     Voice(#[from] candor_pipelines::voice::VoiceError),
+    /// A rejoin came after the session ended.
+    #[error("the session has ended")]
+    Ended,
 }
 
 impl From<webrtc::error::Error> for SessionError {
@@ -113,21 +119,36 @@ pub struct Session {
     pub user: UserId,
     pub context: SessionContext,
     pub fanout: Fanout,
-    pc: Arc<dyn PeerConnection>,
+    peer: std::sync::Mutex<Peer>,
+    /// The current peer's generation, for signaling legs to learn that a rejoin replaced theirs.
+    joined: watch::Sender<u64>,
+    /// Held through a rejoin: one at a time, so each closes the peer before it (the voice track is bound to one
+    /// peer at a time).
+    rejoining: tokio::sync::Mutex<()>,
     live: Arc<Live>,
     cancel: CancellationToken,
     started: Instant,
-    /// Media has flowed (the peer reached `connected` once).
+    /// Media has flowed (a peer reached `connected` once): the interview has started.
     connected: AtomicBool,
-    /// The first m-line's mid, put on local candidates (the stack leaves it empty; everything is bundled).
-    first_mid: String,
     /// Set by the first `end`: later and concurrent calls do nothing.
     ending: AtomicBool,
-    tracks: std::sync::atomic::AtomicUsize,
     /// Observers watching now (at most `observer::MAX_OBSERVERS`).
     pub(super) observers: std::sync::atomic::AtomicUsize,
     /// The recording task (it returns at once without the candidate's consent); the end waits for it.
     taping: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// The candidate's current peer connection.
+struct Peer {
+    pc: Arc<dyn PeerConnection>,
+    /// Counts the session's peers: events of a replaced peer are ignored.
+    generation: u64,
+    /// The first m-line's mid, put on local candidates (the stack leaves it empty; everything is bundled).
+    first_mid: String,
+    /// Inbound tracks taken from this peer.
+    tracks: usize,
+    /// The candidate is disconnected; cancelled when they rejoin.
+    away: Option<CancellationToken>,
 }
 
 /// A started session, its answer, and its local candidates to trickle.
@@ -135,6 +156,34 @@ pub struct Started {
     pub session: Arc<Session>,
     pub answer: String,
     pub candidates: mpsc::UnboundedReceiver<IceCandidate>,
+    /// The peer's generation (0 for the first; see `Session::rejoin`).
+    pub generation: u64,
+}
+
+/// Applies the offer to a new peer with the interviewer's voice track; the answer and the Opus payload type.
+async fn negotiate(pc: &Arc<dyn PeerConnection>, offer: &Sdp, voice: &VoiceOut) -> Result<(String, u8), SessionError> {
+    let negotiated = async {
+        let offer = RTCSessionDescription::offer(offer.as_str().to_string())
+            .map_err(|e| SessionError::Negotiation(e.to_string()))?;
+        pc.set_remote_description(offer).await.map_err(|e| SessionError::Negotiation(e.to_string()))?;
+        let sender = pc.add_track(voice.track()).await?;
+        let answer = pc.create_answer(None).await?;
+        pc.set_local_description(answer.clone()).await?;
+        let payload_type = sender
+            .get_parameters()
+            .await?
+            .rtp_parameters
+            .codecs
+            .iter()
+            .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_OPUS))
+            .map_or(111, |c| c.payload_type);
+        Ok::<_, SessionError>((answer.sdp, payload_type))
+    };
+    let result = negotiated.await;
+    if result.is_err() {
+        let _ = pc.close().await;
+    }
+    result
 }
 
 impl Session {
@@ -167,30 +216,7 @@ impl Session {
             mailer: live.mailer.clone(),
             config: live.config.clone(),
         };
-        let negotiated = async {
-            let offer = RTCSessionDescription::offer(offer.as_str().to_string())
-                .map_err(|e| SessionError::Negotiation(e.to_string()))?;
-            pc.set_remote_description(offer).await.map_err(|e| SessionError::Negotiation(e.to_string()))?;
-            let sender = pc.add_track(voice.track()).await?;
-            let answer = pc.create_answer(None).await?;
-            pc.set_local_description(answer.clone()).await?;
-            let payload_type = sender
-                .get_parameters()
-                .await?
-                .rtp_parameters
-                .codecs
-                .iter()
-                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_OPUS))
-                .map_or(111, |c| c.payload_type);
-            Ok::<_, SessionError>((answer.sdp, payload_type))
-        };
-        let (mut answer, payload_type) = match negotiated.await {
-            Ok(result) => result,
-            Err(e) => {
-                let _ = pc.close().await;
-                return Err(e);
-            }
-        };
+        let (answer, payload_type) = negotiate(&pc, offer, &voice).await?;
         let fanout = Fanout {
             audio: broadcast::channel(FORWARD_BACKLOG).0,
             video: broadcast::channel(FORWARD_BACKLOG).0,
@@ -201,14 +227,20 @@ impl Session {
             user: claim.user,
             context,
             fanout: fanout.clone(),
-            pc: pc.clone(),
+            peer: std::sync::Mutex::new(Peer {
+                pc: pc.clone(),
+                generation: 0,
+                first_mid: first_mid.unwrap_or_else(|| "0".into()),
+                tracks: 0,
+                away: None,
+            }),
+            joined: watch::channel(0).0,
+            rejoining: tokio::sync::Mutex::new(()),
             live: live.clone(),
             cancel: CancellationToken::new(),
             started,
             connected: AtomicBool::new(false),
-            first_mid: first_mid.unwrap_or_else(|| "0".into()),
             ending: AtomicBool::new(false),
-            tracks: Default::default(),
             observers: Default::default(),
             taping: Default::default(),
         });
@@ -229,16 +261,139 @@ impl Session {
         let recording = taping.run(feeds, session.cancel.clone());
         *session.taping.lock().unwrap_or_else(|p| p.into_inner()) = Some(tokio::spawn(recording));
 
+        let (answer, candidates) = session.clone().drive_peer(pc, peer_events, 0, answer, complete_answer).await;
+        Ok(Started { session, answer, candidates, generation: 0 })
+    }
+
+    /// The candidate joins again on a fresh connection (after a drop, or taking over from a connection still
+    /// thought alive, as a reloaded page does): the old peer is closed, the interview goes on where it was, and
+    /// everything (conversation, recording, observers, events not yet delivered) carries over.
+    pub async fn rejoin(
+        self: &Arc<Self>,
+        offer: &Sdp,
+        first_mid: Option<String>,
+        complete_answer: bool,
+    ) -> Result<Started, SessionError> {
+        let _one_at_a_time = self.rejoining.lock().await;
+        let current = self.peer().generation;
+        self.hold(current, "rejoined").await;
+        if self.ending.load(Ordering::SeqCst) {
+            return Err(SessionError::Ended);
+        }
+        let (pc, peer_events) = self.live.factory.create().await?;
+        // The old peer is closed, so the voice track binds to the new one alone. The voice keeps the Opus payload
+        // type of the first offer: a browser numbers it the same every time.
+        let (answer, _) = negotiate(&pc, offer, &self.context.voice).await?;
+        let generation = {
+            let mut peer = self.peer();
+            if self.ending.load(Ordering::SeqCst) {
+                drop(peer);
+                let _ = pc.close().await;
+                return Err(SessionError::Ended);
+            }
+            if let Some(away) = peer.away.take() {
+                away.cancel();
+            }
+            peer.generation += 1;
+            peer.pc = pc.clone();
+            peer.first_mid = first_mid.unwrap_or_else(|| "0".into());
+            peer.tracks = 0;
+            peer.generation
+        };
+        self.joined.send_replace(generation);
+        tracing::info!(interview = %self.interview(), generation, "candidate rejoined");
+        self.live.metrics.rtc_peers.with_label_values(&["candidate"]).inc();
+        self.live.metrics.session_connections.with_label_values(&["rejoined"]).inc();
+        let (answer, candidates) = self.clone().drive_peer(pc, peer_events, generation, answer, complete_answer).await;
+        Ok(Started { session: self.clone(), answer, candidates, generation })
+    }
+
+    /// Starts the driver of a negotiated peer; with `complete_answer` the answer waits for candidate gathering
+    /// and carries every candidate (WHIP and non-trickle clients).
+    async fn drive_peer(
+        self: Arc<Self>,
+        pc: Arc<dyn PeerConnection>,
+        peer_events: mpsc::UnboundedReceiver<PeerEvent>,
+        generation: u64,
+        mut answer: String,
+        complete_answer: bool,
+    ) -> (String, mpsc::UnboundedReceiver<IceCandidate>) {
         let (candidates_tx, candidates) = mpsc::unbounded_channel();
         let (gathered_tx, gathered_rx) = oneshot::channel();
-        tokio::spawn(session.clone().drive(peer_events, candidates_tx, gathered_tx));
+        tokio::spawn(self.clone().drive(peer_events, candidates_tx, gathered_tx, generation));
         if complete_answer {
             let _ = tokio::time::timeout(GATHERING_TIMEOUT, gathered_rx).await;
             if let Some(description) = pc.local_description().await {
                 answer = description.sdp;
             }
         }
-        Ok(Started { session, answer: live.factory.client_sdp(answer), candidates })
+        (self.live.factory.client_sdp(answer), candidates)
+    }
+
+    /// The candidate's connection of `generation` is gone (`reason`): with a grace period, and once the interview
+    /// has started, the session waits for them to rejoin (the interviewer holds, the audio already received is
+    /// still transcribed, events wait) and ends with a report when they do not (`connection_lost`); otherwise it
+    /// ends now. A peer already replaced, or a session already waiting, changes nothing.
+    pub async fn suspend(self: &Arc<Self>, generation: u64, reason: &'static str) {
+        if self.live.config.rejoin_grace_secs == 0 || !self.connected.load(Ordering::SeqCst) {
+            return self.end(reason).await;
+        }
+        self.hold(generation, reason).await;
+    }
+
+    /// Closes the peer of `generation` and waits for the candidate to rejoin, up to the grace period.
+    async fn hold(self: &Arc<Self>, generation: u64, reason: &'static str) {
+        let grace = Duration::from_secs(self.live.config.rejoin_grace_secs);
+        let pc = {
+            let mut peer = self.peer();
+            if peer.generation != generation || peer.away.is_some() || self.ending.load(Ordering::SeqCst) {
+                return;
+            }
+            let away = CancellationToken::new();
+            peer.away = Some(away.clone());
+            let session = self.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = tokio::time::sleep(grace) => {
+                        session.live.metrics.session_connections.with_label_values(&["expired"]).inc();
+                        session.end("connection_lost").await;
+                    }
+                    () = away.cancelled() => {}
+                    () = session.cancel.cancelled() => {}
+                }
+            });
+            peer.pc.clone()
+        };
+        tracing::info!(interview = %self.interview(), reason, grace_secs = grace.as_secs(), "candidate disconnected; waiting for a rejoin");
+        self.live.metrics.rtc_peers.with_label_values(&["candidate"]).dec();
+        self.live.metrics.session_connections.with_label_values(&["dropped"]).inc();
+        self.context.events.detach();
+        self.context.conversation.send(Message::Input(Input::Disconnected)).await;
+        let _ = pc.close().await;
+    }
+
+    fn peer(&self) -> std::sync::MutexGuard<'_, Peer> {
+        self.peer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn pc(&self) -> Arc<dyn PeerConnection> {
+        self.peer().pc.clone()
+    }
+
+    /// The current peer's generation.
+    pub fn generation(&self) -> u64 {
+        self.peer().generation
+    }
+
+    /// The candidate is disconnected, waiting to rejoin.
+    pub fn is_away(&self) -> bool {
+        self.peer().away.is_some()
+    }
+
+    /// Completes when a rejoin replaced the peer of `generation`.
+    pub async fn replaced(&self, generation: u64) {
+        let mut joined = self.joined.subscribe();
+        let _ = joined.wait_for(|current| *current != generation).await;
     }
 
     pub fn interview(&self) -> InterviewId {
@@ -268,7 +423,7 @@ impl Session {
             username_fragment: candidate.username_fragment.clone(),
             ..Default::default()
         };
-        self.pc.add_ice_candidate(init).await.map_err(SessionError::from)
+        self.pc().add_ice_candidate(init).await.map_err(SessionError::from)
     }
 
     /// Completes when the session has ended.
@@ -298,10 +453,13 @@ impl Session {
         {
             tracing::warn!(interview = %self.interview(), "the recording did not finish in time; its last chunk may be lost");
         }
-        let _ = self.pc.close().await;
+        let away = self.peer().away.take().is_some();
+        let _ = self.pc().close().await;
         self.live.release(self.user, self.interview());
         let metrics = &self.live.metrics;
-        metrics.rtc_peers.with_label_values(&["candidate"]).dec();
+        if !away {
+            metrics.rtc_peers.with_label_values(&["candidate"]).dec();
+        }
         metrics.session_duration.observe(self.started.elapsed().as_secs_f64());
     }
 
@@ -310,6 +468,7 @@ impl Session {
         mut peer_events: mpsc::UnboundedReceiver<PeerEvent>,
         candidates: mpsc::UnboundedSender<IceCandidate>,
         gathered: oneshot::Sender<()>,
+        generation: u64,
     ) {
         let mut gathered = Some(gathered);
         loop {
@@ -318,12 +477,16 @@ impl Session {
                 () = self.cancel.cancelled() => return,
             };
             let Some(event) = event else {
-                self.end("peer_closed").await;
+                self.suspend(generation, "peer_closed").await;
                 return;
             };
+            if self.peer().generation != generation {
+                return;
+            }
             match event {
                 PeerEvent::LocalCandidate(init) => {
-                    let _ = candidates.send(self.live.factory.client_candidate(init, &self.first_mid));
+                    let first_mid = self.peer().first_mid.clone();
+                    let _ = candidates.send(self.live.factory.client_candidate(init, &first_mid));
                 }
                 PeerEvent::GatheringComplete => {
                     if let Some(done) = gathered.take() {
@@ -331,23 +494,32 @@ impl Session {
                     }
                     let end = IceCandidate {
                         candidate: String::new(),
-                        sdp_mid: Some(self.first_mid.clone()),
+                        sdp_mid: Some(self.peer().first_mid.clone()),
                         sdp_m_line_index: Some(0),
                         username_fragment: None,
                     };
                     let _ = candidates.send(end);
                 }
-                PeerEvent::State(RTCPeerConnectionState::Connected) if !self.connected.swap(true, Ordering::SeqCst) => {
-                    self.on_connected().await;
+                PeerEvent::State(RTCPeerConnectionState::Connected) => {
+                    if !self.connected.swap(true, Ordering::SeqCst) {
+                        self.on_connected().await;
+                    } else if generation > 0 {
+                        self.context.conversation.send(Message::Input(Input::Reconnected)).await;
+                    }
                 }
                 PeerEvent::State(RTCPeerConnectionState::Failed) => {
                     self.live.metrics.peer_failures.inc();
-                    self.end("connection_failed").await;
+                    self.suspend(generation, "connection_failed").await;
                 }
-                PeerEvent::State(RTCPeerConnectionState::Closed) => self.end("connection_closed").await,
+                PeerEvent::State(RTCPeerConnectionState::Closed) => self.suspend(generation, "connection_closed").await,
                 PeerEvent::State(_) => {}
                 PeerEvent::Track(track) => {
-                    if self.tracks.fetch_add(1, Ordering::SeqCst) >= MAX_TRACKS {
+                    let taken = {
+                        let mut peer = self.peer();
+                        peer.tracks += 1;
+                        peer.tracks
+                    };
+                    if taken > MAX_TRACKS {
                         tracing::warn!("extra inbound track ignored");
                         continue;
                     }
@@ -375,7 +547,7 @@ impl Session {
                 () = tokio::time::sleep(STATS_INTERVAL) => {},
                 () = self.cancel.cancelled() => return,
             }
-            let report = self.pc.get_stats(Instant::now(), StatsSelector::None).await;
+            let report = self.pc().get_stats(Instant::now(), StatsSelector::None).await;
             for stream in report.inbound_rtp_streams() {
                 let received = &stream.received_rtp_stream_stats;
                 let kind = if received.rtp_stream_stats.kind == RtpCodecKind::Audio { "audio" } else { "video" };

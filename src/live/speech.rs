@@ -26,6 +26,8 @@ use super::engines::Engines;
 
 /// Audio waiting for the pipeline beyond this is dropped (oldest first) and counted.
 const MAX_BACKLOG_MS: usize = 30_000;
+/// Silence fed after a track ends to close the open turn: longer than the longest end-of-turn wait.
+const FLUSH_SILENCE_MS: usize = 3000;
 /// Smallest chunk worth a trip to the pool.
 const MIN_CHUNK_MS: usize = 96;
 /// In the silence that may end a turn: one VAD chunk, so the end is decided as soon as its audio is in (a
@@ -179,6 +181,30 @@ impl SpeechFeed {
             }
         }
         self.ctx.metrics.inference_queue_depth.set(self.engines.pool.depth());
+    }
+
+    /// The candidate's track ended (a dropped connection, a rejoin): silence closes the open turn, so the audio
+    /// already received is transcribed and reaches the conversation. Gives up after `FLUSH_SILENCE_MS`.
+    pub async fn flush(&mut self) {
+        let step = vec![0.0; 16 * 100];
+        let mut silence_ms = 0;
+        loop {
+            if self.in_flight.is_some() {
+                let done = self.done().await;
+                self.handle(done).await;
+                continue;
+            }
+            let open = self.pipeline.as_ref().is_some_and(SpeechPipeline::is_speaking);
+            if !open || silence_ms >= FLUSH_SILENCE_MS {
+                return;
+            }
+            self.push(&step);
+            silence_ms += 100;
+            if self.in_flight.is_none() {
+                // Not submitted (the pool is full, or the chunk is still short): let the pool make room.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
     }
 
     /// Completes when the pipeline finished a chunk; pending while nothing is in flight.

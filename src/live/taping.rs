@@ -147,8 +147,9 @@ impl Taping {
         let mut candidate = Track::new(Source::Candidate, Some("audio/ogg"));
         let mut interviewer = Track::new(Source::Interviewer, Some("audio/ogg"));
         let mut camera = Track::new(Source::Candidate, None);
-        // The candidate's packets are placed by their RTP clock, the interviewer's by when they were sent.
-        let mut rtp_clock: Option<(u32, u64)> = None;
+        // The candidate's packets are placed by their RTP clock, the interviewer's by when they were sent. A new
+        // stream (the candidate rejoined on a fresh connection) starts where the session's clock stands.
+        let mut rtp_clock: Option<(u32, u32, u64)> = None;
         let mut voice_start: Option<Instant> = None;
         let mut seal = tokio::time::interval(SEAL_EVERY);
         seal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -158,10 +159,13 @@ impl Taping {
                     Ok(packet) => {
                         candidate.open(&self, || Mux::Ogg(OggOpus::new(serial()))).await;
                         let Some(Mux::Ogg(ogg)) = candidate.mux.as_mut() else { continue };
-                        let ts = packet.header.timestamp;
+                        let (ssrc, ts) = (packet.header.ssrc, packet.header.timestamp);
                         let at = match rtp_clock {
                             None => ogg.granule(),
-                            Some((last_ts, last_at)) => {
+                            Some((last_ssrc, _, _)) if last_ssrc != ssrc => {
+                                (self.events.t_ms().saturating_sub(candidate.offset_ms) * RATE / 1000).max(ogg.granule())
+                            }
+                            Some((_, last_ts, last_at)) => {
                                 let step = ts.wrapping_sub(last_ts) as i32;
                                 if step <= 0 || step as u64 > MAX_GAP { continue } // late, repeated, or a jump
                                 last_at + step as u64
@@ -170,7 +174,7 @@ impl Taping {
                         if !ogg.push(&packet.payload, Some(at)) {
                             continue;
                         }
-                        rtp_clock = Some((ts, at));
+                        rtp_clock = Some((ssrc, ts, at));
                         // The same packet in the camera's file, at its place on the session's clock.
                         let session_ms = candidate.offset_ms + at * 1000 / RATE;
                         if let Some(Mux::Webm(webm)) = camera.mux.as_mut()

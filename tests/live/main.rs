@@ -9,6 +9,7 @@ mod interview;
 mod load;
 mod media;
 mod recordings;
+mod rejoin;
 mod reliability;
 mod signaling;
 mod transcripts;

@@ -118,6 +118,7 @@ async fn a_second_simultaneous_session_is_refused_and_the_first_keeps_running() 
     first.end().await;
 }
 
+/// Its peer is closed at once; the session waits for the candidate to rejoin (`tests/live/rejoin.rs`).
 #[tokio::test]
 async fn a_peer_that_vanishes_is_cleaned_up() {
     let (app, token, interview) = candidate_app().await;
@@ -134,9 +135,9 @@ async fn a_peer_that_vanishes_is_cleaned_up() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(metric(&app, "candor_rtc_peers", Some(("role", "candidate"))), 0.0);
-    assert_eq!(app.state.live.live_sessions(), 0);
+    assert_eq!(app.state.live.live_sessions(), 1, "the session waits for a rejoin");
 
-    // The user may start again.
+    // The user may come back.
     let client = Client::connect(options(&app, &token, &interview, Role::Candidate)).await.unwrap();
     assert!(client.wait_until(PATIENCE, |c| c.is_connected()).await);
     client.end().await;
@@ -172,8 +173,9 @@ async fn whip_ingest_answers_201_and_delete_ends_the_session() {
     let client = Client::connect(opts).await.expect("WHIP accepts the offer");
     assert!(client.wait_until(PATIENCE, |c| !crate::events_of(c, "speech.metrics").is_empty()).await);
 
-    // A second ingest for the same user is refused while the first runs.
-    let mut second = options(&app, &token, &interview, Role::Candidate);
+    // A second ingest for the same user, for another interview, is refused while the first runs.
+    let other = app.create_interview(&token).await;
+    let mut second = options(&app, &token, &other, Role::Candidate);
     second.whip = true;
     match Client::connect(second).await {
         Err(candor_loadtest::ClientError::WhipRefused { status, body }) => {

@@ -231,7 +231,7 @@ fn synthesized(text: &str, length: f32) -> Option<(Vec<f32>, f32)> {
 
 /// espeak-ng speech at `wpm` as 16 kHz PCM, with the span of its voice in seconds (espeak's silence is exact
 /// zeros). Its "um" and "uh" are clearer than the Piper voice's.
-fn espeak(text: &str, wpm: u32) -> (Vec<f32>, f32) {
+pub(crate) fn espeak(text: &str, wpm: u32) -> (Vec<f32>, f32) {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("speech.wav");
     let status =

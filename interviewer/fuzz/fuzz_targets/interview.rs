@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
         let Some((&kind, rest)) = frame.split_first() else { continue };
         let text = String::from_utf8_lossy(rest).into_owned();
         now += u64::from(kind) * 97;
-        inputs.push(match kind % 12 {
+        inputs.push(match kind % 14 {
             0 => Input::TypedAnswer(text),
             1 => Input::CandidateStarted,
             2 => Input::CandidateFinished {
@@ -43,6 +43,8 @@ fuzz_target!(|data: &[u8]| {
             8 => Input::Control(Control::Skip),
             9 => Input::Control(Control::Pause),
             10 => Input::Control(Control::Resume),
+            11 => Input::Disconnected,
+            12 => Input::Reconnected,
             _ => Input::Tick,
         });
     }

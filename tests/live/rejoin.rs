@@ -1,0 +1,129 @@
+//! A candidate whose connection drops: the session waits for them (`CANDOR_REJOIN_GRACE_SECS`), the audio it
+//! already received is transcribed and kept, and rejoining over a fresh WebRTC connection resumes the same
+//! interview at the same question. Past the grace period the interview ends with a report of what was answered.
+
+use std::time::Duration;
+
+use candor_loadtest::{Client, Role};
+use candor_signaling::ServerMessage;
+use serde_json::json;
+
+use crate::helpers::{Backend, spawn_app_with};
+use crate::transcripts::espeak;
+use crate::{PATIENCE, app_with, events_of, metric, options};
+
+/// Waits until `check` holds, up to `PATIENCE`.
+async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+fn said(client: &Client) -> Vec<String> {
+    events_of(client, "interviewer.speech")
+        .iter()
+        .filter(|e| e["phase"] == "start")
+        .map(|e| e["text"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_candidate_who_drops_mid_answer_rejoins_at_the_same_question_with_nothing_lost() {
+    let Some(app) = app_with(&["vad", "stt"]).await else { return };
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let interview = app.create_interview(&token).await;
+    let first = Client::connect(options(&app, &token, &interview, Role::Candidate)).await.expect("connects");
+    assert!(first.wait_until(PATIENCE, |c| !events_of(c, "interviewer.question").is_empty()).await);
+    let question = events_of(&first, "interviewer.question")[0].clone();
+    // The greeting and the question play out before the answer starts.
+    assert!(first.wait_until(PATIENCE, |c| events_of(c, "interviewer.speech").iter().any(|e| e["phase"] == "end" && e["text"].as_str().is_some_and(|t| t.contains(question["text"].as_str().unwrap())))).await);
+
+    // The network vanishes in the middle of a sentence: no silence ends the turn, no end is sent.
+    let (begun, _) = espeak("At my last company I rebuilt the billing pipeline for our largest customers", 150);
+    first.say(begun, 16_000).await;
+    first.vanish().await;
+
+    // The session waits; the audio received before the drop is transcribed and stored with its question.
+    let id = interview.parse().unwrap();
+    let store = app.state.store.clone();
+    let stored = eventually(async || {
+        store.turns(id).await.is_ok_and(|turns| {
+            turns.iter().any(|t| t.text.to_lowercase().contains("pipeline") && t.question_id.as_deref() == question["question_id"].as_str())
+        })
+    })
+    .await;
+    assert!(stored, "the words said before the drop were kept: {:?}", store.turns(id).await);
+    assert_eq!(app.state.live.live_sessions(), 1, "the session waits for the candidate");
+    assert_eq!(metric(&app, "candor_session_connections_total", Some(("event", "dropped"))), 1.0);
+
+    // Back on a fresh connection: the same question, continued, and the words heard while away delivered.
+    let second = Client::connect(options(&app, &token, &interview, Role::Candidate)).await.expect("rejoins");
+    let resumed = |c: &Client| said(c).iter().any(|t| t.starts_with("Welcome back. Please go on") && t.ends_with(question["text"].as_str().unwrap()));
+    assert!(second.wait_until(PATIENCE, resumed).await, "{:?}", said(&second));
+    assert!(events_of(&second, "transcript.final").iter().any(|f| f["text"].as_str().is_some_and(|t| t.to_lowercase().contains("pipeline"))));
+    assert_eq!(metric(&app, "candor_session_connections_total", Some(("event", "rejoined"))), 1.0);
+    assert_eq!(metric(&app, "candor_rtc_peers", Some(("role", "candidate"))), 1.0);
+
+    // The rest of the answer joins what was said before the drop; the interview moves on.
+    let rest = "I split the nightly batch into small idempotent jobs, added retries and alerts, and failed runs fell by ninety percent.";
+    second.send_event(&json!({"v": 1, "type": "answer.text", "text": rest}).to_string()).await.unwrap();
+    assert!(second.wait_until(PATIENCE, |c| !events_of(c, "interviewer.question").is_empty()).await, "the next question");
+    second.send_event(r#"{"v":1,"type":"control","action":"end"}"#).await.unwrap();
+    assert!(second.wait_until(PATIENCE, |c| !events_of(c, "report.ready").is_empty()).await);
+    let report = app.get(&format!("/api/v1/interviews/{interview}/report"), Some(&token)).await.body;
+    let answer = report["questions"][0]["answer"].as_str().unwrap_or_default().to_lowercase();
+    assert!(answer.contains("pipeline") && answer.contains("idempotent"), "one answer across the drop: {answer:?}");
+    second.vanish().await;
+}
+
+#[tokio::test]
+async fn past_the_grace_period_the_interview_ends_with_a_report_of_what_was_answered() {
+    let app = spawn_app_with(Backend::Sqlite, |c| c.rejoin_grace_secs = 1).await;
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let interview = app.create_interview(&token).await;
+    let client = Client::connect(options(&app, &token, &interview, Role::Candidate)).await.expect("connects");
+    assert!(client.wait_until(PATIENCE, |c| !events_of(c, "interviewer.question").is_empty()).await);
+    let answer = "At my last job I led the move of our billing system to a queue and failures fell by half.";
+    client.send_event(&json!({"v": 1, "type": "answer.text", "text": answer}).to_string()).await.unwrap();
+    assert!(client.wait_until(PATIENCE, |c| events_of(c, "interviewer.question").len() >= 2).await);
+    client.vanish().await;
+
+    assert!(eventually(async || app.state.live.live_sessions() == 0).await, "the session ended after the grace period");
+    assert_eq!(metric(&app, "candor_session_connections_total", Some(("event", "expired"))), 1.0);
+    let report = app.get(&format!("/api/v1/interviews/{interview}/report"), Some(&token)).await;
+    assert_eq!(report.body["questions"][0]["answer"], answer, "{}", report.body);
+    // Joining now is refused: the interview is over.
+    let late = Client::connect(options(&app, &token, &interview, Role::Candidate)).await.expect("the socket opens");
+    let refused = |c: &Client| c.signals().iter().any(|s| matches!(s, ServerMessage::Error { code, .. } if code == "interview_ended"));
+    assert!(late.wait_until(PATIENCE, refused).await, "{:?}", late.signals());
+    late.vanish().await;
+}
+
+#[tokio::test]
+async fn joining_again_while_connected_takes_the_session_over_and_the_old_socket_is_told() {
+    let app = spawn_app_with(Backend::Sqlite, |_| {}).await;
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let interview = app.create_interview(&token).await;
+    let old = Client::connect(options(&app, &token, &interview, Role::Candidate)).await.expect("connects");
+    assert!(old.wait_until(PATIENCE, |c| !events_of(c, "interviewer.question").is_empty()).await);
+
+    // A reloaded page: the same candidate joins the same interview before the server noticed anything.
+    let new = Client::connect(options(&app, &token, &interview, Role::Candidate)).await.expect("takes over");
+    assert!(new.wait_until(PATIENCE, |c| c.is_connected()).await);
+    let replaced = |c: &Client| c.signals().iter().any(|s| matches!(s, ServerMessage::Ended { reason } if reason == "replaced"));
+    assert!(old.wait_until(PATIENCE, replaced).await, "{:?}", old.signals());
+    assert!(new.wait_until(PATIENCE, |c| said(c).iter().any(|t| t.starts_with("Welcome back"))).await, "{:?}", said(&new));
+    assert_eq!(app.state.live.live_sessions(), 1);
+    // The old socket closing later leaves the new connection alone.
+    old.vanish().await;
+    new.send_event(r#"{"v":1,"type":"control","action":"repeat"}"#).await.unwrap();
+    let before = said(&new).len();
+    assert!(new.wait_until(PATIENCE, |c| said(c).len() > before).await, "the session still answers");
+    assert!(new.is_connected());
+    new.end().await;
+}
