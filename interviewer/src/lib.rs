@@ -21,4 +21,4 @@ pub mod machine;
 pub mod plan;
 pub mod report;
 
-pub use machine::{Action, BrainKind, Control, EndReason, Event, Fact, Input, Interviewer, QuestionSource, Setup, Timing};
+pub use machine::{Action, BrainKind, Control, EndReason, Event, Fact, Input, Interviewer, QuestionSource, Setup, Snapshot, Timing};

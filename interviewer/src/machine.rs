@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::answer::{Analysis, Lack, Word, typed_words};
 use crate::bank::{Question, bank};
@@ -206,7 +206,7 @@ struct Round {
 }
 
 /// What happens when the utterance being spoken ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum Then {
     /// Listen for the answer; the silence prompts given so far.
     Listen(u8),
@@ -214,7 +214,7 @@ enum Then {
     End,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum Phase {
     /// Before the media connects.
     Waiting,
@@ -229,7 +229,7 @@ enum Phase {
 
 /// The question being asked: its place in the record, the follow-up being asked (if any), and whether the
 /// candidate heard it (a cut before most of it was said means not).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Current {
     index: usize,
     follow_up: Option<usize>,
@@ -269,11 +269,30 @@ pub struct Interviewer {
 }
 
 /// An answer waiting for its ratings: the reply of `request` by `deadline_ms`, else the built-in brain's.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct PendingRatings {
     request: u64,
     deadline_ms: u64,
     answer: Current,
+}
+
+/// Where an interview stands, to resume it in a later session (after a server restart): what was asked and
+/// answered, and the question in progress. The plan is made again from the setup; times are not kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    ledger: Ledger,
+    record: Record,
+    /// The phase to resume (the one before a pause), and whether the candidate had paused.
+    phase: Phase,
+    paused: bool,
+    current: Option<Current>,
+    round: usize,
+    asked_in_round: u32,
+    used: HashSet<String>,
+    next_utterance: u64,
+    next_request: u64,
+    history: Vec<(String, String)>,
+    pending: Option<PendingRatings>,
 }
 
 const ACKNOWLEDGEMENTS: &[&str] = &["Thank you.", "Thanks for that.", "Okay, thank you.", "Got it, thanks."];
@@ -321,6 +340,49 @@ impl Interviewer {
         }
     }
 
+    /// Where the interview stands, once it has started and until it ends.
+    pub fn snapshot(&self) -> Option<Snapshot> {
+        if matches!(self.phase, Phase::Waiting | Phase::Ended) {
+            return None;
+        }
+        let candidate_paused = self.paused.is_some() && self.away != Some(false);
+        Some(Snapshot {
+            ledger: self.ledger.clone(),
+            record: self.record.clone(),
+            phase: self.paused.clone().unwrap_or_else(|| self.phase.clone()),
+            paused: candidate_paused,
+            current: self.current.clone(),
+            round: self.round,
+            asked_in_round: self.asked_in_round,
+            used: self.used.clone(),
+            next_utterance: self.next_utterance,
+            next_request: self.next_request,
+            history: self.history.clone(),
+            pending: self.pending.clone(),
+        })
+    }
+
+    /// An interview resumed from `snapshot` in a new session: it stands as after a dropped connection, so the
+    /// candidate's connecting resumes it (the question again, or continued). Ratings that were still streaming
+    /// are given by the built-in brain at the first tick.
+    pub fn restore(setup: Setup, snapshot: Snapshot) -> Self {
+        let mut machine = Self::new(setup);
+        machine.ledger = snapshot.ledger;
+        machine.record = snapshot.record;
+        machine.paused = Some(snapshot.phase);
+        machine.away = Some(snapshot.paused);
+        machine.phase = Phase::Listening { since_ms: 0, prompts: MAX_SILENCE_PROMPTS };
+        machine.current = snapshot.current;
+        machine.round = snapshot.round;
+        machine.asked_in_round = snapshot.asked_in_round;
+        machine.used = snapshot.used;
+        machine.next_utterance = snapshot.next_utterance;
+        machine.next_request = snapshot.next_request;
+        machine.history = snapshot.history;
+        machine.pending = snapshot.pending.map(|p| PendingRatings { deadline_ms: 0, ..p });
+        machine
+    }
+
     /// The id of the question being answered now (follow-up or planned), for storing the candidate's turns.
     pub fn current_question_id(&self) -> Option<String> {
         let current = self.current.as_ref()?;
@@ -346,6 +408,7 @@ impl Interviewer {
             return out;
         }
         match input {
+            Input::Connected if self.away.is_some() => return self.handle(Input::Reconnected, now_ms),
             Input::Connected => {
                 if self.phase == Phase::Waiting {
                     self.last_activity_ms = now_ms;

@@ -313,6 +313,49 @@ fn a_dropped_candidate_keeps_the_answer_begun_and_hears_the_question_again_on_re
 }
 
 #[test]
+fn an_interview_resumes_from_its_snapshot_in_a_new_session() {
+    let mut play = Play::new(setup(InterviewKind::Behavioral, 3));
+    assert!(play.machine.snapshot().is_none(), "nothing to resume before it starts");
+    play.start();
+    play.answer_well();
+    play.finish_speaking();
+    let second = play.current_question();
+    play.feed(Input::CandidateStarted, 500);
+    // The server stops mid-answer: the interviewer holds, the answer so far is transcribed, and the snapshot goes
+    // through storage as JSON.
+    play.feed(Input::Disconnected, 3000);
+    play.feed(Input::CandidateFinished { words: typed_words("At my last company I led the migration"), wpm: None }, 1000);
+    let stored = serde_json::to_string(&play.machine.snapshot().expect("a started interview")).unwrap();
+    let snapshot: candor_interviewer::Snapshot = serde_json::from_str(&stored).unwrap();
+
+    // A new session with a fresh clock: connecting resumes the same question, continued, with no greeting.
+    let mut later = Play { machine: Interviewer::restore(setup(InterviewKind::Behavioral, 3), snapshot), now: 0, log: Vec::new(), speaking: None };
+    let back = later.feed(Input::Connected, 100);
+    let text = said(&back);
+    assert!(text.len() == 1 && text[0].starts_with("Welcome back. Please go on") && text[0].ends_with(&second), "{text:?}");
+    // The rest of the answer joins the part said before the restart; the interview goes on to its end, and the
+    // record holds every answer across both sessions.
+    let rest = strong_answer(&second);
+    later.answer(&rest);
+    for _ in 0..10 {
+        if later.machine.is_ended() {
+            break;
+        }
+        later.finish_speaking();
+        if said(&later.log).last().is_some_and(|t| t.contains("any questions")) {
+            later.answer("No.");
+        } else if !questions(&later.log).is_empty() {
+            later.answer_well();
+        }
+    }
+    let Some(Action::End { record, .. }) = later.log.iter().find(|a| matches!(a, Action::End { .. })) else { panic!("{:?}", later.log) };
+    assert_eq!(record.questions.len(), 3, "{record:?}");
+    assert!(record.questions.iter().all(|q| !q.ratings.is_empty()), "every question graded");
+    assert!(record.questions[1].answer.starts_with("At my last company I led the migration"), "{}", record.questions[1].answer);
+    assert!(record.questions[1].answer.ends_with(&rest));
+}
+
+#[test]
 fn end_works_at_every_phase_and_keeps_what_was_answered() {
     for phase in 0..4 {
         let mut play = Play::new(setup(InterviewKind::Behavioral, 3));

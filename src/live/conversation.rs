@@ -13,7 +13,7 @@ use std::time::Duration;
 use candor_interviewer::answer::Word as AnswerWord;
 use candor_interviewer::brain::parse_judgement;
 use candor_interviewer::report::{self, PastScores, Record, Report};
-use candor_interviewer::{Action, Control, EndReason, Event, Fact, Input, Interviewer, Setup, Timing};
+use candor_interviewer::{Action, Control, EndReason, Event, Fact, Input, Interviewer, Setup, Snapshot, Timing};
 use candor_signaling::events::{SessionPhase, Word};
 use candor_signaling::{ControlAction, EventBody};
 use tokio::sync::{mpsc, oneshot};
@@ -51,6 +51,8 @@ pub enum Message {
     Typed(String),
     /// The session is ending: finish (with a report unless `abandoned`) and say when done.
     Finish { abandoned: bool, done: oneshot::Sender<()> },
+    /// The server is stopping: store where the interview stands (no report), so it resumes after the restart.
+    Interrupt { done: oneshot::Sender<()> },
 }
 
 /// The sending side, held by the session context.
@@ -82,6 +84,14 @@ impl Conversation {
             let _ = tokio::time::timeout(FINISH_PATIENCE, finished).await;
         }
     }
+
+    /// Stops the conversation without ending the interview: where it stands is stored before this returns.
+    pub async fn interrupt(&self) {
+        let (done, stored) = oneshot::channel();
+        if self.queue.send(Message::Interrupt { done }).await.is_ok() {
+            let _ = tokio::time::timeout(FINISH_PATIENCE, stored).await;
+        }
+    }
 }
 
 pub fn control(action: ControlAction) -> Control {
@@ -95,10 +105,25 @@ pub fn control(action: ControlAction) -> Control {
 }
 
 /// Runs a session's conversation until it ends. Loads the interview first; without it there is nothing to do.
+/// An interview a server stopped in the middle resumes where it stood: the state is stored after every change.
 pub async fn run(session: Arc<Session>, mut messages: mpsc::Receiver<Message>) {
     let ctx = session.context.clone();
     let Some(setup) = setup(&session).await else { return };
-    let mut machine = Interviewer::new(setup);
+    let resumed = match ctx.store.resume_state(ctx.interview).await {
+        Ok(state) => state.and_then(|state| serde_json::from_str::<Snapshot>(&state).ok()),
+        Err(e) => {
+            tracing::warn!(error = %e, "where the interview stood could not be read; it starts afresh");
+            None
+        }
+    };
+    if resumed.is_some() {
+        tracing::info!(interview = %ctx.interview, "interview resumed where it stood");
+    }
+    let mut machine = match resumed {
+        Some(snapshot) => Interviewer::restore(setup, snapshot),
+        None => Interviewer::new(setup),
+    };
+    let mut stored_state: Option<String> = None;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut finishing: Option<(bool, oneshot::Sender<()>)> = None;
@@ -106,6 +131,7 @@ pub async fn run(session: Arc<Session>, mut messages: mpsc::Receiver<Message>) {
     // interviewer's reply to it starts (voice-to-voice latency).
     let mut reply_to: Option<(u64, u64)> = None;
     loop {
+        let mut ticked = false;
         let actions = tokio::select! {
             message = messages.recv() => match message {
                 Some(Message::Input(input)) => machine.handle(input, ctx.events.t_ms()),
@@ -130,10 +156,22 @@ pub async fn run(session: Arc<Session>, mut messages: mpsc::Receiver<Message>) {
                     finishing = Some((abandoned, done));
                     machine.handle(Input::Control(Control::End), ctx.events.t_ms())
                 }
+                Some(Message::Interrupt { done }) => {
+                    store_state(&ctx, &machine, &mut stored_state).await;
+                    ctx.recorder.flush().await;
+                    let _ = done.send(());
+                    return;
+                }
                 None => return,
             },
-            _ = tick.tick() => machine.handle(Input::Tick, ctx.events.t_ms()),
+            _ = tick.tick() => {
+                ticked = true;
+                machine.handle(Input::Tick, ctx.events.t_ms())
+            }
         };
+        if !ticked || !actions.is_empty() {
+            store_state(&ctx, &machine, &mut stored_state).await;
+        }
         for action in actions {
             if let Some(end) = act(&session, &ctx, action, &mut reply_to).await {
                 ctx.voice.interrupt(&ctx).await;
@@ -150,6 +188,15 @@ pub async fn run(session: Arc<Session>, mut messages: mpsc::Receiver<Message>) {
                 return;
             }
         }
+    }
+}
+
+/// Queues where the interview stands when it changed since the last write (cleared once it has ended).
+async fn store_state(ctx: &SessionContext, machine: &Interviewer, stored: &mut Option<String>) {
+    let state = machine.snapshot().and_then(|s| serde_json::to_string(&s).ok());
+    if state != *stored {
+        ctx.recorder.write(Write::ResumeState(state.clone())).await;
+        *stored = state;
     }
 }
 

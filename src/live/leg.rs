@@ -109,7 +109,7 @@ impl Leg for CandidateLeg {
                     Some(candidate) => return Next::Candidate(candidate),
                     None => self.candidates = None,
                 },
-                () = session.ended() => return Next::Ended("session_ended"),
+                () = session.ended() => return Next::Ended(session.closing_reason()),
                 () = session.replaced(self.generation) => return Next::Ended("replaced"),
             }
         }

@@ -36,7 +36,14 @@ const VIDEO_QUEUE: usize = 8;
 const ANALYSIS_INTERVAL_MS: u64 = 200;
 const ANALYSIS_MAX_SIDE: u32 = 640;
 
-pub async fn run_audio(ctx: SessionContext, track: Arc<dyn TrackRemote>, copies: broadcast::Sender<rtc::rtp::Packet>) {
+/// The candidate's audio until the track ends or `stop` (the connection dropped, the server is stopping); then
+/// the open turn is closed and transcribed.
+pub async fn run_audio(
+    ctx: SessionContext,
+    track: Arc<dyn TrackRemote>,
+    copies: broadcast::Sender<rtc::rtp::Packet>,
+    stop: tokio_util::sync::CancellationToken,
+) {
     let Ok(mut decoder) = OpusDecoder::new() else {
         tracing::error!("cannot create an Opus decoder");
         return;
@@ -59,6 +66,7 @@ pub async fn run_audio(ctx: SessionContext, track: Arc<dyn TrackRemote>, copies:
                 Some(TrackRemoteEvent::OnEnded) | None => break,
                 Some(_) => continue,
             },
+            () = stop.cancelled() => break,
             done = speech.done() => {
                 speech.handle(done).await;
                 continue;

@@ -187,12 +187,11 @@ impl Live {
         self.registry().sessions.get(&interview).cloned()
     }
 
-    /// Ends every live session (server shutdown): clients are told, peers closed.
+    /// Server shutdown: every live session stores where it stands and closes (its interview resumes after the
+    /// restart), all at once.
     pub async fn shutdown(&self) {
         let sessions: Vec<Arc<Session>> = self.registry().sessions.values().cloned().collect();
-        for session in sessions {
-            session.end("server_shutdown").await;
-        }
+        futures_util::future::join_all(sessions.iter().map(|session| session.interrupt())).await;
     }
 
     /// Number of live candidate sessions.

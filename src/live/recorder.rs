@@ -50,6 +50,8 @@ pub enum Write {
     Round { position: i64, ended: bool },
     Question { id: String, round_position: i64, position: i64, text: String, source: QuestionSource, parent_id: Option<String> },
     Score { question_id: String, scores: String, notes: String, brain: String },
+    /// Where the interview stands, to resume it after a restart (`None` once it has ended).
+    ResumeState(Option<String>),
     /// Answered once everything queued before it is written.
     Flush(oneshot::Sender<()>),
 }
@@ -159,5 +161,6 @@ async fn apply(store: &Store, interview: InterviewId, write: &Write) -> Result<(
         Write::Score { question_id, scores, notes, brain } => {
             store.insert_score(NewScore { interview, question_id, scores, notes, brain }).await
         }
+        Write::ResumeState(state) => store.save_resume_state(interview, state.as_deref()).await,
     }
 }

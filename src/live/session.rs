@@ -130,8 +130,10 @@ pub struct Session {
     started: Instant,
     /// Media has flowed (a peer reached `connected` once): the interview has started.
     connected: AtomicBool,
-    /// Set by the first `end`: later and concurrent calls do nothing.
+    /// Set by the first `end` (or `interrupt`): later and concurrent calls do nothing.
     ending: AtomicBool,
+    /// What signaling tells the client when the session is over: `session_ended`, or `server_restarting`.
+    closing: std::sync::OnceLock<&'static str>,
     /// Observers watching now (at most `observer::MAX_OBSERVERS`).
     pub(super) observers: std::sync::atomic::AtomicUsize,
     /// The recording task (it returns at once without the candidate's consent); the end waits for it.
@@ -149,7 +151,13 @@ struct Peer {
     tracks: usize,
     /// The candidate is disconnected; cancelled when they rejoin.
     away: Option<CancellationToken>,
+    /// Stops this peer's audio task, which then transcribes the open turn (`audio`, awaited when the server stops).
+    stop_audio: CancellationToken,
+    audio: Option<tokio::task::JoinHandle<()>>,
 }
+
+/// How long a stopping server waits for the audio already received to be transcribed.
+const FLUSH_PATIENCE: Duration = Duration::from_secs(15);
 
 /// A started session, its answer, and its local candidates to trickle.
 pub struct Started {
@@ -233,6 +241,8 @@ impl Session {
                 first_mid: first_mid.unwrap_or_else(|| "0".into()),
                 tracks: 0,
                 away: None,
+                stop_audio: CancellationToken::new(),
+                audio: None,
             }),
             joined: watch::channel(0).0,
             rejoining: tokio::sync::Mutex::new(()),
@@ -241,6 +251,7 @@ impl Session {
             started,
             connected: AtomicBool::new(false),
             ending: AtomicBool::new(false),
+            closing: std::sync::OnceLock::new(),
             observers: Default::default(),
             taping: Default::default(),
         });
@@ -298,6 +309,8 @@ impl Session {
             peer.pc = pc.clone();
             peer.first_mid = first_mid.unwrap_or_else(|| "0".into());
             peer.tracks = 0;
+            peer.stop_audio = CancellationToken::new();
+            peer.audio = None;
             peer.generation
         };
         self.joined.send_replace(generation);
@@ -351,6 +364,7 @@ impl Session {
             }
             let away = CancellationToken::new();
             peer.away = Some(away.clone());
+            peer.stop_audio.cancel();
             let session = self.clone();
             tokio::spawn(async move {
                 tokio::select! {
@@ -443,9 +457,44 @@ impl Session {
             return;
         }
         tracing::info!(interview = %self.interview(), reason, "session ending");
+        let _ = self.closing.set("session_ended");
         self.context.conversation.finish(reason == ABANDONED).await;
         self.context.events.send(EventBody::SessionState { state: SessionPhase::Ended, paused: None }).await;
         self.context.events.drain(DRAIN_PATIENCE).await;
+        self.close().await;
+    }
+
+    /// The server is stopping: the interview does not end. Everything said so far and where the interview
+    /// stands are stored, and signaling tells the client `server_restarting`; after the restart the candidate
+    /// joins again and the interview resumes at the same question.
+    pub async fn interrupt(&self) {
+        if self.ending.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tracing::info!(interview = %self.interview(), "session interrupted by the server stopping");
+        let _ = self.closing.set("server_restarting");
+        // The interviewer holds as for a dropped connection, and the answer in progress is transcribed first, so
+        // that it is in what the conversation stores (unjudged: the candidate goes on with it after the restart).
+        self.context.conversation.send(Message::Input(Input::Disconnected)).await;
+        let audio = {
+            let mut peer = self.peer();
+            peer.stop_audio.cancel();
+            peer.audio.take()
+        };
+        if let Some(audio) = audio {
+            let _ = tokio::time::timeout(FLUSH_PATIENCE, audio).await;
+        }
+        self.context.conversation.interrupt().await;
+        self.close().await;
+    }
+
+    /// Why signaling should say the session is over.
+    pub fn closing_reason(&self) -> &'static str {
+        self.closing.get().copied().unwrap_or("session_ended")
+    }
+
+    /// Stops the session's tasks, seals the recording, closes the peer and frees the user's place.
+    async fn close(&self) {
         self.cancel.cancel();
         let taping = self.taping.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(taping) = taping
@@ -525,7 +574,9 @@ impl Session {
                     }
                     let ctx = self.context.clone();
                     if track.kind().await == RtpCodecKind::Audio {
-                        tokio::spawn(media::run_audio(ctx, track, self.fanout.audio.clone()));
+                        let stop = self.peer().stop_audio.clone();
+                        let audio = tokio::spawn(media::run_audio(ctx, track, self.fanout.audio.clone(), stop));
+                        self.peer().audio = Some(audio);
                     } else {
                         tokio::spawn(media::run_video(ctx, track, self.fanout.video.clone(), self.fanout.frames.clone()));
                     }

@@ -89,6 +89,7 @@ impl Store {
 
 /// Sensitive columns, sealed when field encryption is on (the names are the associated data).
 const JOB_DESCRIPTION: &str = "interviews.job_description";
+const RESUME_STATE: &str = "interviews.resume_state";
 const TURN_TEXT: &str = "turns.text";
 const TURN_WORDS: &str = "turns.words";
 
@@ -230,6 +231,25 @@ impl Store {
         .await?
         .rows_affected();
         Ok(changed == 1)
+    }
+
+    /// Where the live interview stands (`candor_interviewer::Snapshot` as JSON), sealed; `None` clears it.
+    pub async fn save_resume_state(&self, id: InterviewId, state: Option<&str>) -> StoreResult<()> {
+        sqlx::query("UPDATE interviews SET resume_state = $1 WHERE id = $2")
+            .bind(state.map(|s| self.seal(RESUME_STATE, s)).transpose()?)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The stored state to resume the interview from, if any.
+    pub async fn resume_state(&self, id: InterviewId) -> StoreResult<Option<String>> {
+        let stored: Option<Option<String>> = sqlx::query_scalar("SELECT resume_state FROM interviews WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        stored.flatten().map(|s| self.open(RESUME_STATE, s)).transpose()
     }
 
     /// One per-second sample of live measurements, as compact JSON; a repeated (kind, t_ms) replaces the first.

@@ -1,6 +1,7 @@
 //! A candidate whose connection drops: the session waits for them (`CANDOR_REJOIN_GRACE_SECS`), the audio it
 //! already received is transcribed and kept, and rejoining over a fresh WebRTC connection resumes the same
 //! interview at the same question. Past the grace period the interview ends with a report of what was answered.
+//! A server that stops mid-interview stores where it stood, and a new one resumes it.
 
 use std::time::Duration;
 
@@ -126,4 +127,73 @@ async fn joining_again_while_connected_takes_the_session_over_and_the_old_socket
     assert!(new.wait_until(PATIENCE, |c| said(c).len() > before).await, "the session still answers");
     assert!(new.is_connected());
     new.end().await;
+}
+
+/// What SIGTERM does (`Live::shutdown` in the graceful shutdown), mid-answer: the answer in progress is
+/// transcribed and stored with where the interview stands, the client is told `server_restarting`, and a new
+/// server on the same database resumes the interview at the same question.
+#[tokio::test]
+async fn a_server_restart_mid_answer_loses_nothing_and_the_interview_resumes() {
+    let data = tempfile::tempdir().unwrap();
+    let start = |dir: std::path::PathBuf| {
+        spawn_app_with(Backend::Sqlite, move |c| {
+            crate::helpers::with_models(c);
+            c.data_dir = dir;
+        })
+    };
+    let app = start(data.path().to_path_buf()).await;
+    let ready = app.get("/readyz", None).await.body;
+    if ["vad", "stt"].iter().any(|e| ready["engines"][e] != "ok") {
+        assert!(std::env::var("CANDOR_TEST_REQUIRE_SERVICES").is_err(), "models missing: {ready}");
+        return;
+    }
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let interview = app.create_interview(&token).await;
+    let client = Client::connect(options(&app, &token, &interview, Role::Candidate)).await.expect("connects");
+    assert!(client.wait_until(PATIENCE, |c| !events_of(c, "interviewer.question").is_empty()).await);
+    let first = "At my last job I moved our billing system to a queue, and failed payments fell by half within a month.";
+    client.send_event(&json!({"v": 1, "type": "answer.text", "text": first}).to_string()).await.unwrap();
+    assert!(client.wait_until(PATIENCE, |c| events_of(c, "interviewer.question").len() >= 2).await);
+    let question = events_of(&client, "interviewer.question")[1].clone();
+    let text = question["text"].as_str().unwrap().to_string();
+    let asked = |c: &Client| events_of(c, "interviewer.speech").iter().any(|e| e["phase"] == "end" && e["text"].as_str().is_some_and(|t| t.ends_with(&text)));
+    assert!(client.wait_until(PATIENCE, asked).await);
+
+    let (begun, _) = espeak("At my last company I rebuilt the billing pipeline for our largest customers", 150);
+    client.say(begun, 16_000).await;
+    drop(app);
+    let restarting = |c: &Client| c.signals().iter().any(|s| matches!(s, ServerMessage::Ended { reason } if reason == "server_restarting"));
+    assert!(client.wait_until(PATIENCE, restarting).await, "{:?}", client.signals());
+    client.vanish().await;
+
+    let app = start(data.path().to_path_buf()).await;
+    let id = interview.parse().unwrap();
+    let turns = app.state.store.turns(id).await.unwrap();
+    assert!(
+        turns.iter().any(|t| t.text.to_lowercase().contains("pipeline") && t.question_id.as_deref() == question["question_id"].as_str()),
+        "the answer in progress was stored before the server stopped: {turns:?}"
+    );
+    let back = Client::connect(options(&app, &token, &interview, Role::Candidate)).await.expect("joins again");
+    let resumed = |c: &Client| said(c).iter().any(|t| t.starts_with("Welcome back. Please go on") && t.ends_with(&text));
+    assert!(back.wait_until(PATIENCE, resumed).await, "{:?}", said(&back));
+    assert!(said(&back).iter().all(|t| !t.contains("welcome to your practice interview")), "no second greeting");
+
+    let rest = "I split the nightly batch into small idempotent jobs, added retries and alerts, and failed runs fell by ninety percent.";
+    back.send_event(&json!({"v": 1, "type": "answer.text", "text": rest}).to_string()).await.unwrap();
+    assert!(back.wait_until(PATIENCE, |c| !events_of(c, "interviewer.question").is_empty()).await, "the next question");
+    back.send_event(r#"{"v":1,"type":"control","action":"end"}"#).await.unwrap();
+    assert!(back.wait_until(PATIENCE, |c| !events_of(c, "report.ready").is_empty()).await);
+    let report = app.get(&format!("/api/v1/interviews/{interview}/report"), Some(&token)).await.body;
+    assert_eq!(report["questions"][0]["answer"], first, "{report}");
+    // The question in progress (a follow-up or the next question, as the interviewer chose) holds both parts.
+    let asked = report["questions"].as_array().unwrap().iter().flat_map(|q| {
+        std::iter::once(q).chain(q["follow_ups"].as_array().into_iter().flatten())
+    });
+    let second = asked
+        .filter(|q| q["id"] == question["question_id"])
+        .find_map(|q| q["answer"].as_str())
+        .unwrap_or_default()
+        .to_lowercase();
+    assert!(second.contains("pipeline") && second.contains("idempotent"), "one answer across the restart: {report}");
+    back.vanish().await;
 }
