@@ -194,7 +194,7 @@ impl Metrics {
         )
         .expect("valid metric");
         let recordings = IntCounterVec::new(
-            Opts::new("recordings_total", "Recordings by event: started, finished, failed, expired, erased"),
+            Opts::new("recordings_total", "Recordings by event: started, finished, recovered (after a crash), failed, expired, erased"),
             &["event"],
         )
         .expect("valid metric");

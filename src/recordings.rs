@@ -230,6 +230,33 @@ impl Recordings {
         Ok(rows.len())
     }
 
+    /// Recordings a crash left unfinished in this data directory, at startup (before any session records): each
+    /// is marked finished as far as its last sealed chunk (everything sealed before the crash replays) and moved
+    /// to the object store when one is configured. A row whose file is not here is another node's. Returns how
+    /// many were recovered.
+    pub async fn recover(&self) -> Result<usize, RecordingError> {
+        let mut recovered = 0;
+        for row in self.store.unfinished_local_recordings().await? {
+            let path = self.data_dir.join(&row.path);
+            let io = |source| RecordingError::Io { path: path.display().to_string(), source };
+            let sealed = match tokio::fs::read(&path).await {
+                Ok(sealed) => sealed,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io(e)),
+            };
+            let plain = ChunkIndex::scan(&mut std::io::Cursor::new(&sealed))?.len();
+            let duration_ms = u64::try_from(row.duration_ms).unwrap_or(0);
+            self.store.update_recording(&row.id, plain, duration_ms, true).await?;
+            self.metrics.recordings.with_label_values(&["recovered"]).inc();
+            if let Some(objects) = &self.objects {
+                move_to(objects, &self.store, &row.id, &path, &row.path).await?;
+            }
+            tracing::info!(recording = row.id, bytes = plain, "unfinished recording recovered after a restart");
+            recovered += 1;
+        }
+        Ok(recovered)
+    }
+
     /// Moves every data key to the current master key; returns how many were moved.
     pub async fn rewrap(&self) -> Result<usize, RecordingError> {
         let rows = self.store.recordings_wrapped_by_other_keys(self.vault.master_key_id()).await?;
@@ -279,6 +306,22 @@ impl Seek for ObjectFile {
     }
 }
 
+/// Uploads a recording's sealed file (at `path`, `relative` to the data directory) and its chunk index, marks
+/// the row, then removes the local copy.
+async fn move_to(objects: &Objects, store: &Store, id: &str, path: &Path, relative: &str) -> Result<(), RecordingError> {
+    let io = |source| RecordingError::Io { path: path.display().to_string(), source };
+    let sealed = tokio::fs::read(path).await.map_err(io)?;
+    let index = ChunkIndex::scan(&mut std::io::Cursor::new(&sealed))?;
+    objects.store.put(&objects.path(relative), PutPayload::from(sealed)).await?;
+    objects.store.put(&objects.index_path(relative), PutPayload::from(index.to_bytes())).await?;
+    store.mark_recording_moved(id).await?;
+    tokio::fs::remove_file(path).await.map_err(io)?;
+    if let Some(dir) = path.parent() {
+        let _ = tokio::fs::remove_dir(dir).await;
+    }
+    Ok(())
+}
+
 /// A recording being written: media bytes go in as they come, sealed a chunk at a time off the async runtime.
 pub struct Tape {
     pub id: String,
@@ -321,7 +364,7 @@ impl Tape {
         self.store.update_recording(&self.id, len, duration_ms, true).await?;
         self.metrics.recordings.with_label_values(&["finished"]).inc();
         if let Some((objects, relative)) = self.objects.take()
-            && let Err(e) = self.move_to(&objects, &relative).await
+            && let Err(e) = move_to(&objects, &self.store, &self.id, &self.path, &relative).await
         {
             // It stays readable where it is; the next finished recording tries again for itself.
             tracing::warn!(recording = self.id, error = %e, "recording kept on local disk: the object store refused it");
@@ -329,20 +372,6 @@ impl Tape {
         Ok(())
     }
 
-    /// Uploads the sealed file and its chunk index, then removes the local copy.
-    async fn move_to(&self, objects: &Objects, relative: &str) -> Result<(), RecordingError> {
-        let io = |source| RecordingError::Io { path: self.path.display().to_string(), source };
-        let sealed = tokio::fs::read(&self.path).await.map_err(io)?;
-        let index = ChunkIndex::scan(&mut std::io::Cursor::new(&sealed))?;
-        objects.store.put(&objects.path(relative), PutPayload::from(sealed)).await?;
-        objects.store.put(&objects.index_path(relative), PutPayload::from(index.to_bytes())).await?;
-        self.store.mark_recording_moved(&self.id).await?;
-        tokio::fs::remove_file(&self.path).await.map_err(io)?;
-        if let Some(dir) = self.path.parent() {
-            let _ = tokio::fs::remove_dir(dir).await;
-        }
-        Ok(())
-    }
 
     async fn with_writer(
         &mut self,

@@ -75,6 +75,12 @@ impl Application {
         let bound = listener.local_addr().map_err(|source| StartupError::Bind { addr: config.bind, source })?;
         let mailer = crate::notify::Mailer::from_config(&config, bound, metrics.clone())?;
         let recordings = Arc::new(recordings(&config, vault, store.clone(), metrics.clone())?);
+        // Before any session records: what a crash left unfinished is closed and moved where it belongs.
+        match recordings.recover().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(recovered = n, "recordings a crash left unfinished were recovered"),
+            Err(e) => tracing::warn!(error = %e, "unfinished recordings not recovered; they stay readable where they are"),
+        }
         let state = AppState {
             live: crate::live::Live::new(
                 config.clone(),

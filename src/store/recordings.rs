@@ -120,6 +120,14 @@ impl Store {
         .await?)
     }
 
+    /// Recordings in a data directory that were never finished (the server stopped without sealing their end).
+    pub async fn unfinished_local_recordings(&self) -> StoreResult<Vec<RecordingRecord>> {
+        Ok(sqlx::query_as(select_recording!("WHERE finished_at IS NULL AND deleted_at IS NULL AND location = 'local'
+             ORDER BY created_at"))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// The recording now lives in the object store.
     pub async fn mark_recording_moved(&self, id: &str) -> StoreResult<()> {
         sqlx::query("UPDATE recordings SET location = 'object' WHERE id = $1").bind(id).execute(&self.pool).await?;

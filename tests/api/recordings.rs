@@ -149,3 +149,45 @@ async fn recordings_move_to_an_s3_store_and_replay_from_it() {
     assert_eq!(app.state.recordings.sweep(later).await.unwrap(), 1);
     assert!(s3.keys().await.is_empty(), "the objects are deleted");
 }
+
+/// A crash leaves a recording unfinished in the data directory (its sealed chunks on disk, its row unfinished):
+/// at startup it is marked finished as far as it was sealed, replays whole, and moves to the object store. A row
+/// whose file is not in this data directory (another node's) is left alone.
+#[tokio::test]
+async fn a_recording_a_crash_left_unfinished_is_recovered_at_startup() {
+    let Some(s3) = crate::helpers::S3Server::start().await else { return };
+    let app = crate::helpers::spawn_app_with(Backend::Sqlite, |c| s3.configure(c)).await;
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let owner: UserId = app.get("/api/v1/me", Some(&token)).await.body["id"].as_str().unwrap().parse().unwrap();
+    let id = app.create_interview(&token).await;
+    let interview: InterviewId = id.parse().unwrap();
+    let media: Vec<u8> = (0..150_000u32).map(|i| (i % 241) as u8).collect();
+    let mut tape = app.state.recordings.start(interview, owner, Source::Candidate, "audio/ogg", 0).await.unwrap();
+    for piece in media.chunks(50_000) {
+        tape.append(piece.to_vec(), 1000).await.unwrap();
+    }
+    drop(tape); // the crash: no final chunk, the row never finished
+    let elsewhere = app.state.recordings.start(interview, owner, Source::Interviewer, "audio/ogg", 0).await.unwrap();
+    drop(elsewhere);
+    let rows = app.state.store.recordings(interview).await.unwrap();
+    let (ours, other) = (&rows[0], &rows[1]);
+    std::fs::remove_file(app.state.config.data_dir.join(&other.path)).unwrap();
+    assert!(ours.finished_at.is_none() && ours.location == "local");
+
+    // What startup runs before any session records.
+    assert_eq!(app.state.recordings.recover().await.unwrap(), 1);
+    let row = app.state.store.recordings(interview).await.unwrap().into_iter().find(|r| r.id == ours.id).unwrap();
+    assert!(row.finished_at.is_some());
+    assert_eq!(row.location, "object");
+    assert_eq!(row.bytes, media.len() as i64);
+    assert!(!app.state.config.data_dir.join(&row.path).exists(), "moved, no local copy left");
+    let list = app.get(&format!("/api/v1/interviews/{id}/recordings"), Some(&token)).await.body;
+    let item = list["items"].as_array().unwrap().iter().find(|i| i["id"] == json!(row.id)).unwrap().clone();
+    let whole = app.client.get(app.url(item["url"].as_str().unwrap())).send().await.unwrap();
+    assert_eq!(whole.status(), StatusCode::OK);
+    assert_eq!(whole.bytes().await.unwrap().to_vec(), media, "everything sealed before the crash replays");
+    assert!(app.state.metrics.render().contains("candor_recordings_total{event=\"recovered\"} 1"));
+    assert_eq!(app.state.recordings.recover().await.unwrap(), 0, "recovered once");
+    let other = app.state.store.recordings(interview).await.unwrap().into_iter().find(|r| r.id == other.id).unwrap();
+    assert!(other.finished_at.is_none(), "another node's recording is left alone");
+}
