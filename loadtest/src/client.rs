@@ -63,6 +63,8 @@ pub struct Options {
     pub whip: bool,
     /// Send this many 20 ms "Opus" packets of random bytes before any real audio (garbage RTP payloads).
     pub garbage_audio_packets: u32,
+    /// A bad network between this client and the server (loss, jitter, blackouts), both ways.
+    pub impairment: Option<crate::impair::Impairment>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -235,16 +237,16 @@ impl Client {
         let interceptors = register_default_interceptors(Registry::new(), &mut media)?;
         let handler =
             Handler { recorded: recorded.clone(), ws_out: ws_out.clone(), trickle, gathered: gathered.clone() };
-        let pc: Arc<dyn PeerConnection> = Arc::new(
-            PeerConnectionBuilder::new()
-                .with_configuration(RTCConfigurationBuilder::new().build())
-                .with_media_engine(media)
-                .with_interceptor_registry(interceptors)
-                .with_handler(Arc::new(handler))
-                .with_udp_addrs(vec![SocketAddr::from(([127, 0, 0, 1], 0))])
-                .build()
-                .await?,
-        );
+        let mut builder = PeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(media)
+            .with_interceptor_registry(interceptors)
+            .with_handler(Arc::new(handler))
+            .with_udp_addrs(vec![SocketAddr::from(([127, 0, 0, 1], 0))]);
+        if let Some(runtime) = options.impairment.and_then(crate::impair::Impairment::runtime) {
+            builder = builder.with_runtime(runtime);
+        }
+        let pc: Arc<dyn PeerConnection> = Arc::new(builder.build().await?);
 
         let mut audio_track = None;
         let mut video_track = None;

@@ -12,6 +12,7 @@
 
 pub mod capacity;
 mod client;
+pub mod impair;
 pub mod latency;
 pub mod load;
 pub mod media;

@@ -30,6 +30,8 @@ pub struct Load {
     pub camera: Option<(CameraCodec, u32, u32, u32)>,
     /// A still RGB24 picture for the cameras to show (e.g. a face), of the camera's size.
     pub picture: Option<Vec<u8>>,
+    /// A bad network between every candidate and the server.
+    pub impairment: Option<crate::impair::Impairment>,
 }
 
 impl Load {
@@ -190,6 +192,7 @@ pub async fn run(load: &Load) -> Result<Report, LoadError> {
                 trickle: true,
                 whip: false,
                 garbage_audio_packets: 0,
+                impairment: load.impairment,
             };
             Client::connect(options).await.map_err(|e: ClientError| e.to_string())
         }
@@ -364,6 +367,7 @@ mod tests {
             pause: Duration::from_secs(4),
             camera: None,
             picture: None,
+            impairment: None,
         };
         let phases: Vec<f64> = (0..16).map(|i| load.phase(i).as_secs_f64()).collect();
         assert_eq!(phases[0], 0.0);

@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use candor_loadtest::capacity;
 use candor_loadtest::load::{Load, run};
+use candor_loadtest::impair::Impairment;
 use candor_loadtest::media::{CameraCodec, read_picture, read_wav};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -68,6 +69,9 @@ struct Args {
     /// Where the search writes capacity.json, capacity.md and capacity.svg.
     #[arg(long, default_value = ".")]
     out: PathBuf,
+    /// A bad network for every candidate, both ways: e.g. `loss=5%`, `jitter=100ms`, `blackout=2s@20s`.
+    #[arg(long, value_parser = Impairment::parse)]
+    impair: Option<Impairment>,
 }
 
 #[tokio::main]
@@ -95,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
         pause: Duration::from_secs_f64(args.pause.max(0.0)),
         camera: (!args.no_video).then_some((codec, width, height, fps)),
         picture,
+        impairment: args.impair,
     };
     if let Some(max_sessions) = args.search {
         return search_capacity(&load, max_sessions, &args).await;

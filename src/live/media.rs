@@ -1,6 +1,6 @@
 //! Inbound media of a candidate: RTP in, decoded signals and events out.
 //!
-//! - Audio: Opus RTP is decoded (with loss concealment for small gaps), resampled to 16 kHz mono for the speech
+//! - Audio: Opus RTP is put back in order (`reorder`), decoded (with loss concealment for small gaps), resampled to 16 kHz mono for the speech
 //!   pipelines, and measured: one `speech.metrics` event and one stored sample per second.
 //! - Video: RTP is reassembled into frames and decoded on a dedicated thread. Every frame must be decoded, but
 //!   only about five a second are converted for face analysis (latest frame wins): one `vision.metrics` event
@@ -22,12 +22,16 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use super::SessionContext;
 use super::frames::FrameAssembler;
+use super::reorder::{Released, Reorder};
 use crate::domain::SampleKind;
 use super::speech::SpeechFeed;
 use super::vision::VisionFeed;
 
 /// Gaps up to this many packets (100 ms of 20 ms frames) are concealed; longer ones restart the timeline.
-const MAX_CONCEALED_PACKETS: u16 = 5;
+const MAX_CONCEALED_PACKETS: u64 = 5;
+/// Audio packets that may wait behind a missing one for it to arrive out of order (160 ms of 20 ms frames):
+/// more than the reordering of 100 ms of jitter; a packet lost for good holds the stream this long at most.
+const REORDER_DEPTH: usize = 8;
 /// Without audio packets for twice this long, the speech pipeline gets this much silence at a time.
 const SILENCE_FILL: Duration = Duration::from_millis(200);
 /// Encoded frames waiting for the video decoder; about half a second at 15 fps.
@@ -52,7 +56,7 @@ pub async fn run_audio(
     let mut meter = LevelMeter::new(PIPELINE_RATE as usize);
     let mut speech = SpeechFeed::new(ctx.clone(), ctx.engines.clone());
     let (mut pcm48, mut pcm16) = (Vec::new(), Vec::new());
-    let mut last_seq: Option<u16> = None;
+    let mut reorder = Reorder::new(REORDER_DEPTH);
     let mut seconds: u64 = 0;
     // Clients may stop sending during silence (Opus DTX, a muted or vanished microphone); the speech pipeline
     // is then fed silence so that an open turn still ends.
@@ -60,9 +64,17 @@ pub async fn run_audio(
     let mut silence_check = tokio::time::interval(SILENCE_FILL);
     silence_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let packet = tokio::select! {
+        let released = tokio::select! {
             event = track.poll() => match event {
-                Some(TrackRemoteEvent::OnRtpPacket(packet)) => Some(packet),
+                Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
+                    last_packet = Instant::now();
+                    ctx.metrics.rtp_in(true, packet.payload.len());
+                    let released = reorder.push(packet.header.sequence_number, packet);
+                    if released.is_empty() {
+                        continue; // it waits for the packets before it
+                    }
+                    released
+                }
                 Some(TrackRemoteEvent::OnEnded) | None => break,
                 Some(_) => continue,
             },
@@ -72,36 +84,38 @@ pub async fn run_audio(
                 continue;
             }
             _ = silence_check.tick() => {
-                if last_packet.elapsed() < SILENCE_FILL * 2 {
+                // A pause in the stream: what waits behind a gap goes now.
+                let paused = last_packet.elapsed();
+                if !reorder.is_empty() && paused >= SILENCE_FILL {
+                    reorder.flush()
+                } else if paused >= SILENCE_FILL * 2 {
+                    Vec::new() // silence
+                } else {
                     continue;
                 }
-                None
             }
         };
         pcm16.clear();
-        match packet {
-            Some(packet) => {
-                last_packet = Instant::now();
-                ctx.metrics.rtp_in(true, packet.payload.len());
-                let seq = packet.header.sequence_number;
-                pcm48.clear();
-                if let Some(last) = last_seq {
-                    let gap = seq.wrapping_sub(last).wrapping_sub(1);
-                    if gap > u16::MAX / 2 {
-                        continue; // late or duplicate: its slot was concealed already
+        if released.is_empty() {
+            pcm16.resize(PIPELINE_RATE as usize * SILENCE_FILL.as_millis() as usize / 1000, 0.0);
+        } else {
+            pcm48.clear();
+            for item in released {
+                match item {
+                    Released::Lost(n) => {
+                        for _ in 0..n.min(MAX_CONCEALED_PACKETS) {
+                            let _ = decoder.conceal(&mut pcm48);
+                        }
                     }
-                    for _ in 0..gap.min(MAX_CONCEALED_PACKETS) {
-                        let _ = decoder.conceal(&mut pcm48);
+                    Released::Packet(packet) => {
+                        if decoder.decode(&packet.payload, &mut pcm48).is_err() {
+                            ctx.metrics.decode_errors.with_label_values(&["audio"]).inc();
+                        }
+                        let _ = copies.send(packet);
                     }
                 }
-                last_seq = Some(seq);
-                if decoder.decode(&packet.payload, &mut pcm48).is_err() {
-                    ctx.metrics.decode_errors.with_label_values(&["audio"]).inc();
-                }
-                let _ = copies.send(packet);
-                resampler.process(&pcm48, &mut pcm16);
             }
-            None => pcm16.resize(PIPELINE_RATE as usize * SILENCE_FILL.as_millis() as usize / 1000, 0.0),
+            resampler.process(&pcm48, &mut pcm16);
         }
         speech.push(&pcm16);
         for level in meter.push(&pcm16) {

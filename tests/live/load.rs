@@ -26,6 +26,7 @@ async fn the_load_generator_runs_candidates_and_reports_what_they_cost() {
         pause: Duration::from_secs(2),
         camera: Some((CameraCodec::Vp8, 320, 240, 15)),
         picture: Some(read_picture(&portrait, 320, 240).unwrap()),
+        impairment: None,
     };
     let report = run(&load).await.unwrap();
     assert_eq!((report.connected, report.failures.len()), (2, 0), "{report}");
@@ -55,6 +56,7 @@ async fn the_capacity_search_runs_growing_steps_and_writes_its_results() {
         pause: Duration::from_secs(2),
         camera: None,
         picture: None,
+        impairment: None,
     };
     let bound = Duration::from_millis(5000);
     let mut seen = Vec::new();
@@ -82,6 +84,7 @@ async fn a_dead_server_is_a_clear_error() {
         pause: Duration::ZERO,
         camera: None,
         picture: None,
+        impairment: None,
     };
     let error = run(&load).await.unwrap_err();
     assert!(matches!(error, LoadError::NoSession(_)), "{error}");
@@ -131,6 +134,7 @@ async fn the_server_stops_cleanly_while_inference_runs() {
         pause: Duration::from_millis(500),
         camera: Some((CameraCodec::Vp8, 320, 240, 15)),
         picture: Some(read_picture(&models.join("astronaut.png"), 320, 240).unwrap()),
+        impairment: None,
     };
     let candidates = tokio::spawn(async move { run(&load).await });
     // Speech and faces are being analysed by now.

@@ -8,6 +8,7 @@ mod helpers;
 mod interview;
 mod load;
 mod media;
+mod network;
 mod recordings;
 mod rejoin;
 mod reliability;
@@ -41,6 +42,7 @@ pub fn options(app: &TestApp, token: &str, interview: &str, role: Role) -> Optio
         trickle: true,
         whip: false,
         garbage_audio_packets: 0,
+        impairment: None,
         picture: None,
     }
 }
