@@ -278,3 +278,73 @@ async fn the_web_client_is_served_with_its_content_types() {
     }
     assert_eq!(app.get("/nope.js", None).await.status, StatusCode::NOT_FOUND);
 }
+
+/// Every response carries the security headers; pages get a Content-Security-Policy that allows their own
+/// scripts (inline ones by hash) and nothing injected; HSTS only when the public URL is HTTPS.
+#[tokio::test]
+async fn responses_carry_security_headers_and_pages_a_strict_script_policy() {
+    use base64::Engine;
+    use sha2::Digest;
+    let app = spawn_app(Backend::Sqlite).await;
+    for path in ["/", "/room.html", "/report.html", "/api.js", "/healthz", "/api/v1/me", "/nope", "/api/v1/openapi.json"] {
+        let reply = app.get(path, None).await;
+        let header = |name: &str| reply.headers.get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("referrer-policy"), "no-referrer", "{path}");
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert!(header("content-security-policy").contains("frame-ancestors 'none'"), "{path}");
+        assert!(header("strict-transport-security").is_empty(), "{path}: no HSTS over plain HTTP");
+    }
+    for page in ["/", "/room.html", "/report.html", "/observe.html", "/coach.html"] {
+        let reply = app.get(page, None).await;
+        let policy = reply.headers["content-security-policy"].to_str().unwrap().to_string();
+        let script_src = policy.split(';').find(|d| d.trim().starts_with("script-src")).unwrap();
+        assert!(!script_src.contains("unsafe-inline") && !script_src.contains('*'), "{page}: {script_src}");
+        assert!(policy.contains("object-src 'none'") && policy.contains("base-uri 'none'"), "{page}: {policy}");
+        // Each inline script is allowed by its hash, as the browser computes it.
+        let scripts: Vec<&str> = reply.text.split("<script>").skip(1).map(|s| s.split("</script>").next().unwrap()).collect();
+        assert!(!scripts.is_empty(), "{page} has inline scripts");
+        for script in scripts {
+            let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(script.as_bytes()));
+            assert!(script_src.contains(&format!("'sha256-{hash}'")), "{page}: an inline script is not allowed: {script_src}");
+        }
+    }
+    let behind_tls = spawn_app_with(Backend::Sqlite, |c| c.public_url = Some("https://candor.example".into())).await;
+    let reply = behind_tls.get("/healthz", None).await;
+    assert!(reply.headers["strict-transport-security"].to_str().unwrap().starts_with("max-age="));
+}
+
+/// No cross-origin access: another site's page can neither read API responses nor pass a preflight.
+#[tokio::test]
+async fn other_origins_get_no_cors_grant() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let read = app.client.get(app.url("/api/v1/me")).bearer_auth(&token).header("origin", "https://evil.example").send().await.unwrap();
+    assert!(read.headers().get("access-control-allow-origin").is_none());
+    let preflight = app
+        .client
+        .request(Method::OPTIONS, app.url("/api/v1/interviews"))
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization, content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(!preflight.status().is_success(), "{}", preflight.status());
+    assert!(preflight.headers().get("access-control-allow-origin").is_none());
+    assert!(preflight.headers().get("access-control-allow-headers").is_none());
+}
+
+/// Tokens in URLs (the WebSocket's `access_token`, media tickets) never reach the metrics: routes are counted
+/// by their template.
+#[tokio::test]
+async fn tokens_in_urls_never_reach_the_metrics() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let secret = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXRva2Vu.c2lnbmF0dXJl";
+    let interview = uuid::Uuid::new_v4();
+    app.get(&format!("/api/v1/interviews/{interview}/rtc?access_token={secret}"), None).await;
+    app.get(&format!("/api/v1/interviews/{interview}/recording?source=candidate&kind=audio&ticket={secret}"), None).await;
+    let metrics = app.get("/metrics", None).await.text;
+    assert!(!metrics.contains(secret) && !metrics.contains(&interview.to_string()), "{metrics}");
+    assert!(metrics.contains("route=\"/api/v1/interviews/{id}/rtc\""), "{metrics}");
+}
