@@ -28,6 +28,14 @@ if [ ! -x "$s3_env/bin/moto_server" ]; then
 fi
 export CANDOR_TEST_MOTO="$s3_env/bin/moto_server"
 
+# Schemathesis (PyPI) for the API robustness run against the served OpenAPI document, likewise.
+st_env="${XDG_CACHE_HOME:-$HOME/.cache}/candor/schemathesis"
+if [ ! -x "$st_env/bin/st" ]; then
+    python3 -m venv "$st_env"
+    "$st_env/bin/pip" install -q --disable-pip-version-check "schemathesis==4.32.5"
+fi
+export CANDOR_TEST_SCHEMATHESIS="$st_env/bin/st"
+
 scratch=$(mktemp -d /tmp/candor-test.XXXXXX)
 chmod 755 "$scratch"
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)

@@ -122,9 +122,40 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(ops::metrics))
 }
 
+/// Responses any operation may give that its own annotation leaves out: 401 where a bearer token is required,
+/// 400 (malformed or invalid JSON) and 415 (not JSON) where a JSON body is taken, and 429 past the rate limit on
+/// every API route.
+fn document_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |description: &str| {
+        let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+        ResponseBuilder::new().description(description).content("application/json", content).build()
+    };
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for operation in operations.into_iter().flatten() {
+            let responses = &mut operation.responses.responses;
+            let mut add = |status: &str, description: &str| {
+                responses.entry(status.to_string()).or_insert_with(|| error(description).into());
+            };
+            if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                add("401", "No valid access token (`unauthenticated`, `invalid_token`, `token_expired`)");
+            }
+            if operation.request_body.as_ref().is_some_and(|b| b.content.contains_key("application/json")) {
+                add("400", "The body is not valid JSON of this shape (`malformed_json`, `invalid_body`) or breaks a rule");
+                add("415", "The body is not `application/json`");
+            }
+            if path.starts_with("/api/v1/") {
+                add("429", "Rate limited; `Retry-After` says when to try again");
+            }
+        }
+    }
+}
+
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
-    let (router, openapi) = documented_routes(&state).split_for_parts();
+    let (router, mut openapi) = documented_routes(&state).split_for_parts();
+    document_common_responses(&mut openapi);
     let document = Arc::new(openapi.to_json().expect("the OpenAPI document serialises"));
     router
         .route("/", axum::routing::get(web::index))

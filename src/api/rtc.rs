@@ -46,7 +46,10 @@ impl Refusal {
 
 /// WebSocket signaling for a live session (protocol v1).
 #[utoipa::path(get, path = "/interviews/{id}/rtc", tag = "live", params(("id" = String, Path, description = "Interview id"), RtcQuery),
-    responses((status = 101, description = "WebSocket: protocol v1 signaling messages, one JSON object per text frame")))]
+    responses(
+        (status = 101, description = "WebSocket: protocol v1 signaling messages, one JSON object per text frame"),
+        (status = 400, description = "Not a WebSocket upgrade request"),
+    ))]
 pub async fn websocket(
     State(state): State<AppState>,
     ip: ClientIp,
