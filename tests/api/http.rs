@@ -376,3 +376,41 @@ async fn schemathesis_finds_no_server_error_and_no_response_off_its_schema() {
     assert!(run.status.success(), "{report}\n{}", String::from_utf8_lossy(&run.stderr));
     assert!(report.contains("generated") && !report.contains(" failures"), "{report}");
 }
+
+/// Over every route of the OpenAPI document that takes an interview or user id: another user asking for
+/// someone's resource gets exactly what they get for one that does not exist (never a success, never a
+/// different status or code that would tell it exists). The WebSocket's refusals are in `tests/live/signaling.rs`.
+#[tokio::test]
+async fn another_users_resources_are_indistinguishable_from_missing_ones_on_every_route() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (ada, _) = app.signed_in_user("ada@example.com").await;
+    let (bob, _) = app.signed_in_user("bob@example.com").await;
+    let interview = app.create_interview(&ada).await;
+    let ada_id = app.get("/api/v1/me", Some(&ada)).await.body["id"].as_str().unwrap().to_string();
+    let missing = uuid::Uuid::new_v4().to_string();
+    let document = app.get("/api/v1/openapi.json", None).await.body;
+    let mut checked = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        if !path.contains("{id}") || path.ends_with("/rtc") {
+            continue;
+        }
+        let owned = if path.starts_with("/api/v1/admin/users/") { &ada_id } else { &interview };
+        let fill = |id: &str| {
+            path.replace("{id}", id).replace("{chart}", "scores").replace("{step}", "ownership").replace("{observer_id}", &ada_id)
+        };
+        for (method, operation) in item.as_object().unwrap() {
+            let Ok(method) = method.to_uppercase().parse::<Method>() else { continue };
+            let body = operation.get("requestBody").map(|_| json!({}));
+            let theirs = app.request(method.clone(), &fill(owned), Some(&bob), body.clone()).await;
+            let nothing = app.request(method.clone(), &fill(&missing), Some(&bob), body).await;
+            assert!(!theirs.status.is_success(), "{method} {path}: {} {}", theirs.status, theirs.text);
+            assert_eq!(
+                (theirs.status, theirs.code()),
+                (nothing.status, nothing.code()),
+                "{method} {path} tells another user's resource from a missing one"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15, "only {checked} operations take an id");
+}
