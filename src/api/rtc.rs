@@ -264,24 +264,38 @@ pub async fn whip_offer(
     }
     let sdp = Sdp::parse(text).map_err(bad)?;
     let summary = sdp.summarize_offer().map_err(bad)?;
-    let Ok(interview_id) = id.parse::<InterviewId>() else { return Err(ApiError::not_found("interview")) };
-    let interview =
-        state.store.interview_of(user.id, interview_id).await?.ok_or_else(|| ApiError::not_found("interview"))?;
+    // Every refusal from here on is audited (the detail says which), as the signaling socket's are.
+    let actor = user.id.to_string();
+    let audit = |outcome: Outcome, detail: &'static str| {
+        let (store, actor, id, ip) = (state.store.clone(), actor.clone(), id.clone(), user.ip.to_text());
+        async move { store.audit(Some(&actor), "interview.live.join", Some(&id), Some(&ip), outcome, Some(detail)).await }
+    };
+    let interview = match id.parse::<InterviewId>() {
+        Ok(interview_id) => state.store.interview_of(user.id, interview_id).await?,
+        Err(_) => None,
+    };
+    let Some(interview) = interview else {
+        audit(Outcome::Denied, "whip").await?;
+        return Err(ApiError::not_found("interview"));
+    };
     if interview.status.is_final() {
+        audit(Outcome::Failure, "interview_ended").await?;
         return Err(ApiError::conflict("interview_ended", format!("the interview is {}", interview.status)));
     }
-    let join = match state.live.rejoinable(user.id, interview_id) {
+    let join = match state.live.rejoinable(user.id, interview.id) {
         Some(session) => Join::Rejoin(session),
-        None => Join::Start(state.live.claim(user.id, interview_id).map_err(|e| match e {
-            ClaimRefused::AlreadyLive => ApiError::conflict(e.code(), e.to_string()),
-            ClaimRefused::NodeFull(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string()),
-        })?),
+        None => match state.live.claim(user.id, interview.id) {
+            Ok(claim) => Join::Start(claim),
+            Err(e) => {
+                audit(Outcome::Failure, e.code()).await?;
+                return Err(match e {
+                    ClaimRefused::AlreadyLive => ApiError::conflict(e.code(), e.to_string()),
+                    ClaimRefused::NodeFull(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string()),
+                });
+            }
+        },
     };
-    let actor = user.id.to_string();
-    state
-        .store
-        .audit(Some(&actor), "interview.live.join", Some(&id), Some(&user.ip.to_text()), Outcome::Success, Some("whip"))
-        .await?;
+    audit(Outcome::Success, "whip").await?;
     let started = join
         .offer(&sdp, summary.audio.mid, true)
         .await

@@ -209,6 +209,15 @@ async fn whip_refuses_garbage_and_the_wrong_media_type() {
     let unauthenticated = http.post(&whip).header("content-type", "application/sdp").body("v=0").send().await.unwrap();
     assert_eq!(unauthenticated.status(), 401);
     assert_eq!(app.state.live.live_sessions(), 0);
+
+    // A valid offer for someone else's interview: 404, and the refusal is audited with the WebSocket's.
+    let offer = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+                 c=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendrecv\r\na=rtpmap:111 opus/48000/2\r\n";
+    let (other, _) = app.signed_in_user("bob@example.com").await;
+    let foreign = http.post(&whip).bearer_auth(&other).header("content-type", "application/sdp").body(offer).send().await.unwrap();
+    assert_eq!(foreign.status(), 404);
+    let audited = app.state.store.audit_entries("interview.live.join").await.unwrap();
+    assert!(audited.iter().any(|e| e.outcome == "denied" && e.target.as_deref() == Some(interview.as_str())), "{audited:?}");
 }
 
 #[tokio::test]
