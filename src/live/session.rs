@@ -399,11 +399,6 @@ impl Session {
         self.peer().generation
     }
 
-    /// The candidate is disconnected, waiting to rejoin.
-    pub fn is_away(&self) -> bool {
-        self.peer().away.is_some()
-    }
-
     /// Completes when a rejoin replaced the peer of `generation`.
     pub async fn replaced(&self, generation: u64) {
         let mut joined = self.joined.subscribe();
