@@ -351,7 +351,8 @@ async fn tokens_in_urls_never_reach_the_metrics() {
 
 /// Schemathesis against the served OpenAPI document, signed in, every operation (WHIP's SDP body aside: it has
 /// its own tests): examples, boundary cases and random inputs for 30 s. No response is a server error, and each
-/// matches its documented status codes, content type and schema.
+/// matches its documented status codes, content type and schema. One worker: with two, Python 3.11's `ast`
+/// sometimes fails inside Hypothesis ("AST constructor recursion depth mismatch"), a crash of the tool.
 #[tokio::test]
 async fn schemathesis_finds_no_server_error_and_no_response_off_its_schema() {
     let Some(st) = std::env::var_os("CANDOR_TEST_SCHEMATHESIS") else {
@@ -366,7 +367,7 @@ async fn schemathesis_finds_no_server_error_and_no_response_off_its_schema() {
         .args(["run", &app.url("/api/v1/openapi.json")])
         .args(["--header", &format!("Authorization: Bearer {token}")])
         .args(["--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"])
-        .args(["--phases", "examples,coverage,fuzzing", "--max-time", "30", "--workers", "2", "--seed", "1"])
+        .args(["--phases", "examples,coverage,fuzzing", "--max-time", "30", "--workers", "1", "--seed", "1"])
         .args(["--exclude-name", "POST /api/v1/interviews/{id}/whip"])
         .env("NO_COLOR", "1")
         .output()
