@@ -48,14 +48,14 @@ pub async fn run_audio(
     copies: broadcast::Sender<rtc::rtp::Packet>,
     stop: tokio_util::sync::CancellationToken,
 ) {
-    let Ok(mut decoder) = OpusDecoder::new() else {
+    let Ok(decoder) = OpusDecoder::new() else {
         tracing::error!("cannot create an Opus decoder");
         return;
     };
-    let mut resampler = Resampler::new(OPUS_RATE, PIPELINE_RATE);
+    let mut audio = AudioDecode { decoder, resampler: Resampler::new(OPUS_RATE, PIPELINE_RATE), pcm48: Vec::new() };
     let mut meter = LevelMeter::new(PIPELINE_RATE as usize);
     let mut speech = SpeechFeed::new(ctx.clone(), ctx.engines.clone());
-    let (mut pcm48, mut pcm16) = (Vec::new(), Vec::new());
+    let mut pcm16 = Vec::new();
     let mut reorder = Reorder::new(REORDER_DEPTH);
     let mut seconds: u64 = 0;
     // Clients may stop sending during silence (Opus DTX, a muted or vanished microphone); the speech pipeline
@@ -99,23 +99,7 @@ pub async fn run_audio(
         if released.is_empty() {
             pcm16.resize(PIPELINE_RATE as usize * SILENCE_FILL.as_millis() as usize / 1000, 0.0);
         } else {
-            pcm48.clear();
-            for item in released {
-                match item {
-                    Released::Lost(n) => {
-                        for _ in 0..n.min(MAX_CONCEALED_PACKETS) {
-                            let _ = decoder.conceal(&mut pcm48);
-                        }
-                    }
-                    Released::Packet(packet) => {
-                        if decoder.decode(&packet.payload, &mut pcm48).is_err() {
-                            ctx.metrics.decode_errors.with_label_values(&["audio"]).inc();
-                        }
-                        let _ = copies.send(packet);
-                    }
-                }
-            }
-            resampler.process(&pcm48, &mut pcm16);
+            audio.decode(released, &ctx, &copies, &mut pcm16);
         }
         speech.push(&pcm16);
         for level in meter.push(&pcm16) {
@@ -126,7 +110,51 @@ pub async fn run_audio(
             ctx.events.send(body).await;
         }
     }
+    // What still waits behind a gap is what the candidate said last.
+    let tail = reorder.flush();
+    if !tail.is_empty() {
+        pcm16.clear();
+        audio.decode(tail, &ctx, &copies, &mut pcm16);
+        speech.push(&pcm16);
+    }
     speech.flush().await;
+}
+
+/// Opus packets, as the reorder buffer releases them, to 16 kHz audio.
+struct AudioDecode {
+    decoder: OpusDecoder,
+    resampler: Resampler,
+    pcm48: Vec<f32>,
+}
+
+impl AudioDecode {
+    /// Decodes each packet (concealing the lost ones) and copies it to observers and the recording; the audio
+    /// goes to `pcm16`.
+    fn decode(
+        &mut self,
+        released: Vec<Released<rtc::rtp::Packet>>,
+        ctx: &SessionContext,
+        copies: &broadcast::Sender<rtc::rtp::Packet>,
+        pcm16: &mut Vec<f32>,
+    ) {
+        self.pcm48.clear();
+        for item in released {
+            match item {
+                Released::Lost(n) => {
+                    for _ in 0..n.min(MAX_CONCEALED_PACKETS) {
+                        let _ = self.decoder.conceal(&mut self.pcm48);
+                    }
+                }
+                Released::Packet(packet) => {
+                    if self.decoder.decode(&packet.payload, &mut self.pcm48).is_err() {
+                        ctx.metrics.decode_errors.with_label_values(&["audio"]).inc();
+                    }
+                    let _ = copies.send(packet);
+                }
+            }
+        }
+        self.resampler.process(&self.pcm48, pcm16);
+    }
 }
 
 enum Reassembler {
