@@ -104,23 +104,34 @@ async fn the_sweeper_deletes_recordings_past_their_retention(backend: Backend) {
     assert_eq!(cleared.body["recording_retention_days"], json!(null));
 }
 
+/// A server storing recordings in `s3`, with a signed-in candidate and an interview: (app, token, owner, id).
+async fn app_on_s3(s3: &crate::helpers::S3Server) -> (TestApp, String, UserId, String) {
+    let app = crate::helpers::spawn_app_with(Backend::Sqlite, |c| s3.configure(c)).await;
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let owner: UserId = app.get("/api/v1/me", Some(&token)).await.body["id"].as_str().unwrap().parse().unwrap();
+    let id = app.create_interview(&token).await;
+    (app, token, owner, id)
+}
+
+/// A candidate recording of `interview` with `media` sealed on disk in `piece`-byte appends, not yet finished.
+async fn taped(app: &TestApp, interview: InterviewId, owner: UserId, media: &[u8], piece: usize) -> candor::recordings::Tape {
+    let mut tape = app.state.recordings.start(interview, owner, Source::Candidate, "audio/ogg", 0).await.unwrap();
+    for chunk in media.chunks(piece) {
+        tape.append(chunk.to_vec(), 1000).await.unwrap();
+    }
+    tape
+}
+
 /// With an S3-compatible store: a finished recording moves there (sealed, with its chunk index), nothing stays
 /// on the local disk, replay reads ranges from the object, a changed object is refused, and the sweeper deletes
 /// the objects.
 #[tokio::test]
 async fn recordings_move_to_an_s3_store_and_replay_from_it() {
     let Some(s3) = crate::helpers::S3Server::start().await else { return };
-    let app = crate::helpers::spawn_app_with(Backend::Sqlite, |c| s3.configure(c)).await;
-    let (token, _) = app.signed_in_user("ada@example.com").await;
-    let owner: UserId = app.get("/api/v1/me", Some(&token)).await.body["id"].as_str().unwrap().parse().unwrap();
-    let id = app.create_interview(&token).await;
+    let (app, token, owner, id) = app_on_s3(&s3).await;
     let interview: InterviewId = id.parse().unwrap();
     let media: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    let mut tape = app.state.recordings.start(interview, owner, Source::Candidate, "audio/ogg", 0).await.unwrap();
-    for piece in media.chunks(70_000) {
-        tape.append(piece.to_vec(), 1000).await.unwrap();
-    }
-    tape.finish(3000).await.unwrap();
+    taped(&app, interview, owner, &media, 70_000).await.finish(3000).await.unwrap();
 
     let row = app.state.store.recordings(interview).await.unwrap().remove(0);
     assert_eq!(row.location, "object");
@@ -156,17 +167,10 @@ async fn recordings_move_to_an_s3_store_and_replay_from_it() {
 #[tokio::test]
 async fn a_recording_a_crash_left_unfinished_is_recovered_at_startup() {
     let Some(s3) = crate::helpers::S3Server::start().await else { return };
-    let app = crate::helpers::spawn_app_with(Backend::Sqlite, |c| s3.configure(c)).await;
-    let (token, _) = app.signed_in_user("ada@example.com").await;
-    let owner: UserId = app.get("/api/v1/me", Some(&token)).await.body["id"].as_str().unwrap().parse().unwrap();
-    let id = app.create_interview(&token).await;
+    let (app, token, owner, id) = app_on_s3(&s3).await;
     let interview: InterviewId = id.parse().unwrap();
     let media: Vec<u8> = (0..150_000u32).map(|i| (i % 241) as u8).collect();
-    let mut tape = app.state.recordings.start(interview, owner, Source::Candidate, "audio/ogg", 0).await.unwrap();
-    for piece in media.chunks(50_000) {
-        tape.append(piece.to_vec(), 1000).await.unwrap();
-    }
-    drop(tape); // the crash: no final chunk, the row never finished
+    drop(taped(&app, interview, owner, &media, 50_000).await); // the crash: no final chunk, the row never finished
     let elsewhere = app.state.recordings.start(interview, owner, Source::Interviewer, "audio/ogg", 0).await.unwrap();
     drop(elsewhere);
     let rows = app.state.store.recordings(interview).await.unwrap();

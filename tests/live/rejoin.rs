@@ -9,7 +9,7 @@ use candor_loadtest::{Client, Role};
 use candor_signaling::ServerMessage;
 use serde_json::json;
 
-use crate::helpers::{Backend, spawn_app_with};
+use crate::helpers::{Backend, TestApp, spawn_app_with};
 use crate::transcripts::espeak;
 use crate::{PATIENCE, app_with, events_of, metric, options};
 
@@ -31,6 +31,17 @@ fn said(client: &Client) -> Vec<String> {
         .filter(|e| e["phase"] == "start")
         .map(|e| e["text"].as_str().unwrap_or_default().to_string())
         .collect()
+}
+
+/// After a rejoin or a resume: the candidate types the rest of the answer (it ends in "idempotent"), the
+/// interviewer moves on, the candidate ends the interview; its report.
+async fn go_on_and_end(app: &TestApp, token: &str, interview: &str, client: &Client) -> serde_json::Value {
+    let rest = "I split the nightly batch into small idempotent jobs, added retries and alerts, and failed runs fell by ninety percent.";
+    client.send_event(&json!({"v": 1, "type": "answer.text", "text": rest}).to_string()).await.unwrap();
+    assert!(client.wait_until(PATIENCE, |c| !events_of(c, "interviewer.question").is_empty()).await, "the next question");
+    client.send_event(r#"{"v":1,"type":"control","action":"end"}"#).await.unwrap();
+    assert!(client.wait_until(PATIENCE, |c| !events_of(c, "report.ready").is_empty()).await);
+    app.get(&format!("/api/v1/interviews/{interview}/report"), Some(token)).await.body
 }
 
 #[tokio::test]
@@ -71,12 +82,7 @@ async fn a_candidate_who_drops_mid_answer_rejoins_at_the_same_question_with_noth
     assert_eq!(metric(&app, "candor_rtc_peers", Some(("role", "candidate"))), 1.0);
 
     // The rest of the answer joins what was said before the drop; the interview moves on.
-    let rest = "I split the nightly batch into small idempotent jobs, added retries and alerts, and failed runs fell by ninety percent.";
-    second.send_event(&json!({"v": 1, "type": "answer.text", "text": rest}).to_string()).await.unwrap();
-    assert!(second.wait_until(PATIENCE, |c| !events_of(c, "interviewer.question").is_empty()).await, "the next question");
-    second.send_event(r#"{"v":1,"type":"control","action":"end"}"#).await.unwrap();
-    assert!(second.wait_until(PATIENCE, |c| !events_of(c, "report.ready").is_empty()).await);
-    let report = app.get(&format!("/api/v1/interviews/{interview}/report"), Some(&token)).await.body;
+    let report = go_on_and_end(&app, &token, &interview, &second).await;
     let answer = report["questions"][0]["answer"].as_str().unwrap_or_default().to_lowercase();
     assert!(answer.contains("pipeline") && answer.contains("idempotent"), "one answer across the drop: {answer:?}");
     second.vanish().await;
@@ -178,12 +184,7 @@ async fn a_server_restart_mid_answer_loses_nothing_and_the_interview_resumes() {
     assert!(back.wait_until(PATIENCE, resumed).await, "{:?}", said(&back));
     assert!(said(&back).iter().all(|t| !t.contains("welcome to your practice interview")), "no second greeting");
 
-    let rest = "I split the nightly batch into small idempotent jobs, added retries and alerts, and failed runs fell by ninety percent.";
-    back.send_event(&json!({"v": 1, "type": "answer.text", "text": rest}).to_string()).await.unwrap();
-    assert!(back.wait_until(PATIENCE, |c| !events_of(c, "interviewer.question").is_empty()).await, "the next question");
-    back.send_event(r#"{"v":1,"type":"control","action":"end"}"#).await.unwrap();
-    assert!(back.wait_until(PATIENCE, |c| !events_of(c, "report.ready").is_empty()).await);
-    let report = app.get(&format!("/api/v1/interviews/{interview}/report"), Some(&token)).await.body;
+    let report = go_on_and_end(&app, &token, &interview, &back).await;
     assert_eq!(report["questions"][0]["answer"], first, "{report}");
     // The question in progress (a follow-up or the next question, as the interviewer chose) holds both parts.
     let asked = report["questions"].as_array().unwrap().iter().flat_map(|q| {
