@@ -76,11 +76,13 @@ cargo test --workspace --locked --lib --bins --tests "$@" 2>&1 | tee "$log"
 if [ $# -eq 0 ]; then
     command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
     # cargo-fuzz passes unstable rustc flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
+    # Each target starts from its committed seeds (`seeds/`) and what earlier runs found (`corpus/`, not committed).
     for crate_target in signaling/client_message signaling/client_event signaling/negotiation signaling/sdp \
-        interviewer/interview; do
+        interviewer/interview interviewer/llm_stream pipelines/rtp_audio pipelines/rtp_video; do
         crate="${crate_target%/*}" target="${crate_target#*/}"
         echo "==> fuzzing $crate $target for ${CANDOR_FUZZ_SECONDS:-20} s"
-        (cd "$crate/fuzz" && RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none "$target" -- \
+        mkdir -p "$crate/fuzz/corpus/$target"
+        (cd "$crate/fuzz" && RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none "$target" "corpus/$target" "seeds/$target" -- \
             -max_total_time="${CANDOR_FUZZ_SECONDS:-20}" -rss_limit_mb=2048 2>&1 | tail -n 3)
     done
 fi

@@ -9,6 +9,7 @@
 //! - `grade`: anchored 1-5 ratings per dimension with reasons and evidence quotes.
 //! - `jd`: skills and duties of a job description; the coverage ledger.
 //! - `brain`: prompts for an LLM brain and validation of its replies.
+//! - `stream`: an LLM's streamed reply as its bytes arrive.
 //! - `machine`: `Interviewer`, the conversation.
 //! - `report`: the report and the learning path.
 
@@ -20,5 +21,6 @@ pub mod jd;
 pub mod machine;
 pub mod plan;
 pub mod report;
+pub mod stream;
 
 pub use machine::{Action, BrainKind, Control, EndReason, Event, Fact, Input, Interviewer, QuestionSource, Setup, Snapshot, Timing};

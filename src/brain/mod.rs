@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use candor_interviewer::brain::BrainRequest;
+use candor_interviewer::stream::StreamError;
 
 pub use openai::OpenAiBrain;
 
@@ -30,6 +31,15 @@ pub enum BrainError {
     Refused(String),
     #[error("malformed stream: {0}")]
     Malformed(String),
+}
+
+impl From<StreamError> for BrainError {
+    fn from(e: StreamError) -> Self {
+        match e {
+            StreamError::Refused(why) => Self::Refused(why),
+            StreamError::Malformed(why) => Self::Malformed(why),
+        }
+    }
 }
 
 impl BrainError {

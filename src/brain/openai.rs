@@ -8,9 +8,10 @@
 use std::time::{Duration, Instant};
 
 use candor_interviewer::brain::{BrainRequest, decision_in};
+use candor_interviewer::stream::ReplyStream;
 use futures_util::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{Brain, BrainError, Health, OnDecided};
 
@@ -71,53 +72,28 @@ impl OpenAiBrain {
             let body = response.text().await.unwrap_or_default();
             return Err(BrainError::Status { status, body: body.chars().take(300).collect() });
         }
-        let mut stream = response.bytes_stream();
-        let mut buffer = String::new();
-        let mut content = String::new();
+        let mut chunks = response.bytes_stream();
+        let mut reply = ReplyStream::new();
         let mut told = false;
         loop {
-            let limit = if content.is_empty() { self.first_token } else { self.total };
+            let limit = if reply.content().is_empty() { self.first_token } else { self.total };
             let left = limit.checked_sub(started.elapsed()).unwrap_or_default();
-            let chunk = match tokio::time::timeout(left, stream.next()).await {
-                Err(_) if content.is_empty() => return Err(BrainError::FirstToken(limit.as_millis() as u64)),
+            let chunk = match tokio::time::timeout(left, chunks.next()).await {
+                Err(_) if reply.content().is_empty() => return Err(BrainError::FirstToken(limit.as_millis() as u64)),
                 Err(_) => return Err(BrainError::Timeout(limit.as_millis() as u64)),
                 Ok(None) => return Err(BrainError::Incomplete),
                 Ok(Some(Err(e))) => return Err(BrainError::Connect(e.to_string())),
                 Ok(Some(Ok(chunk))) => chunk,
             };
-            buffer.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buffer.find('\n') {
-                let line: String = buffer.drain(..=end).collect();
-                if let Some(done) = event(line.trim(), &mut content)? {
-                    return Ok(done);
-                }
+            if let Some(done) = reply.push(&chunk)? {
+                return Ok(done);
             }
-            if !told && decision_in(&content).is_some() {
+            if !told && decision_in(reply.content()).is_some() {
                 told = true;
-                decided(&content);
+                decided(reply.content());
             }
         }
     }
-}
-
-/// One server-sent event line: `Some(content)` once the stream is done.
-fn event(line: &str, content: &mut String) -> Result<Option<String>, BrainError> {
-    let Some(data) = line.strip_prefix("data:").map(str::trim) else { return Ok(None) };
-    if data == "[DONE]" {
-        return Ok(Some(std::mem::take(content)));
-    }
-    let value: Value = serde_json::from_str(data).map_err(|e| BrainError::Malformed(e.to_string()))?;
-    if let Some(error) = value.get("error") {
-        return Err(BrainError::Refused(error.to_string()));
-    }
-    let delta = &value["choices"][0]["delta"];
-    if let Some(refusal) = delta["refusal"].as_str().filter(|r| !r.is_empty()) {
-        return Err(BrainError::Refused(refusal.to_string()));
-    }
-    if let Some(piece) = delta["content"].as_str() {
-        content.push_str(piece);
-    }
-    Ok(None)
 }
 
 #[async_trait::async_trait]
@@ -131,22 +107,5 @@ impl Brain for OpenAiBrain {
 
     fn health(&self) -> &'static str {
         if self.health.is_up() { "ok" } else { "down" }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stream_events_accumulate_content_until_done() {
-        let mut content = String::new();
-        assert_eq!(event(r#"data: {"choices":[{"delta":{"content":"{\"a\""}}]}"#, &mut content).unwrap(), None);
-        assert_eq!(event(": keep-alive", &mut content).unwrap(), None);
-        assert_eq!(event(r#"data: {"choices":[{"delta":{"content":":1}"}}]}"#, &mut content).unwrap(), None);
-        assert_eq!(event("data: [DONE]", &mut content).unwrap().as_deref(), Some(r#"{"a":1}"#));
-        assert!(matches!(event("data: {not json", &mut String::new()), Err(BrainError::Malformed(_))));
-        let refusal = r#"data: {"choices":[{"delta":{"refusal":"I can't help with that."}}]}"#;
-        assert!(matches!(event(refusal, &mut String::new()), Err(BrainError::Refused(_))));
     }
 }

@@ -1,6 +1,6 @@
 //! Inbound media of a candidate: RTP in, decoded signals and events out.
 //!
-//! - Audio: Opus RTP is put back in order (`reorder`), decoded (with loss concealment for small gaps), resampled to 16 kHz mono for the speech
+//! - Audio: Opus RTP is put back in order (`Reorder`), decoded (with loss concealment for small gaps), resampled to 16 kHz mono for the speech
 //!   pipelines, and measured: one `speech.metrics` event and one stored sample per second.
 //! - Video: RTP is reassembled into frames and decoded on a dedicated thread. Every frame must be decoded, but
 //!   only about five a second are converted for face analysis (latest frame wins): one `vision.metrics` event
@@ -13,16 +13,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use candor_pipelines::audio::{LevelMeter, OPUS_RATE, OpusDecoder, PIPELINE_RATE, Resampler};
+use candor_pipelines::rtp::{FrameAssembler, H264Depacketizer, Released, Reorder};
 use candor_pipelines::video::{DecodedFrame, VideoCodec, VideoDecoder};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::codec::vp8::Vp8Packet;
 use tokio::sync::broadcast;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use super::SessionContext;
-use super::frames::FrameAssembler;
-use super::reorder::{Released, Reorder};
 use crate::domain::SampleKind;
 use super::speech::SpeechFeed;
 use super::vision::VisionFeed;
@@ -159,14 +157,14 @@ impl AudioDecode {
 
 enum Reassembler {
     Vp8(FrameAssembler<Vp8Packet>),
-    H264(FrameAssembler<H264Packet>),
+    H264(FrameAssembler<H264Depacketizer>),
 }
 
 impl Reassembler {
     fn new(codec: VideoCodec) -> Self {
         match codec {
             VideoCodec::Vp8 => Self::Vp8(FrameAssembler::new(Vp8Packet::default())),
-            VideoCodec::H264 => Self::H264(FrameAssembler::new(H264Packet::default())),
+            VideoCodec::H264 => Self::H264(FrameAssembler::new(H264Depacketizer::default())),
         }
     }
 

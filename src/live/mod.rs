@@ -4,7 +4,6 @@
 //! - `peer`: building peer connections and turning their callbacks into events.
 //! - `session`: a candidate's session: negotiation results, its tasks, its end.
 //! - `media`: inbound audio and video: decode, measure, copy to observers.
-//! - `reorder`: audio packets back in sequence order before decoding (a jitter buffer).
 //! - `engines`: the speech and vision models (loaded once) and the bounded worker pool where inference runs.
 //! - `speech`: each candidate's audio through the speech pipeline.
 //! - `vision`: each candidate's video frames through face analysis.
@@ -25,7 +24,6 @@
 mod conversation;
 mod engines;
 mod events;
-mod frames;
 mod leg;
 mod media;
 mod mux;
@@ -33,7 +31,6 @@ mod observer;
 mod peer;
 mod pool;
 mod recorder;
-mod reorder;
 mod session;
 mod speech;
 mod summary;

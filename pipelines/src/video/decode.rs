@@ -5,6 +5,10 @@ use ffmpeg::format::Pixel;
 use ffmpeg::software::scaling;
 use ffmpeg_next as ffmpeg;
 
+/// The largest picture decoded (4096x2304, above 4K UHD): a stream that declares a larger one is refused frame
+/// by frame, so that a stranger's video cannot make the server allocate gigabytes.
+const MAX_PIXELS: i64 = 4096 * 2304;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VideoCodec {
     Vp8,
@@ -65,7 +69,10 @@ impl VideoDecoder {
             VideoCodec::H264 => ffmpeg::codec::Id::H264,
         };
         let found = ffmpeg::decoder::find(id).ok_or(VideoError::NoDecoder(codec))?;
-        let decoder = ffmpeg::codec::context::Context::new_with_codec(found).decoder().video()?;
+        let mut context = ffmpeg::codec::context::Context::new_with_codec(found);
+        // SAFETY: the context was just allocated and is not open yet; `max_pixels` is a plain field.
+        unsafe { (*context.as_mut_ptr()).max_pixels = MAX_PIXELS };
+        let decoder = context.decoder().video()?;
         Ok(Self {
             decoder,
             scaler: None,

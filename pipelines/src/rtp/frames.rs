@@ -14,8 +14,8 @@
 use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
-use rtc::rtp::Packet;
-use rtc::rtp::packetizer::Depacketizer;
+use rtc_rtp::Packet;
+use rtc_rtp::packetizer::Depacketizer;
 
 /// Packets held back behind a gap before the broken frame is given up (about ten VGA frames).
 const MAX_HELD: usize = 128;
@@ -157,8 +157,8 @@ impl<D: Depacketizer> FrameAssembler<D> {
 
 #[cfg(test)]
 mod tests {
-    use rtc::rtp::codec::vp8::Vp8Packet;
-    use rtc::rtp::header::Header;
+    use rtc_rtp::codec::vp8::Vp8Packet;
+    use rtc_rtp::header::Header;
 
     use super::*;
 
