@@ -35,6 +35,7 @@ pub struct Metrics {
     pub inference_queue_depth: IntGauge,
     /// Read from the allocator at each scrape.
     heap_in_use: IntGauge,
+    runtime_tasks: IntGauge,
     pub speech_merged_chunks: IntCounter,
     pub speech_overflow_ms: IntCounter,
     pub voice_to_voice: Histogram,
@@ -229,6 +230,11 @@ impl Metrics {
              its mmapped blocks): live memory, where resident memory also counts what fragmentation keeps",
         )
         .expect("valid metric");
+        let runtime_tasks = IntGauge::new(
+            "runtime_alive_tasks",
+            "Tasks alive on the async runtime: steady under a steady load, and back where it was once sessions end",
+        )
+        .expect("valid metric");
         let build_info = IntGaugeVec::new(Opts::new("build_info", "Build of the running server"), &["version"])
             .expect("valid metric");
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
@@ -269,6 +275,7 @@ impl Metrics {
             Box::new(stt_ahead_dropped.clone()),
             Box::new(stt_partials_shed.clone()),
             Box::new(heap_in_use.clone()),
+            Box::new(runtime_tasks.clone()),
             Box::new(build_info),
         ] {
             registry.register(collector).expect("metric names are unique");
@@ -316,6 +323,7 @@ impl Metrics {
             stt_ahead_dropped,
             stt_partials_shed,
             heap_in_use,
+            runtime_tasks,
         }
     }
 
@@ -342,6 +350,9 @@ impl Metrics {
             // SAFETY: mallinfo2 only reads the allocator's own counters (under its locks).
             let info = unsafe { libc::mallinfo2() };
             self.heap_in_use.set(i64::try_from(info.uordblks + info.hblkhd).unwrap_or(i64::MAX));
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            self.runtime_tasks.set(i64::try_from(runtime.metrics().num_alive_tasks()).unwrap_or(i64::MAX));
         }
         let mut out = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("writing to a Vec cannot fail");

@@ -9,6 +9,7 @@
 //! - `load`: the load generator (`candor-loadtest` is its command line): many candidates, and what they cost
 //!   the server.
 //! - `capacity`: the capacity search over `load` runs of growing size, with its JSON, Markdown and SVG chart.
+//! - `soak`: candidates coming and going for a long run; the server must end where it started.
 
 pub mod capacity;
 mod client;
@@ -16,5 +17,6 @@ pub mod impair;
 pub mod latency;
 pub mod load;
 pub mod media;
+pub mod soak;
 
 pub use client::{Client, ClientError, Inbound, Options, Role};

@@ -15,7 +15,7 @@ use crate::{Client, ClientError, Options, Role};
 
 /// After the measured window, how long the candidates may wait for the finals of their answers, and then for
 /// the interviewer's replies to them (a reply that comes late is a slow reply, not a missing one).
-const TRANSCRIPT_GRACE: Duration = Duration::from_secs(60);
+pub(crate) const TRANSCRIPT_GRACE: Duration = Duration::from_secs(60);
 const REPLY_GRACE: Duration = Duration::from_secs(15);
 
 pub struct Load {
@@ -265,7 +265,7 @@ pub async fn run(load: &Load) -> Result<Report, LoadError> {
 }
 
 /// The answer again and again, `pause` apart, for at least `total`.
-fn repeated((pcm, rate): &(Vec<f32>, u32), pause: Duration, phase: Duration, total: Duration) -> (Vec<f32>, u32) {
+pub(crate) fn repeated((pcm, rate): &(Vec<f32>, u32), pause: Duration, phase: Duration, total: Duration) -> (Vec<f32>, u32) {
     let samples = |d: Duration| (d.as_secs_f64() * f64::from(*rate)) as usize;
     let silence = vec![0.0; samples(pause)];
     let wanted = samples(phase + total);
@@ -278,7 +278,7 @@ fn repeated((pcm, rate): &(Vec<f32>, u32), pause: Duration, phase: Duration, tot
 }
 
 /// A new account with an interview: (access token, interview id).
-async fn sign_up(http: &reqwest::Client, base: &str, email: &str) -> Result<(String, String), String> {
+pub(crate) async fn sign_up(http: &reqwest::Client, base: &str, email: &str) -> Result<(String, String), String> {
     let password = "load-test-password";
     let body = json!({"email": email, "password": password, "name": "Load test"});
     post(http, &format!("{base}/api/v1/auth/register"), None, body, "the sign-up").await?;
@@ -311,12 +311,12 @@ async fn post(
     serde_json::from_str(&text).map_err(|e| format!("{what}: {e}"))
 }
 
-async fn scrape(http: &reqwest::Client, base: &str) -> Result<String, LoadError> {
+pub(crate) async fn scrape(http: &reqwest::Client, base: &str) -> Result<String, LoadError> {
     Ok(http.get(format!("{base}/metrics")).send().await?.error_for_status()?.text().await?)
 }
 
 /// The sum of every series of `name` whose labels contain `labels`, in Prometheus text format.
-fn sum(text: &str, name: &str, labels: &str) -> f64 {
+pub(crate) fn sum(text: &str, name: &str, labels: &str) -> f64 {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .filter_map(|line| {

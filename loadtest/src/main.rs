@@ -6,6 +6,11 @@
 //! voice-to-voice bound, written to `--out` as JSON, Markdown and an SVG chart. Pin the server and the load
 //! generator to separate cores (`taskset`) so that the figure is per core.
 //!
+//! With `--soak MINUTES` candidates come and go for that long instead (`--sessions` at once, each interviewing for
+//! `--seconds`): memory under load must stay within 5% from the first third of the run to the last, the idle
+//! server must end with the runtime tasks, open files and threads it had after a warm-up, and every final
+//! transcript must be stored. Written to `--out` as soak.json.
+//!
 //! The server must allow sign-ups from this address (each session is a new account) and, to see CPU and memory,
 //! run on Linux. Without `--answer`, espeak-ng speaks a built-in answer.
 
@@ -18,6 +23,7 @@ use candor_loadtest::capacity;
 use candor_loadtest::load::{Load, run};
 use candor_loadtest::impair::Impairment;
 use candor_loadtest::media::{CameraCodec, read_picture, read_wav};
+use candor_loadtest::soak::{Soak, soak};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -66,7 +72,14 @@ struct Args {
     /// Cores the server is pinned to (taskset), for the per-core figure.
     #[arg(long, default_value_t = 1.0)]
     server_cores: f64,
-    /// Where the search writes capacity.json, capacity.md and capacity.svg.
+    /// A soak of this many minutes: candidates come and go (each interviews for --seconds); exits non-zero when
+    /// the server did not end where it started or a turn was lost.
+    #[arg(long)]
+    soak: Option<f64>,
+    /// How often the soak samples the server's figures, in seconds.
+    #[arg(long, default_value_t = 10)]
+    sample_secs: u64,
+    /// Where the search writes capacity.json, capacity.md and capacity.svg, and the soak soak.json.
     #[arg(long, default_value = ".")]
     out: PathBuf,
     /// A bad network for every candidate, both ways: e.g. `loss=5%`, `jitter=100ms`, `blackout=2s@20s`.
@@ -103,6 +116,16 @@ async fn main() -> anyhow::Result<()> {
     };
     if let Some(max_sessions) = args.search {
         return search_capacity(&load, max_sessions, &args).await;
+    }
+    if let Some(minutes) = args.soak {
+        let total = Duration::from_secs_f64(minutes.max(0.0) * 60.0);
+        let sample_every = Duration::from_secs(args.sample_secs.max(1));
+        let report = soak(&Soak { load, total, sample_every, rss_limit: Some(0.05) }).await?;
+        std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+        std::fs::write(args.out.join("soak.json"), serde_json::to_string_pretty(&report.to_json())?)?;
+        println!("{report}");
+        anyhow::ensure!(report.misses().is_empty(), "the soak failed");
+        return Ok(());
     }
     let report = run(&load).await?;
     if args.json {

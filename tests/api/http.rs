@@ -83,6 +83,8 @@ async fn metrics_count_requests_by_route_and_status(backend: Backend) {
     // Live heap, beside resident memory: at least the server's own state, and less than everything it maps.
     let heap = sample(&text, "candor_heap_in_use_bytes", &[]).unwrap();
     assert!(heap > 1e6 && heap < sample(&text, "candor_process_virtual_memory_bytes", &[]).unwrap(), "{heap}");
+    // The runtime's live tasks: at least the server's own (the HTTP server, the storage writer...).
+    assert!(sample(&text, "candor_runtime_alive_tasks", &[]).unwrap() >= 1.0);
 }
 
 /// The value of the first sample of `name` whose labels include all of `labels`.

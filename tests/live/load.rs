@@ -1,28 +1,25 @@
 //! The load generator against the real server: candidates sign up, talk and show a face; the report says what
 //! they received and what they cost.
 
-use std::process::Command;
 use std::time::Duration;
 
 use candor_loadtest::capacity::{self, capacity};
 use candor_loadtest::load::{Load, LoadError, run};
-use candor_loadtest::media::{CameraCodec, read_picture, read_wav};
+use candor_loadtest::media::{CameraCodec, read_picture};
 
-use crate::app_with;
+use crate::{Binary, app_with, espeak};
+
+const ANSWER: &str = "I led the migration of our billing service to a new database.";
 
 #[tokio::test]
 async fn the_load_generator_runs_candidates_and_reports_what_they_cost() {
     let Some(app) = app_with(&["vad", "stt", "vision"]).await else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("answer.wav");
-    let text = "I led the migration of our billing service to a new database.";
-    assert!(Command::new("espeak-ng").args(["-v", "en-us", "-w"]).arg(&wav).arg(text).status().unwrap().success());
     let portrait = app.state.config.models_dir.join("astronaut.png");
     let load = Load {
         server: app.addr,
         sessions: 2,
         duration: Duration::from_secs(10),
-        answer: read_wav(&wav).unwrap(),
+        answer: espeak(ANSWER),
         pause: Duration::from_secs(2),
         camera: Some((CameraCodec::Vp8, 320, 240, 15)),
         picture: Some(read_picture(&portrait, 320, 240).unwrap()),
@@ -46,13 +43,11 @@ async fn the_load_generator_runs_candidates_and_reports_what_they_cost() {
 async fn the_capacity_search_runs_growing_steps_and_writes_its_results() {
     let Some(app) = app_with(&["vad", "stt", "tts"]).await else { return };
     let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("answer.wav");
-    assert!(Command::new("espeak-ng").args(["-v", "en-us", "-w"]).arg(&wav).arg("We finished two weeks early.").status().unwrap().success());
     let load = Load {
         server: app.addr,
         sessions: 0,
         duration: Duration::from_secs(8),
-        answer: read_wav(&wav).unwrap(),
+        answer: espeak("We finished two weeks early."),
         pause: Duration::from_secs(2),
         camera: None,
         picture: None,
@@ -98,39 +93,14 @@ async fn the_server_stops_cleanly_while_inference_runs() {
     let Some(app) = app_with(&["vad", "stt", "vision", "tts"]).await else { return };
     let models = app.state.config.models_dir.clone();
     drop(app);
-    let data = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_candor"))
-        .arg("serve")
-        .env("CANDOR_BIND", format!("127.0.0.1:{port}"))
-        .env("CANDOR_DATA_DIR", data.path())
-        .env("CANDOR_MODELS_DIR", &models)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let address: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let ready = format!("http://{address}/readyz");
-    let mut up = false;
-    for _ in 0..300 {
-        if reqwest::get(&ready).await.is_ok_and(|r| r.status().is_success()) {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "the server came up");
+    let mut server = Binary::spawn(&models, &[]).await;
+    let address = server.address;
 
-    let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("answer.wav");
-    let text = "I led the migration of our billing service to a new database.";
-    assert!(Command::new("espeak-ng").args(["-v", "en-us", "-w"]).arg(&wav).arg(text).status().unwrap().success());
     let load = Load {
         server: address,
         sessions: 2,
         duration: Duration::from_secs(60),
-        answer: read_wav(&wav).unwrap(),
+        answer: espeak(ANSWER),
         pause: Duration::from_millis(500),
         camera: Some((CameraCodec::Vp8, 320, 240, 15)),
         picture: Some(read_picture(&models.join("astronaut.png"), 320, 240).unwrap()),
@@ -139,10 +109,10 @@ async fn the_server_stops_cleanly_while_inference_runs() {
     let candidates = tokio::spawn(async move { run(&load).await });
     // Speech and faces are being analysed by now.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let pid = server.id().expect("running") as i32;
+    let pid = server.process.id().expect("running") as i32;
     // SAFETY: sending a signal to our own child process.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let status = tokio::time::timeout(Duration::from_secs(30), server.wait()).await.expect("it stops").unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), server.process.wait()).await.expect("it stops").unwrap();
     assert!(status.success(), "exit status {status:?}");
     candidates.abort();
 }

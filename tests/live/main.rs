@@ -13,6 +13,7 @@ mod recordings;
 mod rejoin;
 mod reliability;
 mod signaling;
+mod soak;
 mod transcripts;
 
 use std::time::Duration;
@@ -78,4 +79,47 @@ pub async fn app_with(engines: &[&str]) -> Option<TestApp> {
         return None;
     }
     Some(app)
+}
+
+/// The real `candor` binary serving on a free loopback port with a fresh data directory and the fetched models.
+pub struct Binary {
+    pub process: tokio::process::Child,
+    pub address: std::net::SocketAddr,
+    _data: tempfile::TempDir,
+}
+
+impl Binary {
+    /// Starts it with `env` on top of the defaults and waits until `/readyz` answers.
+    pub async fn spawn(models: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let address: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let process = tokio::process::Command::new(env!("CARGO_BIN_EXE_candor"))
+            .arg("serve")
+            .env("CANDOR_BIND", address.to_string())
+            .env("CANDOR_DATA_DIR", data.path())
+            .env("CANDOR_MODELS_DIR", models)
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let ready = format!("http://{address}/readyz");
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while !reqwest::get(&ready).await.is_ok_and(|r| r.status().is_success()) {
+            assert!(std::time::Instant::now() < deadline, "the server came up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self { process, address, _data: data }
+    }
+}
+
+/// `text` spoken by espeak-ng (installed by the test command), as mono PCM and its rate.
+pub fn espeak(text: &str) -> (Vec<f32>, u32) {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("speech.wav");
+    let spoken = std::process::Command::new("espeak-ng").args(["-v", "en-us", "-w"]).arg(&wav).arg(text).status();
+    assert!(spoken.is_ok_and(|s| s.success()), "espeak-ng speaks");
+    candor_loadtest::media::read_wav(&wav).unwrap()
 }
