@@ -81,11 +81,12 @@ pub async fn app_with(engines: &[&str]) -> Option<TestApp> {
     Some(app)
 }
 
-/// The real `candor` binary serving on a free loopback port with a fresh data directory and the fetched models.
+/// The real `candor` binary serving on a free loopback port with a fresh data directory and the fetched models;
+/// what it prints goes to a file (`log`).
 pub struct Binary {
     pub process: tokio::process::Child,
     pub address: std::net::SocketAddr,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 impl Binary {
@@ -94,14 +95,15 @@ impl Binary {
         let data = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let address: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let log = std::fs::File::create(data.path().join("server.log")).unwrap();
         let process = tokio::process::Command::new(env!("CARGO_BIN_EXE_candor"))
             .arg("serve")
             .env("CANDOR_BIND", address.to_string())
             .env("CANDOR_DATA_DIR", data.path())
             .env("CANDOR_MODELS_DIR", models)
             .envs(env.iter().copied())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
             .kill_on_drop(true)
             .spawn()
             .unwrap();
@@ -111,7 +113,12 @@ impl Binary {
             assert!(std::time::Instant::now() < deadline, "the server came up");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Self { process, address, _data: data }
+        Self { process, address, data }
+    }
+
+    /// Everything the server has printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data.path().join("server.log")).unwrap()
     }
 }
 

@@ -1,6 +1,7 @@
 //! Signaling and session life cycle: bad input gets clear errors and leaves the server healthy; one live session
 //! per user and a bounded number per node; a vanished peer is cleaned up; floods of signaling or data-channel
-//! messages are refused and then closed without touching other sessions; a socket that never offers times out.
+//! messages are refused and then closed without touching other sessions; a socket that never offers times out;
+//! the tokens in signaling URLs never reach the logs.
 
 use std::time::Duration;
 
@@ -9,7 +10,8 @@ use candor_signaling::ServerMessage;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::{PATIENCE, candidate_app, metric, options};
+use crate::helpers::models_dir;
+use crate::{Binary, PATIENCE, candidate_app, metric, options};
 
 /// Opens the signaling socket and returns it.
 async fn socket(
@@ -398,4 +400,40 @@ async fn a_socket_that_never_offers_is_closed_and_frees_the_users_place() {
     let client = Client::connect(opts).await.expect("the place was freed");
     assert!(client.wait_until(PATIENCE, |c| c.is_connected()).await);
     client.end().await;
+}
+
+/// The signaling socket carries its access token in the URL (browsers cannot set headers on a WebSocket): the
+/// real binary, logging everything at trace level, takes sockets with a valid and a bad token and never writes
+/// either to its log.
+#[tokio::test]
+async fn tokens_in_signaling_urls_never_reach_the_logs() {
+    let server = Binary::spawn(&models_dir(), &[("RUST_LOG", "trace"), ("CANDOR_LOG_FORMAT", "json")]).await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{}/api/v1", server.address);
+    let post = |path: &str, token: Option<&str>, body: serde_json::Value| {
+        let mut request = http.post(format!("{base}{path}")).header("content-type", "application/json").body(body.to_string());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { serde_json::from_str::<serde_json::Value>(&request.send().await.unwrap().text().await.unwrap()).unwrap() }
+    };
+    let account = serde_json::json!({"email": "ada@example.com", "password": "correct horse battery", "name": "Ada"});
+    post("/auth/register", None, account.clone()).await;
+    let login = post("/auth/login", None, serde_json::json!({"email": "ada@example.com", "password": "correct horse battery"})).await;
+    let token = login["access_token"].as_str().unwrap().to_string();
+    let plan = serde_json::json!({"role": "Backend engineer", "interview_type": "behavioral", "experience_level": "mid"});
+    let interview = post("/interviews", Some(&token), plan).await["id"].as_str().unwrap().to_string();
+
+    let mut ws = socket(server.address, &interview, &format!("access_token={token}")).await;
+    ws.send(Message::Text(r#"{"type":"end"}"#.into())).await.unwrap();
+    while tokio::time::timeout(PATIENCE, ws.next()).await.ok().flatten().is_some_and(|m| m.is_ok()) {}
+    let forged = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJtYWxsb3J5In0.Zm9yZ2VkLXNpZ25hdHVyZQ";
+    let mut refused = socket(server.address, &interview, &format!("access_token={forged}")).await;
+    assert_eq!(code(next_message(&mut refused).await), "invalid_token");
+
+    let log = server.log();
+    assert!(log.lines().count() > 20, "the server logs at trace level: {log}");
+    for secret in [token.as_str(), forged, token.split('.').nth(2).unwrap()] {
+        assert!(!log.contains(secret), "a token reached the log");
+    }
 }
