@@ -33,7 +33,9 @@ pub fn init_runtime(library: &Path) -> Result<(), InferenceError> {
         return Err(fail("not found (run models/fetch.py)".into()));
     }
     let builder = ort::init_from(library).map_err(|e| fail(e.to_string()))?;
-    let environment = builder.with_name("candor").build().map_err(|e| fail(e.to_string()))?;
+    // ONNX Runtime's usage telemetry is on unless turned off. This stops its events; the `candor` binary also sets
+    // ORT_DISABLE_TELEMETRY, which stops the rest (the device id, the one event logged while this is built).
+    let environment = builder.with_name("candor").with_telemetry(false).build().map_err(|e| fail(e.to_string()))?;
     let _ = RUNTIME.set(environment);
     Ok(())
 }

@@ -116,3 +116,33 @@ async fn the_server_stops_cleanly_while_inference_runs() {
     assert!(status.success(), "exit status {status:?}");
     candidates.abort();
 }
+
+/// ONNX Runtime (the registry's build) collects usage telemetry for Microsoft under the user's home (a device id
+/// and an event queue) unless told not to: the binary runs face analysis and stops, and nothing was written there.
+#[tokio::test]
+async fn onnx_runtime_collects_no_telemetry() {
+    let Some(app) = app_with(&["vision"]).await else { return };
+    let models = app.state.config.models_dir.clone();
+    drop(app);
+    let home = tempfile::tempdir().unwrap();
+    let mut server = Binary::spawn(&models, &[("HOME", home.path().to_str().unwrap())]).await;
+    let load = Load {
+        server: server.address,
+        sessions: 1,
+        duration: Duration::from_secs(8),
+        answer: espeak(ANSWER),
+        pause: Duration::from_secs(1),
+        camera: Some((CameraCodec::Vp8, 320, 240, 15)),
+        picture: Some(read_picture(&models.join("astronaut.png"), 320, 240).unwrap()),
+        impairment: None,
+    };
+    let report = run(&load).await.unwrap();
+    assert!(report.face_seconds >= 2, "faces were analysed: {report}");
+    // The library writes its queue at the latest when it is unloaded: stop the server.
+    let pid = server.process.id().expect("running") as i32;
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    tokio::time::timeout(Duration::from_secs(30), server.process.wait()).await.expect("it stops").unwrap();
+    let telemetry = home.path().join(".cache/Microsoft");
+    assert!(!telemetry.exists(), "ONNX Runtime wrote {}", telemetry.display());
+}
