@@ -29,7 +29,10 @@ const THREADS_PER_DB_CONNECTION: f64 = 1.0;
 /// off the media path).
 const STORED_GRACE: Duration = Duration::from_secs(30);
 /// How long the server may take to be idle again after the last session: sessions end, tasks finish.
-const SETTLE: Duration = Duration::from_secs(60);
+const SETTLE: Duration = Duration::from_secs(90);
+/// How long its figures must then hold still: longer than an idle thread of the async runtime's blocking pool
+/// lives (10 s), so that threads it started for a moment are gone.
+const STEADY: Duration = Duration::from_secs(12);
 
 pub struct Soak {
     /// The candidates: `sessions` at once, each interviewing for `duration`.
@@ -344,19 +347,20 @@ async fn candidate(load: &Load, http: &reqwest::Client, base: &str, name: String
     Ok(Outcome { answers, transcribed: turns.len(), unstored })
 }
 
-/// Waits until no session is live and the open files and tasks have stopped changing (three samples a second
-/// apart), or `SETTLE` has passed; returns the last sample.
+/// Waits until no session is live and the open files, tasks and threads have held still for `STEADY` (sampled
+/// every second), or `SETTLE` has passed; returns the last sample.
 async fn settle(http: &reqwest::Client, base: &str, started: Instant) -> Result<Sample, crate::load::LoadError> {
     let deadline = Instant::now() + SETTLE;
-    let mut recent: Vec<Sample> = Vec::new();
+    let mut steady_since: Option<(Instant, Sample)> = None;
     loop {
         let sample = Sample::of(&scrape(http, base).await?, started.elapsed().as_secs_f64());
-        recent.push(sample);
-        let steady = recent.len() >= 3
-            && recent[recent.len() - 3..].iter().all(|s| {
-                s.live_sessions == 0.0 && s.open_fds == sample.open_fds && s.tasks == sample.tasks && s.threads == sample.threads
-            });
-        if steady || Instant::now() > deadline {
+        let same = |s: &Sample| s.open_fds == sample.open_fds && s.tasks == sample.tasks && s.threads == sample.threads;
+        steady_since = match steady_since {
+            Some((since, first)) if sample.live_sessions == 0.0 && same(&first) => Some((since, first)),
+            _ if sample.live_sessions == 0.0 => Some((Instant::now(), sample)),
+            _ => None,
+        };
+        if steady_since.is_some_and(|(since, _)| since.elapsed() >= STEADY) || Instant::now() > deadline {
             return Ok(sample);
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
