@@ -61,6 +61,24 @@ impl Load {
         (speaking / self.cycle_secs().max(0.001)).floor() as usize
     }
 
+    /// How one of its candidates connects: as a browser would (trickled candidates, the WebSocket), with this
+    /// load's camera, picture and network, saying `audio`.
+    pub(crate) fn candidate(&self, access_token: String, interview_id: String, audio: (Vec<f32>, u32)) -> Options {
+        Options {
+            server: self.server,
+            interview_id,
+            access_token,
+            role: Role::Candidate,
+            audio: Some(audio),
+            video: self.camera,
+            picture: self.picture.clone(),
+            trickle: true,
+            whip: false,
+            garbage_audio_packets: 0,
+            impairment: self.impairment,
+        }
+    }
+
     /// Answers all sessions finish inside the measured window.
     pub fn expected_answers(&self) -> usize {
         (0..self.sessions).map(|index| self.answers_in_window(index)).sum()
@@ -181,20 +199,7 @@ pub async fn run(load: &Load) -> Result<Report, LoadError> {
         let audio = repeated(&load.answer, load.pause, phase, load.duration + Duration::from_secs(5));
         let result = async {
             let (token, interview) = sign_up(&http, &base, &format!("load-{run}-{index}@example.com")).await?;
-            let options = Options {
-                server: load.server,
-                interview_id: interview,
-                access_token: token,
-                role: Role::Candidate,
-                audio: Some(audio),
-                video: load.camera,
-                picture: load.picture.clone(),
-                trickle: true,
-                whip: false,
-                garbage_audio_packets: 0,
-                impairment: load.impairment,
-            };
-            Client::connect(options).await.map_err(|e: ClientError| e.to_string())
+            Client::connect(load.candidate(token, interview, audio)).await.map_err(|e: ClientError| e.to_string())
         }
         .await;
         match result {

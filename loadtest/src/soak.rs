@@ -17,7 +17,7 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use crate::load::{Load, TRANSCRIPT_GRACE, repeated, scrape, sign_up, sum};
-use crate::{Client, Options, Role};
+use crate::Client;
 
 /// The live heap under load may grow this much from the first third of the run to the last.
 pub const HEAP_GROWTH_LIMIT: f64 = 0.05;
@@ -305,20 +305,7 @@ pub async fn soak(soak: &Soak) -> Result<SoakReport, crate::load::LoadError> {
 async fn candidate(load: &Load, http: &reqwest::Client, base: &str, name: String) -> Result<Outcome, String> {
     let (token, interview) = sign_up(http, base, &format!("{name}@example.com")).await?;
     let audio = repeated(&load.answer, load.pause, Duration::ZERO, load.duration + Duration::from_secs(5));
-    let options = Options {
-        server: load.server,
-        interview_id: interview.clone(),
-        access_token: token.clone(),
-        role: Role::Candidate,
-        audio: Some(audio),
-        video: load.camera,
-        picture: load.picture.clone(),
-        trickle: true,
-        whip: false,
-        garbage_audio_packets: 0,
-        impairment: load.impairment,
-    };
-    let client = Client::connect(options).await.map_err(|e| format!("{name}: {e}"))?;
+    let client = Client::connect(load.candidate(token.clone(), interview.clone(), audio)).await.map_err(|e| format!("{name}: {e}"))?;
     if !client.wait_until(Duration::from_secs(20), Client::is_connected).await {
         client.end().await;
         return Err(format!("{name}: did not connect within 20 s"));

@@ -109,10 +109,7 @@ async fn the_server_stops_cleanly_while_inference_runs() {
     let candidates = tokio::spawn(async move { run(&load).await });
     // Speech and faces are being analysed by now.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let pid = server.process.id().expect("running") as i32;
-    // SAFETY: sending a signal to our own child process.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let status = tokio::time::timeout(Duration::from_secs(30), server.process.wait()).await.expect("it stops").unwrap();
+    let status = server.stop().await;
     assert!(status.success(), "exit status {status:?}");
     candidates.abort();
 }
@@ -139,10 +136,7 @@ async fn onnx_runtime_collects_no_telemetry() {
     let report = run(&load).await.unwrap();
     assert!(report.face_seconds >= 2, "faces were analysed: {report}");
     // The library writes its queue at the latest when it is unloaded: stop the server.
-    let pid = server.process.id().expect("running") as i32;
-    // SAFETY: sending a signal to our own child process.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    tokio::time::timeout(Duration::from_secs(30), server.process.wait()).await.expect("it stops").unwrap();
+    server.stop().await;
     let telemetry = home.path().join(".cache/Microsoft");
     assert!(!telemetry.exists(), "ONNX Runtime wrote {}", telemetry.display());
 }

@@ -116,6 +116,14 @@ impl Binary {
         Self { process, address, data }
     }
 
+    /// Stops it as an orchestrator does (SIGTERM) and waits until it has exited; returns how it exited.
+    pub async fn stop(&mut self) -> std::process::ExitStatus {
+        let pid = self.process.id().expect("running") as i32;
+        // SAFETY: sending a signal to our own child process.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        tokio::time::timeout(Duration::from_secs(30), self.process.wait()).await.expect("it stops").unwrap()
+    }
+
     /// Everything the server has printed so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data.path().join("server.log")).unwrap()
