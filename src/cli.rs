@@ -93,6 +93,12 @@ enum UserCommand {
         #[arg(long, default_value = "candidate", value_parser = ["candidate", "coach", "admin"])]
         role: String,
     },
+    /// Print a password-reset link for an account, to hand to its owner (for servers that send no email). It
+    /// works once, for `password_reset_ttl_secs`.
+    ResetLink {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -141,6 +147,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 other => other?,
             };
             println!("created {} {} ({})", user.role, user.email, user.id);
+        }
+        Command::User { command: UserCommand::ResetLink { email } } => {
+            let email = Email::parse(&email).map_err(|e| anyhow::anyhow!("email {}", e.message))?;
+            let store = Store::connect(&config.database_url(), 1).await?;
+            store.migrate().await?;
+            let Some(user) = store.user_by_email(&email).await? else { bail!("no account has email {}", email.as_ref()) };
+            let link = crate::api::new_reset_link(&store, user.id, config.password_reset_ttl_secs, None).await?.context("no link was stored")?;
+            let base = config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.bind));
+            println!("{}{link}", base.trim_end_matches('/'));
         }
         Command::Keys { command: KeysCommand::Rewrap } => rewrap(&config).await?,
         Command::Dataset { command: DatasetCommand::Export { out, since, role, min_score } } => {

@@ -38,6 +38,8 @@ pub struct Config {
     pub refresh_token_ttl_secs: u64,
     /// How long a coach invitation link works.
     pub invitation_ttl_secs: u64,
+    /// How long a password-reset link works.
+    pub password_reset_ttl_secs: u64,
     /// Requests per client IP per window; 0 turns rate limiting off.
     pub rate_limit_requests: u32,
     pub rate_limit_window_secs: u64,
@@ -174,6 +176,7 @@ impl Default for Config {
             access_token_ttl_secs: 15 * 60,
             refresh_token_ttl_secs: 7 * 24 * 3600,
             invitation_ttl_secs: 14 * 24 * 3600,
+            password_reset_ttl_secs: 3600,
             rate_limit_requests: 100,
             rate_limit_window_secs: 60,
             trust_forwarded_for: false,
@@ -249,7 +252,7 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        if self.access_token_ttl_secs == 0 || self.refresh_token_ttl_secs == 0 {
+        if self.access_token_ttl_secs == 0 || self.refresh_token_ttl_secs == 0 || self.password_reset_ttl_secs == 0 {
             return Err(ConfigError::Rule("token lifetimes must be positive".into()));
         }
         if self.rate_limit_window_secs == 0 {

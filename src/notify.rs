@@ -1,6 +1,7 @@
 //! Notification emails over SMTP (`lettre`), when `smtp_url` is set: the report is ready (a link, no personal
-//! data beyond it), a coach is invited (the invitation link). Each is sent on its own task, off the request and
-//! session paths; a failure is logged and counted (`candor_emails_total`), never shown to anyone as an error.
+//! data beyond it), a coach is invited (the invitation link), a password-reset link. Each is sent on its own
+//! task, off the request and session paths; a failure is logged and counted (`candor_emails_total`), never shown
+//! to anyone as an error.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,6 +57,17 @@ impl Mailer {
             self.public_url
         );
         self.send("coach_invited", to, &format!("{candidate} invited you to coach a practice interview"), body);
+    }
+
+    /// Sends the account's owner a password-reset link (`link` is relative to the server).
+    pub fn password_reset(self: &Arc<Self>, to: &str, link: &str, valid_minutes: u64) {
+        let body = format!(
+            "Someone asked to reset the password of your Candor account. To choose a new one, open this link \
+             within {valid_minutes} minutes (it works once):\n\n{}{link}\n\n\
+             If it was not you, ignore this email: your password stays as it is.\n\n-- Candor\n",
+            self.public_url
+        );
+        self.send("password_reset", to, "Reset your Candor password", body);
     }
 
     fn send(self: &Arc<Self>, kind: &'static str, to: &str, subject: &str, body: String) {

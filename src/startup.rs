@@ -20,6 +20,9 @@ use crate::rate_limit::RateLimiter;
 use crate::store::{Store, StoreError};
 use crate::vault::Vault;
 
+/// Handed-off request work (`AppState::background`) allowed at once.
+const BACKGROUND_TASKS: usize = 32;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
@@ -98,6 +101,7 @@ impl Application {
             metrics,
             limiter: Arc::new(limiter),
             redis,
+            background: Arc::new(tokio::sync::Semaphore::new(BACKGROUND_TASKS)),
         };
         Ok(Self { router: router(state.clone()), listener, state })
     }

@@ -1,4 +1,5 @@
-//! The `candor` binary: configuration errors end it with one clear line; `user add` makes the first admin.
+//! The `candor` binary: configuration errors end it with one clear line; `user add` makes the first admin; `user
+//! reset-link` hands out a password-reset link.
 
 use std::process::{Command, Output};
 
@@ -65,6 +66,27 @@ fn user_add_admin_creates_an_admin_once() {
         &[("CANDOR_USER_PASSWORD", "short")],
     );
     assert!(String::from_utf8(weak.stderr).unwrap().contains("password must be at least 10 characters"));
+}
+
+#[tokio::test]
+async fn user_reset_link_prints_a_working_link_for_an_existing_account_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = [("CANDOR_USER_PASSWORD", "a long user password")];
+    assert!(candor(dir.path(), &["user", "add", "--email", "ada@example.com", "--name", "Ada"], &password).status.success());
+    let public = [("CANDOR_PUBLIC_URL", "https://candor.example.org/")];
+    let out = candor(dir.path(), &["user", "reset-link", "--email", "Ada@Example.com"], &public);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let link = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let token = link.strip_prefix("https://candor.example.org/reset.html?token=").unwrap_or_else(|| panic!("{link}"));
+    let url = format!("sqlite://{}?mode=rw", dir.path().join("candor.db").display());
+    let store = candor::store::Store::connect(&url, 1).await.unwrap();
+    let reset = store.password_reset(&candor::auth::hash_secret(token)).await.unwrap().expect("stored by its hash");
+    assert!(reset.used_at.is_none() && reset.expires_at > candor::store::now_ms());
+    assert!(store.password_reset(token).await.unwrap().is_none(), "the token itself is not stored");
+
+    let out = candor(dir.path(), &["user", "reset-link", "--email", "nobody@example.com"], &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr).unwrap().contains("no account has email nobody@example.com"));
 }
 
 fn models_tool(models_dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Output {

@@ -1,16 +1,17 @@
-//! `/auth`: register, login, refresh (rotating, with reuse detection) and logout.
+//! `/auth`: register, login, refresh (rotating, with reuse detection), logout, and password reset by an emailed
+//! single-use link.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{hash_password, hash_secret, new_refresh_token, verify_password};
+use crate::auth::{hash_password, hash_secret, new_refresh_token, random_secret, verify_password};
 use crate::domain::{Email, FieldErrors, Password, PersonName, Role, UserId};
 use crate::error::{ApiError, ErrorBody};
-use crate::store::{NewRefreshToken, NewUser, Outcome, RefreshOutcome, now_ms};
+use crate::store::{NewRefreshToken, NewUser, Outcome, RefreshOutcome, Store, now_ms};
 
 use super::AppState;
 use super::extract::{ApiJson, ClientIp};
@@ -185,6 +186,141 @@ pub async fn logout(
         let user = user.to_string();
         state.store.audit(Some(&user), "auth.logout", Some(&user), Some(&ip.to_text()), Outcome::Success, None).await?;
     }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Reset links one account may be sent per hour: more would let anyone flood a stranger's mailbox.
+const RESETS_PER_HOUR: i64 = 3;
+
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordResetRequest {
+    #[serde(default)]
+    email: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PasswordResetRequested {
+    /// True when this server sends email: a link goes to the address if it has an account. False: this server
+    /// sends no email at all; its administrator can make a link (`candor user reset-link`).
+    email_enabled: bool,
+}
+
+/// Ask for a password-reset link by email. The answer is the same whether or not the address has an account, and
+/// comes before anything is looked up, so neither its content nor its timing tells.
+#[utoipa::path(post, path = "/auth/password-reset", tag = "auth", request_body = PasswordResetRequest,
+    responses((status = 202, description = "Accepted: a link is emailed if the address has an account", body = PasswordResetRequested)))]
+pub async fn request_password_reset(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    ApiJson(body): ApiJson<PasswordResetRequest>,
+) -> (StatusCode, Json<PasswordResetRequested>) {
+    let answer = (StatusCode::ACCEPTED, Json(PasswordResetRequested { email_enabled: state.mailer.is_some() }));
+    // A bounded number run at once; past it the request is dropped (logged), as a flood deserves.
+    let Ok(permit) = state.background.clone().try_acquire_owned() else {
+        tracing::warn!("password-reset request dropped: too many in flight");
+        return answer;
+    };
+    tokio::spawn(async move {
+        if let Err(error) = send_reset_link(&state, &body.email, ip).await {
+            tracing::error!(error = %error, "password-reset request failed");
+        }
+        drop(permit);
+    });
+    answer
+}
+
+/// Makes and emails a reset link for `email`'s account, if it has one, unless it was sent too many lately.
+async fn send_reset_link(state: &AppState, email: &str, ip: ClientIp) -> Result<(), crate::store::StoreError> {
+    let account = match Email::parse(email) {
+        Ok(email) => state.store.user_by_email(&email).await?,
+        Err(_) => None,
+    };
+    let ip = ip.to_text();
+    let Some(account) = account else {
+        let attempted = email.chars().take(254).collect::<String>();
+        return state.store.audit(None, "auth.password_reset.request", Some(&attempted), Some(&ip), Outcome::Failure, Some("unknown_email")).await;
+    };
+    let user = account.id.to_string();
+    let audit = |outcome, detail| state.store.audit(Some(&user), "auth.password_reset.request", Some(&user), Some(&ip), outcome, detail);
+    let Some(mailer) = &state.mailer else { return audit(Outcome::Failure, Some("no_smtp")).await };
+    let cap = Some((now_ms() - 3_600_000, RESETS_PER_HOUR));
+    let Some(link) = new_reset_link(&state.store, account.id, state.config.password_reset_ttl_secs, cap).await? else {
+        return audit(Outcome::Denied, Some("too_many")).await;
+    };
+    mailer.password_reset(&account.email, &link, state.config.password_reset_ttl_secs.div_ceil(60));
+    audit(Outcome::Success, None).await
+}
+
+/// Stores a new reset token for `user`, unless `cap` (see `Store::insert_password_reset`) forbids; the link
+/// carrying it, relative to the server.
+pub async fn new_reset_link(
+    store: &Store,
+    user: UserId,
+    ttl_secs: u64,
+    cap: Option<(i64, i64)>,
+) -> Result<Option<String>, crate::store::StoreError> {
+    let token = format!("pr_{}", random_secret(32));
+    let expires_at = now_ms().saturating_add(ttl_ms(ttl_secs));
+    let stored = store.insert_password_reset(user, &hash_secret(&token), expires_at, cap).await?;
+    Ok(stored.then(|| format!("/reset.html?token={token}")))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordResetConfirm {
+    /// The token from the reset link.
+    #[serde(default)]
+    token: String,
+    /// The new password: at least 10 characters.
+    #[serde(default)]
+    password: String,
+}
+
+/// Set a new password with a reset link's token. The link is spent, and so are the account's other links; every
+/// login of the account is signed out (access tokens already issued lapse within their lifetime).
+#[utoipa::path(post, path = "/auth/password-reset/confirm", tag = "auth", request_body = PasswordResetConfirm,
+    responses(
+        (status = 204, description = "The password is changed: sign in with it"),
+        (status = 400, description = "Invalid password (`validation_failed`), or a link that is unknown, used or expired (`invalid_reset_token`)", body = ErrorBody),
+    ))]
+pub async fn confirm_password_reset(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    ApiJson(body): ApiJson<PasswordResetConfirm>,
+) -> Result<StatusCode, ApiError> {
+    let ip = ip.to_text();
+    let refused = |reason: &'static str, user: Option<String>| {
+        let state = state.clone();
+        let ip = ip.clone();
+        async move {
+            state.metrics.auth_failures.with_label_values(&["reset_token"]).inc();
+            state.store.audit(user.as_deref(), "auth.password_reset", user.as_deref(), Some(&ip), Outcome::Failure, Some(reason)).await?;
+            Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_reset_token",
+                "this reset link is unknown, used or expired; ask for a new one",
+            ))
+        }
+    };
+    // The token is checked first: hashing a password costs far more than looking a token up.
+    let Some(reset) = state.store.password_reset(&hash_secret(&body.token)).await? else {
+        return refused("unknown", None).await;
+    };
+    let user = reset.user_id.to_string();
+    if reset.used_at.is_some() {
+        return refused("used", Some(user)).await;
+    }
+    if reset.expires_at <= now_ms() {
+        return refused("expired", Some(user)).await;
+    }
+    let password = Password::parse(SecretString::from(body.password)).map_err(|e| ApiError::validation(vec![e]))?;
+    let password_hash = hash_password(password.expose().to_string()).await.map_err(|e| {
+        tracing::error!(error = %e, "password hashing failed");
+        ApiError::internal()
+    })?;
+    if !state.store.complete_password_reset(&reset, &password_hash).await? {
+        return refused("used", Some(user)).await;
+    }
+    state.store.audit(Some(&user), "auth.password_reset", Some(&user), Some(&ip), Outcome::Success, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

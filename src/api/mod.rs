@@ -36,6 +36,7 @@ use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 use crate::store::Store;
 
+pub use auth::new_reset_link;
 pub use extract::{ApiPath, ApiQuery, AuthUser, ClientIp};
 
 /// Everything a request handler may need; cheap to clone.
@@ -53,6 +54,8 @@ pub struct AppState {
     pub mailer: Option<Arc<crate::notify::Mailer>>,
     /// Recorded media (consenting candidates' sessions).
     pub recordings: Arc<crate::recordings::Recordings>,
+    /// Work a request hands off to run after its answer (password-reset requests), at most this many at once.
+    pub background: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(OpenApi)]
@@ -88,6 +91,8 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(auth::login))
         .routes(routes!(auth::refresh))
         .routes(routes!(auth::logout))
+        .routes(routes!(auth::request_password_reset))
+        .routes(routes!(auth::confirm_password_reset))
         .routes(routes!(me::get_profile, me::update_profile, account::erase_me))
         .routes(routes!(account::export_me))
         .routes(routes!(account::export_user))

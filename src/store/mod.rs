@@ -31,7 +31,7 @@ pub use interviews::{
 pub use recordings::{NewRecording, RecordingRecord};
 pub use results::{NewQuestion, NewReport, NewScore, PastReport};
 pub use shares::{InvitationRecord, ShareRecord, SharedInterview};
-pub use tokens::{NewRefreshToken, RefreshOutcome};
+pub use tokens::{NewRefreshToken, PasswordReset, RefreshOutcome};
 pub use users::{NewUser, ProfileChange, UserRecord};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");

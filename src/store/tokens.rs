@@ -1,4 +1,5 @@
-//! Refresh tokens: issue, rotate with reuse detection, revoke. Only SHA-256 hashes of tokens are stored.
+//! Refresh tokens (issue, rotate with reuse detection, revoke) and password-reset links (issue, spend once).
+//! Only SHA-256 hashes of tokens are stored.
 
 use crate::domain::UserId;
 
@@ -137,4 +138,101 @@ async fn revoke_family(tx: &mut sqlx::Transaction<'_, sqlx::Any>, family_id: &st
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// A password-reset link, found by its token's hash.
+#[derive(Debug, Clone)]
+pub struct PasswordReset {
+    pub id: String,
+    pub user_id: UserId,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+impl Store {
+    /// Stores a reset token for `user`, unless `cap` = `(since, max)` says `max` were made for them since `since`
+    /// (Unix ms): false then. The user's row is locked first, so requests at once cannot all slip under the cap.
+    pub async fn insert_password_reset(
+        &self,
+        user: UserId,
+        token_hash: &str,
+        expires_at: i64,
+        cap: Option<(i64, i64)>,
+    ) -> StoreResult<bool> {
+        let user = user.to_string();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1").bind(&user).execute(&mut *tx).await?;
+        if let Some((since, max)) = cap {
+            let (count,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM password_resets WHERE user_id = $1 AND created_at >= $2")
+                    .bind(&user)
+                    .bind(since)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if count >= max {
+                return Ok(false);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO password_resets (id, user_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(&user)
+        .bind(token_hash)
+        .bind(now_ms())
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn password_reset(&self, token_hash: &str) -> StoreResult<Option<PasswordReset>> {
+        let row: Option<(String, String, i64, Option<i64>)> =
+            sqlx::query_as("SELECT id, user_id, expires_at, used_at FROM password_resets WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|(id, user_id, expires_at, used_at)| {
+            Ok(PasswordReset { id, user_id: parse_stored("password_resets.user_id", &user_id)?, expires_at, used_at })
+        })
+        .transpose()
+    }
+
+    /// Spends the reset link and sets its account's password, signing out every login of the account and
+    /// spending its other links, in one transaction. False when the link was spent or expired meanwhile.
+    pub async fn complete_password_reset(&self, reset: &PasswordReset, password_hash: &str) -> StoreResult<bool> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let spent = sqlx::query(
+            "UPDATE password_resets SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(&reset.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if spent == 0 {
+            return Ok(false);
+        }
+        let user = reset.user_id.to_string();
+        sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+            .bind(password_hash)
+            .bind(now)
+            .bind(&user)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE password_resets SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
+            .bind(now)
+            .bind(&user)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(&user)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
 }

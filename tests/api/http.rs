@@ -186,6 +186,8 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
         "POST /api/v1/auth/login",
         "POST /api/v1/auth/refresh",
         "POST /api/v1/auth/logout",
+        "POST /api/v1/auth/password-reset",
+        "POST /api/v1/auth/password-reset/confirm",
         "GET /api/v1/me",
         "PATCH /api/v1/me",
         "DELETE /api/v1/me",
