@@ -176,6 +176,29 @@ async fn accessible(devtools: &mut DevTools, id: u64, page: &str, models: &Path)
     assert_eq!(violations, json!([]), "accessibility of the {page} page");
 }
 
+/// The text of the element `selector` picks ("" when none), as `evaluate` wants it.
+fn text_of(selector: &str) -> String {
+    format!("Promise.resolve(JSON.stringify(document.querySelector('{selector}')?.innerText ?? ''))")
+}
+
+/// Waits (generously) until the element `selector` picks shows `wanted`; its whole text.
+async fn wait_for_text(devtools: &mut DevTools, id: u64, selector: &str, wanted: &str) -> String {
+    let mut seen = Value::Null;
+    for i in 0..150 {
+        seen = evaluate(devtools, id + i, &text_of(selector)).await;
+        if let Some(text) = seen.as_str().filter(|t| t.contains(wanted)) {
+            return text.to_string();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{selector} never showed {wanted:?}: {seen}");
+}
+
+/// Runs `statements` in the page.
+async fn run_js(devtools: &mut DevTools, id: u64, statements: &str) {
+    evaluate(devtools, id, &format!("(() => {{ {statements}; return Promise.resolve('true'); }})()")).await;
+}
+
 /// Waits until the page has loaded and its scripts have run (their listeners are attached): interacting
 /// earlier, on a busy machine, clicks buttons that do nothing yet.
 async fn loaded(devtools: &mut DevTools, id: u64) {
@@ -473,21 +496,6 @@ async fn sign_up_set_up_and_device_check_in_chromium() {
     let _browser = chromium(&app.url("/"), &profile, &wav, &y4m, true);
     let (mut devtools, _) = tokio_tungstenite::connect_async(devtools_page(&profile).await).await.unwrap();
     let models = helpers::models_dir();
-    let text_of = |selector: &str| format!("Promise.resolve(JSON.stringify(document.querySelector('{selector}')?.innerText ?? ''))");
-    let wait_for_text = async |devtools: &mut DevTools, id: u64, selector: &str, wanted: &str| -> String {
-        let mut seen = Value::Null;
-        for i in 0..150 {
-            seen = evaluate(devtools, id + i, &text_of(selector)).await;
-            if let Some(text) = seen.as_str().filter(|t| t.contains(wanted)) {
-                return text.to_string();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{selector} never showed {wanted:?}: {seen}");
-    };
-    let run_js = async |devtools: &mut DevTools, id: u64, statements: &str| {
-        evaluate(devtools, id, &format!("(() => {{ {statements}; return Promise.resolve('true'); }})()")).await;
-    };
     loaded(&mut devtools, 500).await;
     wait_for_text(&mut devtools, 1_000, "#register", "Create an account").await;
     accessible(&mut devtools, 2_000, "sign-in", &models).await;
@@ -579,18 +587,6 @@ async fn an_invited_coach_signs_up_from_the_link_and_sees_the_shared_interview()
     let _browser = chromium(&app.url(&link), &profile, &wav, &y4m, true);
     let (mut devtools, _) = tokio_tungstenite::connect_async(devtools_page(&profile).await).await.unwrap();
     let models = helpers::models_dir();
-    let text_of = |selector: &str| format!("Promise.resolve(JSON.stringify(document.querySelector('{selector}')?.innerText ?? ''))");
-    let wait_for_text = async |devtools: &mut DevTools, id: u64, selector: &str, wanted: &str| {
-        let mut seen = Value::Null;
-        for i in 0..100 {
-            seen = evaluate(devtools, id + i, &text_of(selector)).await;
-            if seen.as_str().is_some_and(|t| t.contains(wanted)) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{selector} never showed {wanted:?}: {seen}");
-    };
     wait_for_text(&mut devtools, 1_000, "#invitation-text", "Test User invited you (grace@example.com)").await;
     accessible(&mut devtools, 2_000, "invitation", &models).await;
     screenshots(&mut devtools, 3_000, "coach-invitation").await;
@@ -610,4 +606,51 @@ async fn an_invited_coach_signs_up_from_the_link_and_sees_the_shared_interview()
     wait_for_text(&mut devtools, 11_000, "#error", "not live right now").await;
     accessible(&mut devtools, 12_000, "observer", &models).await;
     screenshots(&mut devtools, 13_000, "observe").await;
+}
+
+/// A forgotten password in Chromium: from the sign-in form's link, the email's link sets a new password (the
+/// token leaves the address bar at once), and the spent link then says so and offers a new one.
+#[tokio::test]
+async fn a_forgotten_password_is_reset_from_the_emailed_link() {
+    let Some(smtp) = helpers::SmtpSink::start().await else { return };
+    let url = smtp.url();
+    let app = helpers::spawn_app_with(helpers::Backend::Sqlite, move |c| c.smtp_url = Some(url.into())).await;
+    app.register("ada@example.com").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (wav, y4m) = media(dir.path(), None, 0);
+    let profile = dir.path().join("profile");
+    let _browser = chromium(&app.url("/"), &profile, &wav, &y4m, true);
+    let (mut devtools, _) = tokio_tungstenite::connect_async(devtools_page(&profile).await).await.unwrap();
+    let models = helpers::models_dir();
+    loaded(&mut devtools, 500).await;
+    run_js(&mut devtools, 1_000, "document.querySelector('a[href=\"/reset.html\"]').click()").await;
+    wait_for_text(&mut devtools, 2_000, "main", "Type the email you signed up with").await;
+    loaded(&mut devtools, 2_500).await;
+    accessible(&mut devtools, 3_000, "password reset", &models).await;
+    run_js(&mut devtools, 4_000, "document.getElementById('request-email').value = 'ada@example.com'; \
+        document.querySelector('#request button').click()").await;
+    wait_for_text(&mut devtools, 5_000, "#status", "If ada@example.com has an account, a link is on its way").await;
+    screenshots(&mut devtools, 6_000, "reset-requested").await;
+
+    let message = smtp.message_to("ada@example.com").await;
+    let start = message.find("http").expect("a link in the email");
+    let link: String = message[start..].chars().take_while(|c| !c.is_whitespace()).collect();
+    for (attempt, id) in [("first", 7_000), ("again", 12_000)] {
+        call(&mut devtools, id, "Page.navigate", json!({"url": link})).await;
+        loaded(&mut devtools, id + 100).await;
+        wait_for_text(&mut devtools, id + 300, "#confirm", "New password").await;
+        let address = evaluate(&mut devtools, id + 500, "Promise.resolve(JSON.stringify(location.href))").await;
+        assert_eq!(address, json!(app.url("/reset.html")), "the token is out of the address bar");
+        run_js(&mut devtools, id + 600, "document.getElementById('new-password').value = 'a brand new passphrase'; \
+            document.querySelector('#confirm button').click()").await;
+        if attempt == "first" {
+            wait_for_text(&mut devtools, id + 700, "#status", "Your password is changed").await;
+            accessible(&mut devtools, id + 900, "password changed", &models).await;
+        } else {
+            wait_for_text(&mut devtools, id + 700, "#reset-error", "unknown, used or expired").await;
+            wait_for_text(&mut devtools, id + 900, "#status", "Ask for a new link").await;
+        }
+    }
+    let signed_in = app.post("/api/v1/auth/login", None, json!({"email": "ada@example.com", "password": "a brand new passphrase"})).await;
+    assert_eq!(signed_in.status, reqwest::StatusCode::OK);
 }

@@ -17,6 +17,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("report.html", "text/html; charset=utf-8", include_bytes!("../../web/report.html")),
     ("observe.html", "text/html; charset=utf-8", include_bytes!("../../web/observe.html")),
     ("coach.html", "text/html; charset=utf-8", include_bytes!("../../web/coach.html")),
+    ("reset.html", "text/html; charset=utf-8", include_bytes!("../../web/reset.html")),
     ("style.css", "text/css; charset=utf-8", include_bytes!("../../web/style.css")),
     ("api.js", "text/javascript; charset=utf-8", include_bytes!("../../web/api.js")),
     ("rtc.js", "text/javascript; charset=utf-8", include_bytes!("../../web/rtc.js")),

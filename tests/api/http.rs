@@ -270,6 +270,7 @@ async fn the_web_client_is_served_with_its_content_types() {
         ("/", "text/html"),
         ("/room.html", "text/html"),
         ("/observe.html", "text/html"),
+        ("/reset.html", "text/html"),
         ("/api.js", "text/javascript"),
         ("/rtc.js", "text/javascript"),
         ("/feedback.js", "text/javascript"),
@@ -367,7 +368,10 @@ async fn schemathesis_finds_no_server_error_and_no_response_off_its_schema() {
     let app = spawn_app_with(Backend::Sqlite, |c| c.rate_limit_requests = 1_000_000).await;
     let (token, _) = app.signed_in_user("ada@example.com").await;
     app.create_interview(&token).await;
+    // Its cache (`.schemathesis/`) goes where it is thrown away, not into the working tree.
+    let scratch = tempfile::tempdir().unwrap();
     let run = tokio::process::Command::new(st)
+        .current_dir(scratch.path())
         .args(["run", &app.url("/api/v1/openapi.json")])
         .args(["--header", &format!("Authorization: Bearer {token}")])
         .args(["--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"])
