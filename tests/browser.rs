@@ -609,9 +609,10 @@ async fn an_invited_coach_signs_up_from_the_link_and_sees_the_shared_interview()
 }
 
 /// A forgotten password in Chromium: from the sign-in form's link, the email's link sets a new password (the
-/// token leaves the address bar at once), and the spent link then says so and offers a new one.
+/// token leaves the address bar at once), and the spent link then says so and offers a new one. Signed in with
+/// it, the user changes the password again from the start page.
 #[tokio::test]
-async fn a_forgotten_password_is_reset_from_the_emailed_link() {
+async fn a_forgotten_password_is_reset_from_the_emailed_link_then_changed_when_signed_in() {
     let Some(smtp) = helpers::SmtpSink::start().await else { return };
     let url = smtp.url();
     let app = helpers::spawn_app_with(helpers::Backend::Sqlite, move |c| c.smtp_url = Some(url.into())).await;
@@ -622,7 +623,8 @@ async fn a_forgotten_password_is_reset_from_the_emailed_link() {
     let _browser = chromium(&app.url("/"), &profile, &wav, &y4m, true);
     let (mut devtools, _) = tokio_tungstenite::connect_async(devtools_page(&profile).await).await.unwrap();
     let models = helpers::models_dir();
-    loaded(&mut devtools, 500).await;
+    wait_for_text(&mut devtools, 500, "#login", "Forgot your password?").await;
+    loaded(&mut devtools, 700).await;
     run_js(&mut devtools, 1_000, "document.querySelector('a[href=\"/reset.html\"]').click()").await;
     wait_for_text(&mut devtools, 2_000, "main", "Type the email you signed up with").await;
     loaded(&mut devtools, 2_500).await;
@@ -651,6 +653,18 @@ async fn a_forgotten_password_is_reset_from_the_emailed_link() {
             wait_for_text(&mut devtools, id + 900, "#status", "Ask for a new link").await;
         }
     }
-    let signed_in = app.post("/api/v1/auth/login", None, json!({"email": "ada@example.com", "password": "a brand new passphrase"})).await;
+
+    // Signed in with it, the password is changed again from the start page.
+    call(&mut devtools, 17_000, "Page.navigate", json!({"url": app.url("/")})).await;
+    loaded(&mut devtools, 17_100).await;
+    run_js(&mut devtools, 17_500, "document.getElementById('login-email').value = 'ada@example.com'; \
+        document.getElementById('login-password').value = 'a brand new passphrase'; document.querySelector('#login button').click()").await;
+    wait_for_text(&mut devtools, 18_000, "#history", "No interviews yet").await;
+    run_js(&mut devtools, 18_500, "document.getElementById('current-password').value = 'a brand new passphrase'; \
+        document.getElementById('changed-password').value = 'the third passphrase'; \
+        document.querySelector('#change-password button').click()").await;
+    wait_for_text(&mut devtools, 19_000, "#password-status", "Password changed").await;
+    accessible(&mut devtools, 19_500, "start, signed in", &models).await;
+    let signed_in = app.post("/api/v1/auth/login", None, json!({"email": "ada@example.com", "password": "the third passphrase"})).await;
     assert_eq!(signed_in.status, reqwest::StatusCode::OK);
 }

@@ -1,16 +1,18 @@
-//! The candidate's data as theirs: everything about them as one download (`GET /me/export`), and erasure of the
-//! account with everything in it (`DELETE /me`, confirmed with the password). An admin can do both for any user.
+//! The candidate's account as theirs: a new password (`PUT /me/password`), everything about them as one download
+//! (`GET /me/export`), and erasure of the account with everything in it (`DELETE /me`, confirmed with the
+//! password). An admin can export and erase any user.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::verify_password;
-use crate::domain::UserId;
+use crate::domain::{Password, UserId};
 use crate::error::{ApiError, ErrorBody};
 use crate::store::{InterviewRecord, Outcome, RecordingRecord};
 
@@ -18,7 +20,8 @@ use super::AppState;
 use super::admin::require_admin;
 use super::extract::{ApiJson, ApiPath, ApiQuery, AuthUser};
 use super::interviews::detail;
-use super::views::{UserView, rfc3339};
+use super::auth::{issue_pair, password_hash};
+use super::views::{TokenPair, UserView, rfc3339};
 
 /// Interviews read per page while exporting.
 const PAGE: u32 = 100;
@@ -59,6 +62,39 @@ pub async fn export_user(
 ) -> Result<Response, ApiError> {
     let target = admin_target(&state, &user, &id, "admin.user.export").await?;
     export(&state, target, query.archive).await
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordChange {
+    #[serde(default)]
+    current_password: String,
+    /// At least 10 characters.
+    #[serde(default)]
+    new_password: String,
+}
+
+/// Change the password, confirmed with the current one. Every other login of the account is signed out; the
+/// answer is a fresh token pair for this one.
+#[utoipa::path(put, path = "/me/password", tag = "profile", security(("bearer" = [])), request_body = PasswordChange,
+    responses(
+        (status = 200, description = "Changed; this client's new tokens", body = TokenPair),
+        (status = 400, description = "The new password breaks the rules (`validation_failed`)", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Wrong current password (`invalid_password`)", body = ErrorBody),
+    ))]
+pub async fn change_password(State(state): State<AppState>, user: AuthUser, ApiJson(body): ApiJson<PasswordChange>) -> Result<Json<TokenPair>, ApiError> {
+    let new = Password::parse(SecretString::from(body.new_password)).map_err(|mut e| {
+        e.field = "new_password";
+        ApiError::validation(vec![e])
+    })?;
+    let account = state.store.user(user.id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    let confirmed = verify_password(body.current_password, Some(account.password_hash)).await;
+    audited(&state, &user, "account.password", user.id, confirmed).await?;
+    if !confirmed {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "invalid_password", "the current password does not match; nothing changed"));
+    }
+    state.store.change_password(user.id, &password_hash(&new).await?).await?;
+    Ok(Json(issue_pair(&state, user.id, account.role, None).await?))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -65,10 +65,7 @@ pub async fn register(
             Role::Coach
         }
     };
-    let password_hash = hash_password(password.expose().to_string()).await.map_err(|e| {
-        tracing::error!(error = %e, "password hashing failed");
-        ApiError::internal()
-    })?;
+    let password_hash = password_hash(&password).await?;
     let user = state
         .store
         .insert_user(NewUser { email: &email, password_hash: &password_hash, name: &name, role })
@@ -313,10 +310,7 @@ pub async fn confirm_password_reset(
         return refused("expired", Some(user)).await;
     }
     let password = Password::parse(SecretString::from(body.password)).map_err(|e| ApiError::validation(vec![e]))?;
-    let password_hash = hash_password(password.expose().to_string()).await.map_err(|e| {
-        tracing::error!(error = %e, "password hashing failed");
-        ApiError::internal()
-    })?;
+    let password_hash = password_hash(&password).await?;
     if !state.store.complete_password_reset(&reset, &password_hash).await? {
         return refused("used", Some(user)).await;
     }
@@ -324,8 +318,16 @@ pub async fn confirm_password_reset(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The stored form of a new password (Argon2id, off the async threads).
+pub(super) async fn password_hash(password: &Password) -> Result<String, ApiError> {
+    hash_password(password.expose().to_string()).await.map_err(|e| {
+        tracing::error!(error = %e, "password hashing failed");
+        ApiError::internal()
+    })
+}
+
 /// A new access token, plus a refresh token: `rotated` when refreshing (already stored), else a new family.
-async fn issue_pair(
+pub(super) async fn issue_pair(
     state: &AppState,
     user: UserId,
     role: Role,

@@ -94,6 +94,7 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(auth::request_password_reset))
         .routes(routes!(auth::confirm_password_reset))
         .routes(routes!(me::get_profile, me::update_profile, account::erase_me))
+        .routes(routes!(account::change_password))
         .routes(routes!(account::export_me))
         .routes(routes!(account::export_user))
         .routes(routes!(account::erase_user, admin::update_user))

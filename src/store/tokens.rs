@@ -199,6 +199,14 @@ impl Store {
         .transpose()
     }
 
+    /// Sets `user`'s password, signing out every login of the account and spending its reset links.
+    pub async fn change_password(&self, user: UserId, password_hash: &str) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        set_password(&mut tx, user, password_hash, now_ms()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Spends the reset link and sets its account's password, signing out every login of the account and
     /// spending its other links, in one transaction. False when the link was spent or expired meanwhile.
     pub async fn complete_password_reset(&self, reset: &PasswordReset, password_hash: &str) -> StoreResult<bool> {
@@ -215,24 +223,30 @@ impl Store {
         if spent == 0 {
             return Ok(false);
         }
-        let user = reset.user_id.to_string();
-        sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
-            .bind(password_hash)
-            .bind(now)
-            .bind(&user)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE password_resets SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
-            .bind(now)
-            .bind(&user)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(&user)
-            .execute(&mut *tx)
-            .await?;
+        set_password(&mut tx, reset.user_id, password_hash, now).await?;
         tx.commit().await?;
         Ok(true)
     }
+}
+
+/// A new password: every refresh token of the account is revoked and every open reset link spent.
+async fn set_password(tx: &mut sqlx::Transaction<'_, sqlx::Any>, user: UserId, password_hash: &str, now: i64) -> StoreResult<()> {
+    let user = user.to_string();
+    sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+        .bind(password_hash)
+        .bind(now)
+        .bind(&user)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE password_resets SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL")
+        .bind(now)
+        .bind(&user)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(&user)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

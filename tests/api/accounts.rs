@@ -19,6 +19,7 @@ on_both_databases!(
     the_profile_can_be_read_and_partly_updated,
     a_reset_link_by_email_sets_a_new_password_once_and_signs_out_every_login,
     reset_links_are_capped_per_hour_expire_and_die_when_another_is_used,
+    changing_the_password_needs_the_current_one_and_signs_out_every_other_login,
 );
 
 async fn registration_rejects_a_bad_email_and_a_short_password_with_field_errors(backend: Backend) {
@@ -305,4 +306,39 @@ async fn without_smtp_a_reset_request_says_so_and_sends_nothing() {
     assert_eq!((reply.status, reply.body.clone()), (StatusCode::ACCEPTED, json!({"email_enabled": false})));
     let rows = audit_rows(&app, "auth.password_reset.request", 1).await;
     assert_eq!((rows[0].outcome.as_str(), rows[0].detail.as_deref()), ("failure", Some("no_smtp")));
+}
+
+async fn changing_the_password_needs_the_current_one_and_signs_out_every_other_login(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (access, first) = app.signed_in_user("ada@example.com").await;
+    let second = app.login("ada@example.com").await.body["refresh_token"].as_str().unwrap().to_string();
+    let email = candor::domain::Email::parse("ada@example.com").unwrap();
+    let user = app.state.store.user_by_email(&email).await.unwrap().unwrap().id;
+    let link = candor::api::new_reset_link(&app.state.store, user, 3600, None).await.unwrap().unwrap();
+    let change = |current: &str, new: &str| json!({"current_password": current, "new_password": new});
+
+    let wrong = app.request(Method::PUT, "/api/v1/me/password", Some(&access), Some(change("not my password", NEW_PASSWORD))).await;
+    assert_eq!((wrong.status, wrong.code()), (StatusCode::FORBIDDEN, "invalid_password"));
+    let weak = app.request(Method::PUT, "/api/v1/me/password", Some(&access), Some(change(PASSWORD, "short"))).await;
+    assert_eq!(weak.status, StatusCode::BAD_REQUEST);
+    assert!(weak.body["error"]["fields"]["new_password"].is_string(), "{}", weak.text);
+    assert_eq!(app.login("ada@example.com").await.status, StatusCode::OK, "nothing changed yet");
+    let third = app.login("ada@example.com").await.body["refresh_token"].as_str().unwrap().to_string();
+
+    let changed = app.request(Method::PUT, "/api/v1/me/password", Some(&access), Some(change(PASSWORD, NEW_PASSWORD))).await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+    let fresh = changed.body["refresh_token"].as_str().expect("a new pair for this client");
+    for old in [&first, &second, &third] {
+        let refreshed = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": old})).await;
+        assert_eq!(refreshed.status, StatusCode::UNAUTHORIZED, "every other login is signed out");
+    }
+    assert_eq!(app.post("/api/v1/auth/refresh", None, json!({"refresh_token": fresh})).await.status, StatusCode::OK);
+    assert_eq!(app.login("ada@example.com").await.status, StatusCode::UNAUTHORIZED);
+    let signed_in = app.post("/api/v1/auth/login", None, json!({"email": "ada@example.com", "password": NEW_PASSWORD})).await;
+    assert_eq!(signed_in.status, StatusCode::OK);
+    let token = link.split("token=").nth(1).unwrap();
+    assert_eq!(confirm(&app, token, "yet another passphrase").await.code(), "invalid_reset_token", "open reset links are spent");
+
+    let rows = app.state.store.audit_entries("account.password").await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>(), ["denied", "success"]);
 }

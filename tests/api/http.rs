@@ -191,6 +191,7 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
         "GET /api/v1/me",
         "PATCH /api/v1/me",
         "DELETE /api/v1/me",
+        "PUT /api/v1/me/password",
         "GET /api/v1/me/export",
         "GET /api/v1/admin/users/{id}/export",
         "DELETE /api/v1/admin/users/{id}",
