@@ -243,6 +243,9 @@ impl Client {
             .with_interceptor_registry(interceptors)
             .with_handler(Arc::new(handler))
             .with_udp_addrs(vec![SocketAddr::from(([127, 0, 0, 1], 0))]);
+        // A browser on a lossy link sends Opus with in-band redundancy sized for the loss it hears of (RTCP);
+        // this client knows its loss and sets it from the start.
+        let loss_percent = options.impairment.as_ref().map_or(0, |i| (i.loss * 100.0).round().clamp(0.0, 100.0) as u8);
         if let Some(runtime) = options.impairment.and_then(crate::impair::Impairment::runtime) {
             builder = builder.with_runtime(runtime);
         }
@@ -342,7 +345,7 @@ impl Client {
         }
         if let Some(track) = audio_track {
             let garbage = options.garbage_audio_packets;
-            tasks.push(tokio::spawn(send_audio(track, garbage, speech, recorded.clone())));
+            tasks.push(tokio::spawn(send_audio(track, garbage, loss_percent, speech, recorded.clone())));
         }
         if let (Some(track), Some((codec, w, h, fps))) = (video_track, options.video) {
             let mut camera = Camera::new(codec, w, h, fps)?;
@@ -489,6 +492,7 @@ async fn wait_connected(recorded: &Recorded) {
 async fn send_audio(
     track: Arc<TrackLocalStaticSample>,
     garbage: u32,
+    loss_percent: u8,
     mut speech: mpsc::UnboundedReceiver<Speech>,
     recorded: Arc<Recorded>,
 ) {
@@ -516,6 +520,9 @@ async fn send_audio(
     }
     while let Some((pcm, rate, done)) = speech.recv().await {
         let Ok(mut pacer) = VoicePacer::new() else { return };
+        if pacer.protect_against_loss(loss_percent).is_err() {
+            return;
+        }
         // A long recording is fed in pieces so the queue bound is never reached.
         let chunk = rate as usize * 10;
         let started = Instant::now();

@@ -50,7 +50,8 @@ pub async fn run_audio(
         tracing::error!("cannot create an Opus decoder");
         return;
     };
-    let mut audio = AudioDecode { decoder, resampler: Resampler::new(OPUS_RATE, PIPELINE_RATE), pcm48: Vec::new() };
+    let mut audio =
+        AudioDecode { decoder, resampler: Resampler::new(OPUS_RATE, PIPELINE_RATE), pcm48: Vec::new(), lost_before_next: false };
     let mut meter = LevelMeter::new(PIPELINE_RATE as usize);
     let mut speech = SpeechFeed::new(ctx.clone(), ctx.engines.clone());
     let mut pcm16 = Vec::new();
@@ -123,10 +124,12 @@ struct AudioDecode {
     decoder: OpusDecoder,
     resampler: Resampler,
     pcm48: Vec<f32>,
+    /// Packets were lost just before the next one released.
+    lost_before_next: bool,
 }
 
 impl AudioDecode {
-    /// Decodes each packet (concealing the lost ones) and copies it to observers and the recording; the audio
+    /// Decodes each packet (rebuilding or concealing the lost ones) and copies it to observers and the recording; the audio
     /// goes to `pcm16`.
     fn decode(
         &mut self,
@@ -139,11 +142,16 @@ impl AudioDecode {
         for item in released {
             match item {
                 Released::Lost(n) => {
-                    for _ in 0..n.min(MAX_CONCEALED_PACKETS) {
+                    // The last of them is rebuilt from the next packet's redundancy, when it comes.
+                    for _ in 1..n.min(MAX_CONCEALED_PACKETS) {
                         let _ = self.decoder.conceal(&mut self.pcm48);
                     }
+                    self.lost_before_next = true;
                 }
                 Released::Packet(packet) => {
+                    if std::mem::take(&mut self.lost_before_next) {
+                        let _ = self.decoder.recover(&packet.payload, &mut self.pcm48);
+                    }
                     if self.decoder.decode(&packet.payload, &mut self.pcm48).is_err() {
                         ctx.metrics.decode_errors.with_label_values(&["audio"]).inc();
                     }

@@ -65,9 +65,10 @@ async fn interviews_survive_loss_jitter_and_a_blackout_with_bounded_transcript_e
     let clean = word_error_rate(ANSWER, &interview_over(&app, &token, None).await);
     println!("network: clean link | WER {:.1}%", clean * 100.0);
     // (link, how much worse than clean its WER may be). Which datagrams a seeded loss hits still depends on
-    // timing (ICE and RTCP share the sockets), and tiny.en flips a borderline word or two, so the same 5% loss
-    // has measured 11.4% and 20.0% WER against a clean 8.6%: the bounds leave room for that draw, and still
-    // catch what matters (before the reorder buffer, jitter alone made 74%).
+    // timing (ICE and RTCP share the sockets), and tiny.en flips a borderline word or two: the bounds leave room
+    // for that draw, and still catch what matters (before the reorder buffer, jitter alone made 74%). The client
+    // sends Opus in-band FEC sized for its loss, as browsers do, and the server rebuilds single losses from it:
+    // before that, 10% loss measured 40% WER once against a clean 8.6%; with it, 2.9%.
     let links = [
         ("loss=5%,seed=1", 0.15),
         ("loss=10%,seed=2", 0.25),

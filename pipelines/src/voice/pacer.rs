@@ -39,6 +39,14 @@ impl VoiceEncoder {
         Ok(Self { encoder, resampler: None, pending: Vec::new() })
     }
 
+    /// Sends in-band forward error correction sized for `percent` loss, as browsers do on lossy links: each
+    /// packet also carries the one before it at a lower rate, so a single loss can be rebuilt.
+    pub fn protect_against_loss(&mut self, percent: u8) -> Result<(), VoiceError> {
+        self.encoder.set_inband_fec(percent > 0)?;
+        self.encoder.set_packet_loss_perc(i32::from(percent.min(100)))?;
+        Ok(())
+    }
+
     /// Encodes one whole utterance or sentence: every frame of it, the last padded with silence.
     pub fn encode(&mut self, samples: &[f32], rate: u32) -> Result<Vec<Vec<u8>>, VoiceError> {
         let mut frames = self.push(samples, rate)?;
@@ -97,6 +105,11 @@ impl VoicePacer {
 
     pub fn new() -> Result<Self, VoiceError> {
         Ok(Self { encoder: VoiceEncoder::new()?, frames: VecDeque::new(), next_due_ms: None })
+    }
+
+    /// See `VoiceEncoder::protect_against_loss`.
+    pub fn protect_against_loss(&mut self, percent: u8) -> Result<(), VoiceError> {
+        self.encoder.protect_against_loss(percent)
     }
 
     /// Encodes and queues mono PCM in [-1, 1] at `rate` Hz.
