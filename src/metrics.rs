@@ -32,7 +32,14 @@ pub struct Metrics {
     pub speech_stage: HistogramVec,
     pub stt_realtime_factor: Histogram,
     pub turns: IntCounterVec,
-    pub inference_queue_depth: IntGauge,
+    /// Read from the inference pool at each scrape (`watch_pool`), like the two below.
+    inference_queue_depth: IntGauge,
+    inference_workers: IntGauge,
+    inference_workers_busy: IntGauge,
+    /// Reads the pool: (workers, busy, waiting).
+    pool: std::sync::OnceLock<Box<dyn Fn() -> (usize, usize, i64) + Send + Sync>>,
+    /// Live candidate sessions on this node, connected or waiting for a rejoin (what to scale out on).
+    pub live_sessions: IntGauge,
     /// Read from the allocator at each scrape.
     heap_in_use: IntGauge,
     runtime_tasks: IntGauge,
@@ -157,6 +164,15 @@ impl Metrics {
         .expect("valid metric");
         let inference_queue_depth =
             IntGauge::new("inference_queue_depth", "Jobs waiting for an inference worker").expect("valid metric");
+        let inference_workers =
+            IntGauge::new("inference_workers", "Inference workers (threads) in the pool").expect("valid metric");
+        let inference_workers_busy =
+            IntGauge::new("inference_workers_busy", "Inference workers running a job now").expect("valid metric");
+        let live_sessions = IntGauge::new(
+            "live_sessions",
+            "Live candidate sessions on this node, connected or waiting for a rejoin",
+        )
+        .expect("valid metric");
         let speech_merged_chunks = IntCounter::new(
             "speech_merged_chunks_total",
             "Audio chunks that waited for a busy pipeline and went in merged with later audio",
@@ -190,7 +206,7 @@ impl Metrics {
         )
         .expect("valid metric");
         let emails = IntCounterVec::new(
-            Opts::new("emails_total", "Notification emails by kind (report_ready, coach_invited) and outcome (sent, failed, invalid)"),
+            Opts::new("emails_total", "Notification emails by kind (report_ready, coach_invited, password_reset) and outcome (sent, failed, invalid)"),
             &["kind", "outcome"],
         )
         .expect("valid metric");
@@ -237,6 +253,47 @@ impl Metrics {
         .expect("valid metric");
         let build_info = IntGaugeVec::new(Opts::new("build_info", "Build of the running server"), &["version"])
             .expect("valid metric");
+        // Series whose labels are known start at zero: rates and alert rules see them before the first event, and
+        // every family the dashboard and the alert rules name is in the first scrape.
+        for kind in ["audio", "video"] {
+            for direction in ["in", "out"] {
+                rtp_packets.with_label_values(&[kind, direction]);
+                rtp_bytes.with_label_values(&[kind, direction]);
+            }
+            decode_errors.with_label_values(&[kind]);
+            rtp_packets_lost.with_label_values(&[kind]);
+            rtp_jitter.with_label_values(&[kind]);
+        }
+        for role in ["candidate", "observer"] {
+            rtc_peers.with_label_values(&[role]);
+        }
+        for event in ["dropped", "rejoined", "expired"] {
+            session_connections.with_label_values(&[event]);
+        }
+        for stage in ["vad", "pipeline_chunk", "stt_partial", "stt_final", "stt_final_wait", "turn_wait"] {
+            speech_stage.with_label_values(&[stage]);
+        }
+        for stage in ["decide", "brain", "first_audio"] {
+            voice_stage.with_label_values(&[stage]);
+        }
+        // `ok`, `invalid` (a reply the interviewer refused), and each `BrainError::outcome`.
+        for outcome in ["ok", "invalid", "timeout", "http_error", "incomplete", "down", "unreachable", "refused", "malformed"] {
+            brain_calls.with_label_values(&["llm", outcome]);
+        }
+        for kind in ["report_ready", "coach_invited", "password_reset"] {
+            for outcome in ["sent", "failed", "invalid"] {
+                emails.with_label_values(&[kind, outcome]);
+            }
+        }
+        for event in ["started", "finished", "recovered", "failed", "expired", "erased"] {
+            recordings.with_label_values(&[event]);
+        }
+        for decision in ["rejected", "store_error"] {
+            rate_limited.with_label_values(&[decision]);
+        }
+        for reason in ["bad_credentials", "missing", "invalid", "expired", "unknown", "revoked", "reused", "user_deleted", "reset_token"] {
+            auth_failures.with_label_values(&[reason]);
+        }
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -261,6 +318,9 @@ impl Metrics {
             Box::new(stt_realtime_factor.clone()),
             Box::new(turns.clone()),
             Box::new(inference_queue_depth.clone()),
+            Box::new(inference_workers.clone()),
+            Box::new(inference_workers_busy.clone()),
+            Box::new(live_sessions.clone()),
             Box::new(speech_merged_chunks.clone()),
             Box::new(speech_overflow_ms.clone()),
             Box::new(voice_to_voice.clone()),
@@ -309,6 +369,10 @@ impl Metrics {
             stt_realtime_factor,
             turns,
             inference_queue_depth,
+            inference_workers,
+            inference_workers_busy,
+            pool: std::sync::OnceLock::new(),
+            live_sessions,
             speech_merged_chunks,
             speech_overflow_ms,
             voice_to_voice,
@@ -344,12 +408,23 @@ impl Metrics {
     }
 
     /// Prometheus text exposition of every metric.
+    /// Has each scrape read the inference pool through `read`: (workers, busy, waiting). The first call wins.
+    pub fn watch_pool(&self, read: impl Fn() -> (usize, usize, i64) + Send + Sync + 'static) {
+        let _ = self.pool.set(Box::new(read));
+    }
+
     pub fn render(&self) -> String {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         {
             // SAFETY: mallinfo2 only reads the allocator's own counters (under its locks).
             let info = unsafe { libc::mallinfo2() };
             self.heap_in_use.set(i64::try_from(info.uordblks + info.hblkhd).unwrap_or(i64::MAX));
+        }
+        if let Some(read) = self.pool.get() {
+            let (workers, busy, waiting) = read();
+            self.inference_workers.set(i64::try_from(workers).unwrap_or(i64::MAX));
+            self.inference_workers_busy.set(i64::try_from(busy).unwrap_or(i64::MAX));
+            self.inference_queue_depth.set(waiting);
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             self.runtime_tasks.set(i64::try_from(runtime.metrics().num_alive_tasks()).unwrap_or(i64::MAX));

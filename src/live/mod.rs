@@ -128,6 +128,11 @@ impl Live {
             );
             Arc::new(brain) as Arc<dyn crate::brain::Brain>
         });
+        let (pool, workers) = (engines.pool.load(), engines.pool.workers());
+        metrics.watch_pool(move || {
+            let (busy, waiting) = pool.counts();
+            (workers, busy, waiting)
+        });
         Arc::new(Self {
             factory: PeerFactory::new(&config),
             store,
@@ -163,7 +168,9 @@ impl Live {
     /// The session now holds the claim; it releases it when it ends.
     fn register(&self, mut claim: Claim, session: Arc<Session>) {
         claim.taken = true;
-        self.registry().sessions.insert(claim.interview, session);
+        let mut registry = self.registry();
+        registry.sessions.insert(claim.interview, session);
+        self.metrics.live_sessions.set(i64::try_from(registry.sessions.len()).unwrap_or(i64::MAX));
     }
 
     fn release(&self, user: UserId, interview: InterviewId) {
@@ -172,6 +179,7 @@ impl Live {
             registry.by_user.remove(&user);
         }
         registry.sessions.remove(&interview);
+        self.metrics.live_sessions.set(i64::try_from(registry.sessions.len()).unwrap_or(i64::MAX));
     }
 
     /// The user's own live session of this interview, which joining again rejoins (after a drop) or takes over

@@ -209,6 +209,11 @@ pub struct PoolLoad {
 }
 
 impl PoolLoad {
+    /// Jobs running and jobs waiting for a worker.
+    pub fn counts(&self) -> (usize, i64) {
+        (self.busy.load(Ordering::Relaxed), self.waiting.load(Ordering::Relaxed))
+    }
+
     /// Other jobs running besides the caller's, and jobs waiting for a worker.
     pub fn others(&self) -> (usize, i64) {
         (self.busy.load(Ordering::Relaxed).saturating_sub(1), self.waiting.load(Ordering::Relaxed))

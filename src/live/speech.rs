@@ -180,7 +180,6 @@ impl SpeechFeed {
                 self.backlog = chunk;
             }
         }
-        self.ctx.metrics.inference_queue_depth.set(self.engines.pool.depth());
     }
 
     /// The candidate's track ended (a dropped connection, a rejoin): silence closes the open turn, so the audio

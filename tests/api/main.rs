@@ -5,6 +5,7 @@ mod helpers;
 mod accounts;
 mod coaches;
 mod data;
+mod deploy;
 mod http;
 mod interviews;
 mod recordings;
