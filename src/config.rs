@@ -57,6 +57,15 @@ pub struct Config {
     pub rtc_udp_ports: Option<PortRange>,
     /// STUN/TURN servers, used by the server and handed to clients (`GET /api/v1/rtc/config`).
     pub ice_servers: Vec<IceServer>,
+    /// TURN servers that take time-limited credentials made from `turn_secret` (coturn's `use-auth-secret`),
+    /// e.g. `["turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:5349?transport=tcp"]`: each
+    /// client gets its own credential with `GET /api/v1/rtc/config`.
+    pub turn_urls: Vec<String>,
+    /// The secret shared with those TURN servers (coturn's `static-auth-secret`).
+    #[serde(skip_serializing)]
+    pub turn_secret: Option<SecretString>,
+    /// How long a TURN credential works (longer than an interview).
+    pub turn_ttl_secs: u64,
     /// Live interviews this node carries at most (0: no limit); beyond, joining is refused with `server_full`.
     pub max_live_sessions: usize,
     /// A signaling socket that sends no offer within this is closed (`offer_timeout`).
@@ -186,6 +195,9 @@ impl Default for Config {
             rtc_public_ip: None,
             rtc_udp_ports: None,
             ice_servers: Vec::new(),
+            turn_urls: Vec::new(),
+            turn_secret: None,
+            turn_ttl_secs: 6 * 3600,
             max_live_sessions: 64,
             signaling_offer_timeout_secs: 30,
             rejoin_grace_secs: 60,
@@ -254,6 +266,9 @@ impl Config {
     fn check(&self) -> Result<(), ConfigError> {
         if self.access_token_ttl_secs == 0 || self.refresh_token_ttl_secs == 0 || self.password_reset_ttl_secs == 0 {
             return Err(ConfigError::Rule("token lifetimes must be positive".into()));
+        }
+        if self.turn_urls.is_empty() != self.turn_secret.is_none() || self.turn_ttl_secs == 0 {
+            return Err(ConfigError::Rule("turn_urls and turn_secret go together, and turn_ttl_secs must be positive".into()));
         }
         if self.rate_limit_window_secs == 0 {
             return Err(ConfigError::Rule("rate_limit_window_secs must be positive".into()));

@@ -32,6 +32,10 @@ fn an_unusable_configuration_exits_non_zero_with_one_line() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(!out.status.success() && stderr.contains("smtp_url") && stderr.lines().count() == 1, "{stderr}");
 
+    let out = candor(dir.path(), &["migrate"], &[("CANDOR_TURN_URLS", "[\"turn:turn.example.org:3478\"]")]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!out.status.success() && stderr.contains("turn_secret") && stderr.lines().count() == 1, "{stderr}");
+
     let out = candor(dir.path(), &["--config", "missing.toml", "migrate"], &[]);
     assert!(String::from_utf8(out.stderr).unwrap().contains("missing.toml does not exist"));
 }

@@ -83,9 +83,16 @@ pub struct RtcConfig {
     ice_servers: Vec<crate::config::IceServer>,
 }
 
-/// STUN/TURN servers for the browser's peer connection.
+/// STUN/TURN servers for the browser's peer connection: the configured ones, and the shared-secret TURN servers
+/// with a credential of the caller's own that works for `turn_ttl_secs`.
 #[utoipa::path(get, path = "/rtc/config", tag = "live", security(("bearer" = [])),
     responses((status = 200, body = RtcConfig), (status = 401, description = "Not signed in", body = crate::error::ErrorBody)))]
-pub async fn rtc_config(State(state): State<AppState>, _user: super::AuthUser) -> Json<RtcConfig> {
-    Json(RtcConfig { ice_servers: state.config.ice_servers.clone() })
+pub async fn rtc_config(State(state): State<AppState>, user: super::AuthUser) -> Json<RtcConfig> {
+    let mut ice_servers = state.config.ice_servers.clone();
+    if let Some(secret) = &state.config.turn_secret {
+        let expires_at = u64::try_from(crate::store::now_ms() / 1000).unwrap_or_default().saturating_add(state.config.turn_ttl_secs);
+        let (username, credential) = crate::auth::turn_credential(secret, user.id, expires_at);
+        ice_servers.push(crate::config::IceServer { urls: state.config.turn_urls.clone(), username: Some(username), credential: Some(credential) });
+    }
+    Json(RtcConfig { ice_servers })
 }

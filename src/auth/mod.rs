@@ -5,4 +5,4 @@ mod password;
 mod tokens;
 
 pub use password::{hash_password, verify_password};
-pub use tokens::{AccessClaims, TokenError, Tokens, hash_secret, new_refresh_token, random_secret};
+pub use tokens::{AccessClaims, TokenError, Tokens, hash_secret, new_refresh_token, random_secret, turn_credential};

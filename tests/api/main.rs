@@ -10,3 +10,4 @@ mod http;
 mod interviews;
 mod recordings;
 mod reports;
+mod turn;
