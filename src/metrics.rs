@@ -8,6 +8,9 @@ use prometheus::{
 };
 
 
+/// Reads the inference pool: (workers, busy, waiting).
+type PoolReader = Box<dyn Fn() -> (usize, usize, i64) + Send + Sync>;
+
 pub struct Metrics {
     registry: Registry,
     pub http_requests: IntCounterVec,
@@ -36,8 +39,7 @@ pub struct Metrics {
     inference_queue_depth: IntGauge,
     inference_workers: IntGauge,
     inference_workers_busy: IntGauge,
-    /// Reads the pool: (workers, busy, waiting).
-    pool: std::sync::OnceLock<Box<dyn Fn() -> (usize, usize, i64) + Send + Sync>>,
+    pool: std::sync::OnceLock<PoolReader>,
     /// Live candidate sessions on this node, connected or waiting for a rejoin (what to scale out on).
     pub live_sessions: IntGauge,
     /// Read from the allocator at each scrape.
