@@ -66,6 +66,9 @@ pub struct Config {
     pub turn_secret: Option<SecretString>,
     /// How long a TURN credential works (longer than an interview).
     pub turn_ttl_secs: u64,
+    /// On SIGTERM, how long running interviews may go on to their end before the rest are stored and told
+    /// `server_draining` (meanwhile readiness fails and new sessions are refused). 0: store and close at once.
+    pub drain_grace_secs: u64,
     /// Live interviews this node carries at most (0: no limit); beyond, joining is refused with `server_full`.
     pub max_live_sessions: usize,
     /// A signaling socket that sends no offer within this is closed (`offer_timeout`).
@@ -198,6 +201,7 @@ impl Default for Config {
             turn_urls: Vec::new(),
             turn_secret: None,
             turn_ttl_secs: 6 * 3600,
+            drain_grace_secs: 0,
             max_live_sessions: 64,
             signaling_offer_timeout_secs: 30,
             rejoin_grace_secs: 60,

@@ -123,10 +123,13 @@ impl Application {
         let every = std::time::Duration::from_secs(self.state.config.retention_sweep_secs);
         tokio::spawn(self.state.recordings.clone().sweep_every(every, sweeping.clone()));
         let live = self.state.live.clone();
-        // Live sessions are upgraded connections that graceful shutdown does not wait for: end them first.
+        let grace = std::time::Duration::from_secs(self.state.config.drain_grace_secs);
+        // Live sessions are upgraded connections that graceful shutdown does not wait for: drain them, then
+        // store and close what is left.
         let shutdown = async move {
             shutdown.await;
-            live.shutdown().await;
+            live.drain(grace).await;
+            live.shutdown(if grace.is_zero() { "server_restarting" } else { "server_draining" }).await;
         };
         axum::serve(self.listener, service).with_graceful_shutdown(shutdown).await?;
         #[cfg(all(target_os = "linux", target_env = "gnu"))]

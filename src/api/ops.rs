@@ -36,7 +36,7 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok", checks: BTreeMap::new(), engines: BTreeMap::new() })
 }
 
-/// Readiness: the database (and Redis, when configured) answer.
+/// Readiness: the database (and Redis, when configured) answer, and the node is not draining.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "Ready", body = Health), (status = 503, description = "Not ready", body = Health)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
@@ -49,6 +49,9 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
     if let Some(redis) = &state.redis {
         let pong: Result<String, _> = redis::cmd("PING").query_async(&mut redis.clone()).await;
         checks.insert("redis", pong.map(|_| "ok".to_string()).unwrap_or_else(|e| format!("unreachable: {e}")));
+    }
+    if state.live.is_draining() {
+        checks.insert("node", "draining: taking no new sessions".to_string());
     }
     let ready = checks.values().all(|v| v == "ok");
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

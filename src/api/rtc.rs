@@ -290,7 +290,9 @@ pub async fn whip_offer(
                 audit(Outcome::Failure, e.code()).await?;
                 return Err(match e {
                     ClaimRefused::AlreadyLive => ApiError::conflict(e.code(), e.to_string()),
-                    ClaimRefused::NodeFull(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string()),
+                    ClaimRefused::NodeFull(_) | ClaimRefused::Draining => {
+                        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string())
+                    }
                 });
             }
         },

@@ -66,6 +66,10 @@ pub struct Live {
     /// Where consenting candidates' sessions are recorded.
     pub recordings: Arc<crate::recordings::Recordings>,
     registry: Mutex<Registry>,
+    /// Set once the server stops taking sessions (`drain`).
+    draining: std::sync::atomic::AtomicBool,
+    /// How many sessions are live, for `drain` to wait on.
+    live_count: tokio::sync::watch::Sender<usize>,
 }
 
 #[derive(Default)]
@@ -81,6 +85,8 @@ pub enum ClaimRefused {
     AlreadyLive,
     #[error("this server carries as many live interviews as it may ({0}); try again in a few minutes")]
     NodeFull(usize),
+    #[error("this server is shutting down; join again in a moment")]
+    Draining,
 }
 
 impl ClaimRefused {
@@ -88,6 +94,7 @@ impl ClaimRefused {
         match self {
             Self::AlreadyLive => "session_already_live",
             Self::NodeFull(_) => "server_full",
+            Self::Draining => "server_draining",
         }
     }
 }
@@ -143,6 +150,8 @@ impl Live {
             mailer,
             recordings,
             registry: Mutex::default(),
+            draining: std::sync::atomic::AtomicBool::new(false),
+            live_count: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -151,8 +160,12 @@ impl Live {
     }
 
     /// Claims the one live session a user may have: refused if the user is live already (in any interview), the
-    /// interview has a live candidate, or this node carries as many sessions as it may (`max_live_sessions`).
+    /// interview has a live candidate, this node carries as many sessions as it may (`max_live_sessions`), or
+    /// it is draining.
     pub fn claim(self: &Arc<Self>, user: UserId, interview: InterviewId) -> Result<Claim, ClaimRefused> {
+        if self.is_draining() {
+            return Err(ClaimRefused::Draining);
+        }
         let mut registry = self.registry();
         if registry.by_user.contains_key(&user) || registry.sessions.contains_key(&interview) {
             return Err(ClaimRefused::AlreadyLive);
@@ -170,7 +183,7 @@ impl Live {
         claim.taken = true;
         let mut registry = self.registry();
         registry.sessions.insert(claim.interview, session);
-        self.metrics.live_sessions.set(i64::try_from(registry.sessions.len()).unwrap_or(i64::MAX));
+        self.count_sessions(&registry);
     }
 
     fn release(&self, user: UserId, interview: InterviewId) {
@@ -179,7 +192,12 @@ impl Live {
             registry.by_user.remove(&user);
         }
         registry.sessions.remove(&interview);
+        self.count_sessions(&registry);
+    }
+
+    fn count_sessions(&self, registry: &Registry) {
         self.metrics.live_sessions.set(i64::try_from(registry.sessions.len()).unwrap_or(i64::MAX));
+        self.live_count.send_replace(registry.sessions.len());
     }
 
     /// The user's own live session of this interview, which joining again rejoins (after a drop) or takes over
@@ -194,11 +212,29 @@ impl Live {
         self.registry().sessions.get(&interview).cloned()
     }
 
-    /// Server shutdown: every live session stores where it stands and closes (its interview resumes after the
-    /// restart), all at once.
-    pub async fn shutdown(&self) {
+    /// Server shutdown, first part: no new session starts here (joining is refused with `server_draining`,
+    /// readiness fails so traffic goes elsewhere), and running interviews get up to `grace` to end on their own.
+    /// Candidates whose connection drops meanwhile may still rejoin theirs.
+    pub async fn drain(&self, grace: std::time::Duration) {
+        self.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+        if grace.is_zero() {
+            return;
+        }
+        tracing::info!(sessions = self.live_sessions(), grace_secs = grace.as_secs(), "draining: running interviews may finish");
+        let mut count = self.live_count.subscribe();
+        let _ = tokio::time::timeout(grace, count.wait_for(|n| *n == 0)).await;
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Server shutdown, last part: every live session left stores where it stands and closes, all at once; its
+    /// interview resumes when the candidate joins again (here after a restart, or on another server).
+    /// `reason` is what signaling tells the client: `server_restarting`, or `server_draining` after a drain.
+    pub async fn shutdown(&self, reason: &'static str) {
         let sessions: Vec<Arc<Session>> = self.registry().sessions.values().cloned().collect();
-        futures_util::future::join_all(sessions.iter().map(|session| session.interrupt())).await;
+        futures_util::future::join_all(sessions.iter().map(|session| session.interrupt(reason))).await;
     }
 
     /// Number of live candidate sessions.

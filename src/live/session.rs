@@ -132,7 +132,7 @@ pub struct Session {
     connected: AtomicBool,
     /// Set by the first `end` (or `interrupt`): later and concurrent calls do nothing.
     ending: AtomicBool,
-    /// What signaling tells the client when the session is over: `session_ended`, or `server_restarting`.
+    /// What signaling tells the client when the session is over: `session_ended`, `server_restarting`, ...
     closing: std::sync::OnceLock<&'static str>,
     /// Observers watching now (at most `observer::MAX_OBSERVERS`).
     pub(super) observers: std::sync::atomic::AtomicUsize,
@@ -460,14 +460,14 @@ impl Session {
     }
 
     /// The server is stopping: the interview does not end. Everything said so far and where the interview
-    /// stands are stored, and signaling tells the client `server_restarting`; after the restart the candidate
-    /// joins again and the interview resumes at the same question.
-    pub async fn interrupt(&self) {
+    /// stands are stored, and signaling tells the client `reason` (`server_restarting` or `server_draining`);
+    /// the candidate joins again and the interview resumes at the same question.
+    pub async fn interrupt(&self, reason: &'static str) {
         if self.ending.swap(true, Ordering::SeqCst) {
             return;
         }
-        tracing::info!(interview = %self.interview(), "session interrupted by the server stopping");
-        let _ = self.closing.set("server_restarting");
+        tracing::info!(interview = %self.interview(), reason, "session interrupted by the server stopping");
+        let _ = self.closing.set(reason);
         // The interviewer holds as for a dropped connection, and the answer in progress is transcribed first, so
         // that it is in what the conversation stores (unjudged: the candidate goes on with it after the restart).
         self.context.conversation.send(Message::Input(Input::Disconnected)).await;

@@ -65,7 +65,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub state: AppState,
     _data_dir: tempfile::TempDir,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    serving: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 /// A test app with the default test configuration.
@@ -100,10 +101,10 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) 
     let addr = app.local_addr();
     let state = app.state().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async {
+    let serving = tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
     }));
-    TestApp { addr, client: reqwest::Client::new(), state, _data_dir: data_dir, _stop: stop }
+    TestApp { addr, client: reqwest::Client::new(), state, _data_dir: data_dir, stop: Some(stop), serving: Some(serving) }
 }
 
 #[allow(dead_code)] // used by the live tests only
@@ -148,6 +149,15 @@ impl Reply {
 }
 
 impl TestApp {
+    /// Stops the server as SIGTERM does; the handle ends once it has stopped.
+    #[allow(dead_code)] // used by the live tests only
+    pub fn stop(&mut self) -> tokio::task::JoinHandle<std::io::Result<()>> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.serving.take().expect("stopped once")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -198,3 +198,66 @@ async fn a_server_restart_mid_answer_loses_nothing_and_the_interview_resumes() {
     assert!(second.contains("pipeline") && second.contains("idempotent"), "one answer across the restart: {report}");
     back.vanish().await;
 }
+
+/// A candidate signed in, their interview, and their client once the first question was asked, on an app that
+/// drains for `grace_secs` when it stops.
+async fn draining_app(grace_secs: u64) -> (TestApp, String, String, Client) {
+    let app = spawn_app_with(Backend::Sqlite, move |c| c.drain_grace_secs = grace_secs).await;
+    let (token, _) = app.signed_in_user("ada@example.com").await;
+    let interview = app.create_interview(&token).await;
+    let client = Client::connect(options(&app, &token, &interview, Role::Candidate)).await.expect("connects");
+    assert!(client.wait_until(PATIENCE, |c| !events_of(c, "interviewer.question").is_empty()).await);
+    (app, token, interview, client)
+}
+
+/// SIGTERM with a drain grace: readiness fails at once and new sessions are refused with `server_draining`, but the
+/// running interview goes on to its end and its report; then the server stops without waiting out the grace.
+#[tokio::test]
+async fn a_draining_server_refuses_new_sessions_and_lets_the_running_interview_finish() {
+    let (mut app, _token, interview, client) = draining_app(600).await;
+    let (other, _) = app.signed_in_user("bob@example.com").await;
+    let theirs = app.create_interview(&other).await;
+    let stopped = app.stop();
+    assert!(eventually(async || app.get("/readyz", None).await.status == reqwest::StatusCode::SERVICE_UNAVAILABLE).await);
+    assert!(app.get("/readyz", None).await.body["checks"]["node"].as_str().unwrap().starts_with("draining"));
+    let mut ws = crate::signaling::socket(app.addr, &theirs, &format!("access_token={other}")).await;
+    assert_eq!(crate::signaling::code(crate::signaling::next_message(&mut ws).await), "server_draining", "a new session is refused");
+
+    let answer = "I led the move of our billing service to a new database, in small tested steps, and we finished early.";
+    client.send_event(&json!({"v": 1, "type": "answer.text", "text": answer}).to_string()).await.unwrap();
+    assert!(client.wait_until(PATIENCE, |c| events_of(c, "interviewer.question").len() >= 2).await, "the interview goes on");
+    client.send_event(r#"{"v":1,"type":"control","action":"end"}"#).await.unwrap();
+    assert!(client.wait_until(PATIENCE, |c| !events_of(c, "report.ready").is_empty()).await, "{:?}", client.events());
+    let stopped = tokio::time::timeout(PATIENCE, stopped).await;
+    assert!(stopped.is_ok_and(|r| r.is_ok()), "the server stops once its last interview ended, well inside the grace");
+    let store = reopened(&app).await;
+    let id = interview.parse().unwrap();
+    assert_eq!(store.interview(id).await.unwrap().unwrap().status.to_string(), "completed");
+    assert!(store.turns(id).await.unwrap().iter().any(|t| t.text == answer));
+    client.vanish().await;
+}
+
+/// The stopped app's database, opened again.
+async fn reopened(app: &TestApp) -> candor::store::Store {
+    let config = &app.state.config;
+    candor::startup::open_store(config, &candor::startup::vault(config).unwrap()).await.unwrap()
+}
+
+/// Past the drain grace, an interview still running is stored where it stands and its candidate told
+/// `server_draining`; it stays in progress, to resume when they join again.
+#[tokio::test]
+async fn past_the_drain_grace_a_running_interview_is_stored_and_told_server_draining() {
+    let (mut app, _token, interview, client) = draining_app(1).await;
+    let answer = "At my last job I moved our billing system to a queue, and failed payments fell by half within a month.";
+    client.send_event(&json!({"v": 1, "type": "answer.text", "text": answer}).to_string()).await.unwrap();
+    assert!(client.wait_until(PATIENCE, |c| events_of(c, "interviewer.question").len() >= 2).await);
+    let stopped = app.stop();
+    let told = |c: &Client| c.signals().iter().any(|s| matches!(s, ServerMessage::Ended { reason } if reason == "server_draining"));
+    assert!(client.wait_until(PATIENCE, told).await, "{:?}", client.signals());
+    assert!(tokio::time::timeout(PATIENCE, stopped).await.is_ok_and(|r| r.is_ok()));
+    let store = reopened(&app).await;
+    let id = interview.parse().unwrap();
+    assert_eq!(store.interview(id).await.unwrap().unwrap().status.to_string(), "in_progress", "not ended");
+    assert!(store.turns(id).await.unwrap().iter().any(|t| t.text == answer), "the answer is stored");
+    client.vanish().await;
+}

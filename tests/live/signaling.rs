@@ -14,7 +14,7 @@ use crate::helpers::models_dir;
 use crate::{Binary, PATIENCE, candidate_app, metric, options};
 
 /// Opens the signaling socket and returns it.
-async fn socket(
+pub(crate) async fn socket(
     addr: std::net::SocketAddr,
     interview: &str,
     query: &str,
@@ -23,7 +23,7 @@ async fn socket(
     tokio_tungstenite::connect_async(url).await.expect("upgrade").0
 }
 
-async fn next_message(
+pub(crate) async fn next_message(
     ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
 ) -> Option<ServerMessage> {
     let message = tokio::time::timeout(PATIENCE, ws.next()).await.ok()??.ok()?;
@@ -31,7 +31,7 @@ async fn next_message(
     serde_json::from_str(&text).ok()
 }
 
-fn code(message: Option<ServerMessage>) -> String {
+pub(crate) fn code(message: Option<ServerMessage>) -> String {
     match message {
         Some(ServerMessage::Error { code, .. }) => code,
         other => panic!("expected an error, got {other:?}"),
