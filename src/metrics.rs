@@ -57,6 +57,7 @@ pub struct Metrics {
     /// Media bytes written to recordings (plaintext, before sealing).
     pub recording_bytes: IntCounter,
     pub brain_up: IntGauge,
+    pub redis_up: IntGauge,
     pub storage_dropped: IntCounter,
     pub stt_redecodes: IntCounter,
     pub stt_ahead_dropped: IntCounter,
@@ -219,9 +220,12 @@ impl Metrics {
         .expect("valid metric");
         let recording_bytes = IntCounter::new("recording_bytes_total", "Media bytes written to recordings")
             .expect("valid metric");
+        let redis_up = IntGauge::new("redis_up", "1 while Redis answers (or none is configured), 0 while rate limits count on this node alone")
+            .expect("valid metric");
         let brain_up = IntGauge::new("brain_up", "1 while the LLM endpoint answers (or none is configured), 0 while it is down")
             .expect("valid metric");
         brain_up.set(1);
+        redis_up.set(1);
         let storage_dropped = IntCounter::new(
             "storage_dropped_total",
             "Per-second samples not stored because a session's storage queue was full",
@@ -332,6 +336,7 @@ impl Metrics {
             Box::new(recordings.clone()),
             Box::new(recording_bytes.clone()),
             Box::new(brain_up.clone()),
+            Box::new(redis_up.clone()),
             Box::new(storage_dropped.clone()),
             Box::new(stt_redecodes.clone()),
             Box::new(stt_ahead_dropped.clone()),
@@ -384,6 +389,7 @@ impl Metrics {
             recordings,
             recording_bytes,
             brain_up,
+            redis_up,
             storage_dropped,
             stt_redecodes,
             stt_ahead_dropped,

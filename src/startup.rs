@@ -20,6 +20,9 @@ use crate::rate_limit::RateLimiter;
 use crate::store::{Store, StoreError};
 use crate::vault::Vault;
 
+/// How long a Redis connection or reply may take.
+const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Handed-off request work (`AppState::background`) allowed at once.
 const BACKGROUND_TASKS: usize = 32;
 
@@ -55,7 +58,15 @@ impl Application {
         };
         let tokens = Tokens::new(&secret, config.access_token_ttl_secs, config.refresh_token_ttl_secs);
         let redis = match &config.redis_url {
-            Some(url) => Some(redis::aio::ConnectionManager::new(redis::Client::open(url.as_str())?).await?),
+            // Connected on first use, so a Redis that is down does not keep the node from starting; short
+            // timeouts, so a Redis that hangs does not hold requests.
+            Some(url) => {
+                let timeouts = redis::aio::ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(REDIS_TIMEOUT))
+                    .set_response_timeout(Some(REDIS_TIMEOUT))
+                    .set_number_of_retries(1);
+                Some(redis::aio::ConnectionManager::new_lazy_with_config(redis::Client::open(url.as_str())?, timeouts)?)
+            }
             None => None,
         };
         let limiter = match &redis {

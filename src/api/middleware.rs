@@ -14,16 +14,15 @@ use crate::rate_limit::Decision;
 /// 429 with `Retry-After` once a client IP has used its window.
 pub async fn limit_requests(State(state): State<AppState>, ip: ClientIp, request: Request, next: Next) -> Response {
     let now = crate::store::now_ms() as u64 / 1000;
-    match state.limiter.check(ip.0, now).await {
-        Ok(Decision::Allow) => next.run(request).await,
-        Ok(Decision::Reject { retry_after }) => {
+    let verdict = state.limiter.check(ip.0, now).await;
+    if verdict.degraded {
+        state.metrics.rate_limited.with_label_values(&["store_error"]).inc();
+    }
+    match verdict.decision {
+        Decision::Allow => next.run(request).await,
+        Decision::Reject { retry_after } => {
             state.metrics.rate_limited.with_label_values(&["rejected"]).inc();
             ApiError::rate_limited(retry_after).into_response()
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "rate limiter store failed; allowing the request");
-            state.metrics.rate_limited.with_label_values(&["store_error"]).inc();
-            next.run(request).await
         }
     }
 }

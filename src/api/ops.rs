@@ -36,7 +36,7 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok", checks: BTreeMap::new(), engines: BTreeMap::new() })
 }
 
-/// Readiness: the database (and Redis, when configured) answer, and the node is not draining.
+/// Readiness: the database answers and the node is not draining. Redis, when configured, is reported too.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "Ready", body = Health), (status = 503, description = "Not ready", body = Health)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
@@ -46,14 +46,16 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
         Err(e) => format!("unreachable: {e}"),
     };
     checks.insert("database", database);
-    if let Some(redis) = &state.redis {
-        let pong: Result<String, _> = redis::cmd("PING").query_async(&mut redis.clone()).await;
-        checks.insert("redis", pong.map(|_| "ok".to_string()).unwrap_or_else(|e| format!("unreachable: {e}")));
-    }
     if state.live.is_draining() {
         checks.insert("node", "draining: taking no new sessions".to_string());
     }
     let ready = checks.values().all(|v| v == "ok");
+    // Without Redis the node still serves, counting rate limits on its own: reported, not a reason to be unready.
+    if let Some(redis) = &state.redis {
+        let pong: Result<String, _> = redis::cmd("PING").query_async(&mut redis.clone()).await;
+        let redis = pong.map(|_| "ok".to_string()).unwrap_or_else(|e| format!("unreachable ({e}): rate limits count on this node alone"));
+        checks.insert("redis", redis);
+    }
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let mut engines = state.live.engines.status.clone();
     // The LLM brain: "ok", "down" (failing; the built-in brain decides meanwhile), or "off" (none configured).
@@ -70,6 +72,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let (open, idle) = state.store.pool_usage();
     state.metrics.db_connections.set(i64::from(open));
     state.metrics.db_connections_idle.set(i64::try_from(idle).unwrap_or(i64::MAX));
+    state.metrics.redis_up.set(i64::from(state.limiter.redis_up().unwrap_or(true)));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 

@@ -142,6 +142,48 @@ async fn past_the_rate_limit_requests_get_429_with_retry_after_then_recover() {
     assert_eq!(app.get("/api/v1/me", None).await.status, StatusCode::UNAUTHORIZED, "the window has passed");
 }
 
+/// A Redis that is down when the node starts, then comes up: the node starts and stays ready, counts rate limits
+/// on its own meanwhile (counted, and `candor_redis_up` 0), and shares them again once Redis answers.
+#[tokio::test]
+async fn a_redis_outage_degrades_rate_limits_to_this_node_and_they_are_shared_again_when_it_is_back() {
+    if std::process::Command::new("redis-server").arg("--version").output().is_err() {
+        assert!(std::env::var("CANDOR_TEST_REQUIRE_SERVICES").is_err(), "redis-server is installed by the test command");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app = spawn_app_with(Backend::Sqlite, move |config| {
+        config.redis_url = Some(format!("redis://127.0.0.1:{port}"));
+        config.rate_limit_requests = 4;
+        config.rate_limit_window_secs = 600;
+    })
+    .await;
+    let ready = app.get("/readyz", None).await;
+    assert_eq!(ready.status, StatusCode::OK, "{}", ready.text);
+    assert!(ready.body["checks"]["redis"].as_str().unwrap().starts_with("unreachable"), "{}", ready.text);
+    assert_eq!(exhaust(&app, 4).await.code(), "rate_limited", "this node still limits on its own");
+    let metrics = app.get("/metrics", None).await.text;
+    assert_eq!(sample(&metrics, "candor_redis_up", &[]), Some(0.0));
+    assert!(sample(&metrics, "candor_rate_limit_total", &[("decision", "store_error")]).is_some_and(|n| n >= 4.0));
+
+    let mut redis = std::process::Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server starts");
+    let mut shared = false;
+    for _ in 0..300 {
+        app.get("/healthz", None).await;
+        app.get("/api/v1/me", None).await;
+        if sample(&app.get("/metrics", None).await.text, "candor_redis_up", &[]) == Some(1.0) {
+            shared = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = (redis.kill(), redis.wait());
+    assert!(shared, "the node uses Redis again once it answers");
+}
+
 #[tokio::test]
 async fn nodes_sharing_redis_share_rate_limit_counters() {
     if !service_available("CANDOR_TEST_REDIS_URL") {
