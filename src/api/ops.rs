@@ -13,6 +13,9 @@ use utoipa::ToSchema;
 
 use super::AppState;
 
+/// How long readiness waits for Redis (probes time out after a second).
+const REDIS_PING: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The serialised OpenAPI document, made once when the router is built.
 #[derive(Clone)]
 pub struct OpenApiJson(pub Arc<String>);
@@ -52,8 +55,13 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
     let ready = checks.values().all(|v| v == "ok");
     // Without Redis the node still serves, counting rate limits on its own: reported, not a reason to be unready.
     if let Some(redis) = &state.redis {
-        let pong: Result<String, _> = redis::cmd("PING").query_async(&mut redis.clone()).await;
-        let redis = pong.map(|_| "ok".to_string()).unwrap_or_else(|e| format!("unreachable ({e}): rate limits count on this node alone"));
+        let mut redis = redis.clone();
+        let ping = tokio::time::timeout(REDIS_PING, redis::cmd("PING").query_async::<String>(&mut redis)).await;
+        let redis = match ping {
+            Ok(Ok(_)) => "ok".to_string(),
+            Ok(Err(e)) => format!("unreachable ({e}): rate limits count on this node alone"),
+            Err(_) => "no answer: rate limits count on this node alone".to_string(),
+        };
         checks.insert("redis", redis);
     }
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
