@@ -176,6 +176,17 @@ async fn accessible(devtools: &mut DevTools, id: u64, page: &str, models: &Path)
     assert_eq!(violations, json!([]), "accessibility of the {page} page");
 }
 
+/// Chromium on `url` with silent fake devices, for pages that need no speech: the browser, its DevTools socket,
+/// and the folder they use.
+async fn open_page(url: &str) -> (tempfile::TempDir, Browser, DevTools) {
+    let dir = tempfile::tempdir().unwrap();
+    let (wav, y4m) = media(dir.path(), None, 0);
+    let profile = dir.path().join("profile");
+    let browser = chromium(url, &profile, &wav, &y4m, true);
+    let (devtools, _) = tokio_tungstenite::connect_async(devtools_page(&profile).await).await.unwrap();
+    (dir, browser, devtools)
+}
+
 /// The text of the element `selector` picks ("" when none), as `evaluate` wants it.
 fn text_of(selector: &str) -> String {
     format!("Promise.resolve(JSON.stringify(document.querySelector('{selector}')?.innerText ?? ''))")
@@ -490,11 +501,7 @@ async fn a_whole_interview_in_chromium_from_a_spoken_answer_to_the_report_page()
 #[tokio::test]
 async fn sign_up_set_up_and_device_check_in_chromium() {
     let app = helpers::spawn_app_with(helpers::Backend::Sqlite, |_| {}).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (wav, y4m) = media(dir.path(), None, 0);
-    let profile = dir.path().join("profile");
-    let _browser = chromium(&app.url("/"), &profile, &wav, &y4m, true);
-    let (mut devtools, _) = tokio_tungstenite::connect_async(devtools_page(&profile).await).await.unwrap();
+    let (_dir, _browser, mut devtools) = open_page(&app.url("/")).await;
     let models = helpers::models_dir();
     loaded(&mut devtools, 500).await;
     wait_for_text(&mut devtools, 1_000, "#register", "Create an account").await;
@@ -581,11 +588,7 @@ async fn an_invited_coach_signs_up_from_the_link_and_sees_the_shared_interview()
     let interview = app.create_interview(&token).await;
     let invited = app.post(&format!("/api/v1/interviews/{interview}/invitations"), Some(&token), json!({"email": "grace@example.com"})).await;
     let link = invited.body["link"].as_str().expect("an invitation link").to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let (wav, y4m) = media(dir.path(), None, 0);
-    let profile = dir.path().join("profile");
-    let _browser = chromium(&app.url(&link), &profile, &wav, &y4m, true);
-    let (mut devtools, _) = tokio_tungstenite::connect_async(devtools_page(&profile).await).await.unwrap();
+    let (_dir, _browser, mut devtools) = open_page(&app.url(&link)).await;
     let models = helpers::models_dir();
     wait_for_text(&mut devtools, 1_000, "#invitation-text", "Test User invited you (grace@example.com)").await;
     accessible(&mut devtools, 2_000, "invitation", &models).await;
@@ -617,11 +620,7 @@ async fn a_forgotten_password_is_reset_from_the_emailed_link_then_changed_when_s
     let url = smtp.url();
     let app = helpers::spawn_app_with(helpers::Backend::Sqlite, move |c| c.smtp_url = Some(url.into())).await;
     app.register("ada@example.com").await;
-    let dir = tempfile::tempdir().unwrap();
-    let (wav, y4m) = media(dir.path(), None, 0);
-    let profile = dir.path().join("profile");
-    let _browser = chromium(&app.url("/"), &profile, &wav, &y4m, true);
-    let (mut devtools, _) = tokio_tungstenite::connect_async(devtools_page(&profile).await).await.unwrap();
+    let (_dir, _browser, mut devtools) = open_page(&app.url("/")).await;
     let models = helpers::models_dir();
     wait_for_text(&mut devtools, 500, "#login", "Forgot your password?").await;
     loaded(&mut devtools, 700).await;
