@@ -103,6 +103,7 @@ impl Application {
                 Arc::new(engines),
                 mailer.clone(),
                 recordings.clone(),
+                redis.clone(),
             ),
             recordings,
             mailer,

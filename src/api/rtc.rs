@@ -109,7 +109,7 @@ async fn admit(
             if let Some(session) = state.live.rejoinable(user, interview_id) {
                 return Ok(Box::new(CandidateLeg::rejoin(session)));
             }
-            let claim = state.live.claim(user, interview_id).map_err(|e| Refusal(e.code(), e.to_string()))?;
+            let claim = state.live.claim(user, interview_id).await.map_err(|e| Refusal(e.code(), e.to_string()))?;
             Ok(Box::new(CandidateLeg::new(claim)))
         }
         "observer" => {
@@ -284,7 +284,7 @@ pub async fn whip_offer(
     }
     let join = match state.live.rejoinable(user.id, interview.id) {
         Some(session) => Join::Rejoin(session),
-        None => match state.live.claim(user.id, interview.id) {
+        None => match state.live.claim(user.id, interview.id).await {
             Ok(claim) => Join::Start(claim),
             Err(e) => {
                 audit(Outcome::Failure, e.code()).await?;

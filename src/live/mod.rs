@@ -21,6 +21,7 @@
 //! `Live` is the process-wide part: the peer factory and the registry that enforces one live session per user
 //! and lets observers find the session they may watch.
 
+mod cluster;
 mod conversation;
 mod engines;
 mod events;
@@ -70,6 +71,8 @@ pub struct Live {
     draining: std::sync::atomic::AtomicBool,
     /// How many sessions are live, for `drain` to wait on.
     live_count: tokio::sync::watch::Sender<usize>,
+    /// The claims shared with other nodes.
+    cluster: Arc<cluster::Cluster>,
 }
 
 #[derive(Default)]
@@ -115,6 +118,18 @@ impl Drop for Claim {
     }
 }
 
+/// Keeps this node's shared claims alive while the node is.
+async fn refresh_claims(live: std::sync::Weak<Live>) {
+    let mut tick = tokio::time::interval(cluster::REFRESH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(live) = live.upgrade() else { return };
+        let claims: Vec<(UserId, InterviewId)> = live.registry().by_user.iter().map(|(u, i)| (*u, *i)).collect();
+        live.cluster.refresh(&claims).await;
+    }
+}
+
 impl Live {
     pub fn new(
         config: Arc<Config>,
@@ -123,6 +138,7 @@ impl Live {
         engines: Arc<Engines>,
         mailer: Option<Arc<crate::notify::Mailer>>,
         recordings: Arc<crate::recordings::Recordings>,
+        redis: Option<redis::aio::ConnectionManager>,
     ) -> Arc<Self> {
         let brain = config.llm_url.as_deref().map(|url| {
             let brain = crate::brain::OpenAiBrain::new(
@@ -140,7 +156,8 @@ impl Live {
             let (busy, waiting) = pool.counts();
             (workers, busy, waiting)
         });
-        Arc::new(Self {
+        let cluster = Arc::new(cluster::Cluster::new(redis, &config.redis_prefix));
+        let live = Arc::new(Self {
             factory: PeerFactory::new(&config),
             store,
             metrics,
@@ -152,7 +169,12 @@ impl Live {
             registry: Mutex::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
             live_count: tokio::sync::watch::Sender::new(0),
-        })
+            cluster,
+        });
+        if live.cluster.is_shared() {
+            tokio::spawn(refresh_claims(Arc::downgrade(&live)));
+        }
+        live
     }
 
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
@@ -162,7 +184,16 @@ impl Live {
     /// Claims the one live session a user may have: refused if the user is live already (in any interview), the
     /// interview has a live candidate, this node carries as many sessions as it may (`max_live_sessions`), or
     /// it is draining.
-    pub fn claim(self: &Arc<Self>, user: UserId, interview: InterviewId) -> Result<Claim, ClaimRefused> {
+    /// With Redis, the user must not be live on another node either.
+    pub async fn claim(self: &Arc<Self>, user: UserId, interview: InterviewId) -> Result<Claim, ClaimRefused> {
+        let claim = self.claim_here(user, interview)?;
+        if !self.cluster.claim(user, interview).await {
+            return Err(ClaimRefused::AlreadyLive);
+        }
+        Ok(claim)
+    }
+
+    fn claim_here(self: &Arc<Self>, user: UserId, interview: InterviewId) -> Result<Claim, ClaimRefused> {
         if self.is_draining() {
             return Err(ClaimRefused::Draining);
         }
@@ -187,6 +218,10 @@ impl Live {
     }
 
     fn release(&self, user: UserId, interview: InterviewId) {
+        if let (true, Ok(runtime)) = (self.cluster.is_shared(), tokio::runtime::Handle::try_current()) {
+            let cluster = self.cluster.clone();
+            runtime.spawn(async move { cluster.release(user, interview).await });
+        }
         let mut registry = self.registry();
         if registry.by_user.get(&user) == Some(&interview) {
             registry.by_user.remove(&user);

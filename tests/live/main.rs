@@ -5,6 +5,7 @@
 #[allow(dead_code)]
 mod helpers;
 
+mod cluster;
 mod interview;
 mod load;
 mod media;
