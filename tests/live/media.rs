@@ -9,6 +9,7 @@ use candor_loadtest::{Client, Role};
 use candor::domain::SampleKind;
 use candor_pipelines::audio::dbfs;
 
+use crate::helpers::TestApp;
 use crate::{PATIENCE, app_with, candidate_app, events_of, metric, options};
 
 pub fn sine(freq: f32, amplitude: f32, seconds: f32, rate: u32) -> Vec<f32> {
@@ -59,6 +60,20 @@ async fn send_and_measure(pcm: Vec<f32>, rate: u32) {
     let stored = stored_samples(&app, &interview, SampleKind::Speech, |s| s.len() >= seconds).await;
     assert!(stored.len() >= seconds, "samples are stored as they happen: {} of {seconds}", stored.len());
     client.end().await;
+}
+
+/// The interview's stored turns once `stored` holds for them (waiting generously): turns are stored off the media
+/// path, a moment after the events that announce them.
+async fn stored_turns(app: &TestApp, token: &str, interview: &str, stored: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let detail = app.get(&format!("/api/v1/interviews/{interview}"), Some(token)).await;
+        let turns = detail.body["turns"].as_array().cloned().unwrap_or_default();
+        if stored(&turns) || tokio::time::Instant::now() >= deadline {
+            return turns;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]
@@ -298,8 +313,7 @@ async fn a_spoken_answer_comes_back_as_a_final_transcript_and_a_stored_turn() {
     let rolling = events_of(&client, "speech.metrics").into_iter().rfind(|e| e["wpm"].is_number()).unwrap();
     let share = rolling["speaking_share"].as_f64().unwrap();
     assert!(share > 0.2 && share <= 1.0, "speaking share {share}");
-    let detail = app.get(&format!("/api/v1/interviews/{interview}"), Some(&token)).await;
-    let turns = detail.body["turns"].as_array().unwrap();
+    let turns = stored_turns(&app, &token, &interview, |turns| turns.iter().any(|t| t["speaker"] == "candidate")).await;
     let candidate: Vec<_> = turns.iter().filter(|t| t["speaker"] == "candidate").collect();
     assert_eq!(candidate.len(), 1, "{turns:?}");
     assert_eq!(candidate[0]["text"], heard);
@@ -439,8 +453,7 @@ async fn the_interviewer_greets_with_a_voice_that_plays_to_the_end_and_is_stored
     assert!(frames.last().unwrap().0 <= played_ms + 200, "within the speech: {frames:?}");
     assert!(frames.iter().any(|(_, v)| v == "PP"), "lips close for the m of welcome: {frames:?}");
 
-    let detail = app.get(&format!("/api/v1/interviews/{interview}"), Some(&token)).await;
-    let turns = detail.body["turns"].as_array().unwrap();
+    let turns = stored_turns(&app, &token, &interview, |turns| !turns.is_empty()).await;
     assert_eq!((turns.len(), &turns[0]["speaker"], &turns[0]["interrupted"]), (1, &"interviewer".into(), &false.into()));
     client.end().await;
 }
@@ -473,11 +486,9 @@ async fn a_candidate_who_starts_speaking_cuts_the_interviewer_off_at_once() {
     assert!(client.inbound().audio_packets <= heard + 3, "{} then {}", heard, client.inbound().audio_packets);
 
     assert!(client.wait_until(PATIENCE, |c| !events_of(c, "transcript.final").is_empty()).await);
-    let detail = app.get(&format!("/api/v1/interviews/{interview}"), Some(&token)).await;
-    let turns = detail.body["turns"].as_array().unwrap();
+    let turns = stored_turns(&app, &token, &interview, |turns| turns.iter().any(|t| t["speaker"] == "candidate")).await;
     let interviewer = turns.iter().find(|t| t["speaker"] == "interviewer").unwrap();
     assert_eq!(interviewer["interrupted"], true);
-    assert!(turns.iter().any(|t| t["speaker"] == "candidate"));
     client.end().await;
 }
 
