@@ -25,6 +25,14 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// Prefix of every Redis key this node writes, so several deployments can share one Redis.
     pub redis_prefix: String,
+    /// This node's address as the other nodes reach it (`http://10.0.3.7:8080`), kept in the Redis node
+    /// registry: signaling for a session that runs here, reaching another node, is relayed here. Unset: the
+    /// address the server listens on, unless that is a wildcard (then `rtc_public_ip` with its port, else none,
+    /// and other nodes refuse such signaling with `session_already_live` as a lone node does).
+    pub node_url: Option<String>,
+    /// How often a node renews its entry in the Redis node registry and its live-session claims; both expire
+    /// after three times this, so a node that dies frees its candidates that much later.
+    pub cluster_heartbeat_secs: u64,
     /// Where fetched model files live.
     pub models_dir: PathBuf,
     /// The whisper.cpp model in `models_dir` for speech-to-text (`ggml-tiny.en-q8_0.bin`: the same accuracy in
@@ -181,6 +189,8 @@ impl Default for Config {
             database_max_connections: 10,
             redis_url: None,
             redis_prefix: "candor".into(),
+            node_url: None,
+            cluster_heartbeat_secs: 10,
             models_dir: PathBuf::from("models/cache"),
             stt_model: "ggml-tiny.en.bin".into(),
             log_format: LogFormat::Text,
@@ -291,6 +301,14 @@ impl Config {
         {
             return Err(ConfigError::Rule("llm_url must start with http:// or https://".into()));
         }
+        if let Some(url) = &self.node_url
+            && !url.starts_with("http://")
+        {
+            return Err(ConfigError::Rule("node_url must start with http:// (nodes talk over the cluster network)".into()));
+        }
+        if self.cluster_heartbeat_secs == 0 {
+            return Err(ConfigError::Rule("cluster_heartbeat_secs must be positive".into()));
+        }
         if let Some(url) = &self.smtp_url
             && !(url.expose_secret().starts_with("smtp://") || url.expose_secret().starts_with("smtps://"))
         {
@@ -310,6 +328,16 @@ impl Config {
             return Err(ConfigError::Rule("recording_retention_days and retention_sweep_secs must be positive".into()));
         }
         Ok(())
+    }
+
+    /// This node's address for the registry: `node_url`, else the listening address `bound` unless it is a
+    /// wildcard (then `rtc_public_ip` on its port).
+    pub fn advertised_url(&self, bound: SocketAddr) -> Option<String> {
+        if let Some(url) = &self.node_url {
+            return Some(url.trim_end_matches('/').to_string());
+        }
+        let ip = if bound.ip().is_unspecified() { self.rtc_public_ip? } else { bound.ip() };
+        Some(format!("http://{}", SocketAddr::new(ip, bound.port())))
     }
 
     /// The database to use: `database_url`, or a SQLite file in `data_dir`.
@@ -346,5 +374,18 @@ mod tests {
     fn a_foreign_database_scheme_is_refused() {
         let config = Config { database_url: Some("mysql://x".into()), ..Config::default() };
         assert!(matches!(config.check(), Err(ConfigError::Rule(_))));
+    }
+
+    #[test]
+    fn a_node_advertises_its_own_url_its_listening_address_or_its_public_ip() {
+        let bound: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let set = Config { node_url: Some("http://10.0.3.7:8080/".into()), ..Config::default() };
+        assert_eq!(set.advertised_url(bound).as_deref(), Some("http://10.0.3.7:8080"));
+        assert_eq!(Config::default().advertised_url("127.0.0.1:9000".parse().unwrap()).as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(Config::default().advertised_url(bound), None, "a wildcard address reaches nobody");
+        let public = Config { rtc_public_ip: Some("198.51.100.4".parse().unwrap()), ..Config::default() };
+        assert_eq!(public.advertised_url(bound).as_deref(), Some("http://198.51.100.4:8080"));
+        let tls = Config { node_url: Some("https://node-0".into()), ..Config::default() };
+        assert!(matches!(tls.check(), Err(ConfigError::Rule(_))));
     }
 }

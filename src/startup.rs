@@ -88,6 +88,9 @@ impl Application {
             .unwrap_or_else(|_| Engines::disabled("loading the models panicked"));
         let bound = listener.local_addr().map_err(|source| StartupError::Bind { addr: config.bind, source })?;
         let mailer = crate::notify::Mailer::from_config(&config, bound, metrics.clone())?;
+        if redis.is_some() && config.advertised_url(bound).is_none() {
+            tracing::warn!("no CANDOR_NODE_URL and a wildcard bind address: other nodes cannot relay signaling here");
+        }
         let recordings = Arc::new(recordings(&config, vault, store.clone(), metrics.clone())?);
         // Before any session records: what a crash left unfinished is closed and moved where it belongs.
         match recordings.recover().await {
@@ -103,7 +106,12 @@ impl Application {
                 Arc::new(engines),
                 mailer.clone(),
                 recordings.clone(),
-                redis.clone(),
+                crate::live::Cluster::new(
+                    redis.clone(),
+                    &config.redis_prefix,
+                    config.advertised_url(bound),
+                    std::time::Duration::from_secs(config.cluster_heartbeat_secs),
+                ),
             ),
             recordings,
             mailer,

@@ -155,3 +155,26 @@ pub async fn audit(State(state): State<AppState>, user: AuthUser, ApiQuery(page)
             .collect(),
     ))
 }
+
+#[derive(Serialize, ToSchema)]
+pub struct NodesView {
+    /// The node that answered.
+    this_node: String,
+    /// Whether nodes share a Redis; without it the list is empty and each node works alone.
+    shared: bool,
+    /// The registered nodes (each renews its entry every `CANDOR_CLUSTER_HEARTBEAT_SECS`; one silent three times
+    /// as long has dropped out).
+    nodes: Vec<crate::live::NodeEntry>,
+}
+
+/// The media nodes in the Redis registry.
+#[utoipa::path(get, path = "/admin/nodes", tag = "profile", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The registry", body = NodesView),
+        (status = 403, description = "Not an admin (`forbidden`)", body = ErrorBody),
+    ))]
+pub async fn nodes(State(state): State<AppState>, user: AuthUser) -> Result<Json<NodesView>, ApiError> {
+    require_admin(&state, &user, "admin.nodes.read", None).await?;
+    let (nodes, this_node) = state.live.nodes().await;
+    Ok(Json(NodesView { this_node, shared: state.redis.is_some(), nodes }))
+}

@@ -5,10 +5,11 @@ use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequestParts, OriginalUri};
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
-use crate::auth::TokenError;
+use crate::auth::{TokenError, Tokens};
 use crate::domain::{Role, UserId};
 use crate::error::ApiError;
 use crate::store::Outcome;
@@ -30,13 +31,28 @@ pub struct ApiPath<T>(pub T);
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
 
-/// The client's address: the TCP peer, or the first `X-Forwarded-For` hop when the configuration trusts it.
+/// The header a node sets when it relays a client's request to the node running the session: a signed
+/// `Tokens::issue_relay` token naming the client's address.
+pub const RELAYED_FOR: &str = "x-candor-relayed-for";
+
+/// The client address another node of the deployment vouches for, when it relayed this request.
+pub fn relayed_for(headers: &HeaderMap, tokens: &Tokens) -> Option<IpAddr> {
+    tokens.verify_relay(headers.get(RELAYED_FOR)?.to_str().ok()?).ok()
+}
+
+/// The client's address: the one a relaying node vouches for, the TCP peer, or the first `X-Forwarded-For` hop
+/// when the configuration trusts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
 impl ClientIp {
-    fn from_parts(parts: &Parts, trust_forwarded_for: bool) -> Self {
-        let forwarded = trust_forwarded_for
+    fn from_parts(parts: &Parts, state: &AppState) -> Self {
+        if let Some(ip) = relayed_for(&parts.headers, &state.tokens) {
+            return Self(ip);
+        }
+        let forwarded = state
+            .config
+            .trust_forwarded_for
             .then(|| parts.headers.get("x-forwarded-for")?.to_str().ok()?.split(',').next()?.trim().parse().ok())
             .flatten();
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
@@ -52,7 +68,7 @@ impl FromRequestParts<AppState> for ClientIp {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
-        Ok(Self::from_parts(parts, state.config.trust_forwarded_for))
+        Ok(Self::from_parts(parts, state))
     }
 }
 
@@ -68,7 +84,7 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let ip = ClientIp::from_parts(parts, state.config.trust_forwarded_for);
+        let ip = ClientIp::from_parts(parts, state);
         let token = parts
             .headers
             .get(AUTHORIZATION)

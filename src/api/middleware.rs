@@ -11,8 +11,11 @@ use super::{AppState, ClientIp};
 use crate::error::ApiError;
 use crate::rate_limit::Decision;
 
-/// 429 with `Retry-After` once a client IP has used its window.
+/// 429 with `Retry-After` once a client IP has used its window. A request another node relays was counted there.
 pub async fn limit_requests(State(state): State<AppState>, ip: ClientIp, request: Request, next: Next) -> Response {
+    if super::extract::relayed_for(request.headers(), &state.tokens).is_some() {
+        return next.run(request).await;
+    }
     let now = crate::store::now_ms() as u64 / 1000;
     let verdict = state.limiter.check(ip.0, now).await;
     if verdict.degraded {

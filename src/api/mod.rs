@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod charts;
 mod extract;
+mod relay;
 mod interviews;
 mod recordings;
 mod invitations;
@@ -100,6 +101,7 @@ fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(account::erase_user, admin::update_user))
         .routes(routes!(admin::users))
         .routes(routes!(admin::audit))
+        .routes(routes!(admin::nodes))
         .routes(routes!(interviews::create, interviews::list))
         .routes(routes!(interviews::suggestions))
         .routes(routes!(interviews::get_one, interviews::update))

@@ -4,6 +4,7 @@
 //! Refusals on the WebSocket (bad token, someone else's interview, a second live session) arrive as a v1
 //! `error` message followed by a close, so browsers, which cannot read a failed handshake, still learn why.
 //! Once admitted, one signaling loop serves both roles: the participant's `Leg` (from `live`) does the rest.
+//! Signaling for a session that runs on another node (a rejoin, an observer) is relayed there (`relay`).
 
 
 use axum::body::Bytes;
@@ -16,7 +17,8 @@ use candor_signaling::{Action, Negotiation, ProtocolError, Sdp, ServerMessage};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::{ApiPath, ApiQuery, AppState, AuthUser, ClientIp};
+use super::extract::relayed_for;
+use super::{ApiPath, ApiQuery, AppState, AuthUser, ClientIp, relay};
 use crate::auth::TokenError;
 use crate::live::{CandidateLeg, ClaimRefused, Join, Leg, Next, ObserverLeg};
 use crate::domain::{InterviewId, Role, UserId};
@@ -38,6 +40,14 @@ pub struct RtcQuery {
 /// Why a participant may not join, as a protocol error code and message.
 struct Refusal(&'static str, String);
 
+/// Where an admitted participant's signaling goes.
+enum Admitted {
+    /// The session is (or starts) on this node.
+    Here(Box<dyn Leg>),
+    /// The session runs on the node at this URL.
+    There(String),
+}
+
 impl Refusal {
     fn message(&self) -> ServerMessage {
         ServerMessage::Error { code: self.0.to_string(), message: self.1.clone() }
@@ -55,25 +65,41 @@ pub async fn websocket(
     ip: ClientIp,
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<RtcQuery>,
+    headers: HeaderMap,
+    uri: axum::extract::OriginalUri,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let admitted = admit(&state, &id, query.access_token.as_deref(), query.role.as_deref(), ip).await;
+    let relayed = relayed_for(&headers, &state.tokens).is_some();
+    let admitted = admit(&state, &id, query.access_token.as_deref(), query.role.as_deref(), ip, relayed).await;
     let offer_timeout = std::time::Duration::from_secs(state.config.signaling_offer_timeout_secs);
     upgrade.max_message_size(MAX_FRAME_BYTES).on_upgrade(move |socket| async move {
         match admitted {
-            Ok(leg) => signal(socket, leg, offer_timeout).await,
+            Ok(Admitted::Here(leg)) => signal(socket, leg, offer_timeout).await,
+            Ok(Admitted::There(node)) => {
+                let path = uri.0.path_and_query().map_or(uri.0.path(), |p| p.as_str());
+                match relay::connect(&node, path, &state.tokens, ip.0).await {
+                    Ok(upstream) => relay::pipe(socket, upstream).await,
+                    Err(error) => {
+                        tracing::warn!(node, error, "the node running this session could not be reached");
+                        let message = "the server running this session cannot be reached; try again".into();
+                        refuse(socket, Refusal("node_unreachable", message)).await;
+                    }
+                }
+            }
             Err(refusal) => refuse(socket, refusal).await,
         }
     })
 }
 
+/// Checks who joins and where their session is. `relayed`: another node sent this here, so it stays here.
 async fn admit(
     state: &AppState,
     id: &str,
     token: Option<&str>,
     role: Option<&str>,
     ip: ClientIp,
-) -> Result<Box<dyn Leg>, Refusal> {
+    relayed: bool,
+) -> Result<Admitted, Refusal> {
     let ip_text = ip.to_text();
     let claims = match token.map(|t| state.tokens.verify_access(t)) {
         Some(Ok(claims)) => claims,
@@ -107,10 +133,13 @@ async fn admit(
                 return Err(Refusal("interview_ended", format!("the interview is {}", interview.status)));
             }
             if let Some(session) = state.live.rejoinable(user, interview_id) {
-                return Ok(Box::new(CandidateLeg::rejoin(session)));
+                return Ok(Admitted::Here(Box::new(CandidateLeg::rejoin(session))));
             }
-            let claim = state.live.claim(user, interview_id).await.map_err(|e| Refusal(e.code(), e.to_string()))?;
-            Ok(Box::new(CandidateLeg::new(claim)))
+            match state.live.claim(user, interview_id).await {
+                Ok(claim) => Ok(Admitted::Here(Box::new(CandidateLeg::new(claim)))),
+                Err(ClaimRefused::RunsElsewhere(node)) if !relayed => Ok(Admitted::There(node)),
+                Err(e) => Err(Refusal(e.code(), e.to_string())),
+            }
         }
         "observer" => {
             let allowed =
@@ -123,13 +152,15 @@ async fn admit(
             if !allowed {
                 return Err(not_found());
             }
-            let session = state
-                .live
-                .session(interview_id)
-                .ok_or_else(|| Refusal("not_live", "the interview has no live session to observe".into()))?;
+            let Some(session) = state.live.session(interview_id) else {
+                return match state.live.runs_elsewhere(interview_id).await {
+                    Some(node) if !relayed => Ok(Admitted::There(node)),
+                    _ => Err(Refusal("not_live", "the interview has no live session to observe".into())),
+                };
+            };
             let leg = ObserverLeg::join(user, session)
                 .ok_or_else(|| Refusal("too_many_observers", "the session has as many observers as it takes".into()))?;
-            Ok(Box::new(leg))
+            Ok(Admitted::Here(Box::new(leg)))
         }
         other => Err(Refusal("invalid_role", format!("role must be candidate or observer, not {other:?}"))),
     }
@@ -234,6 +265,7 @@ async fn signal(mut socket: WebSocket, mut leg: Box<dyn Leg>, offer_timeout: std
         (status = 409, description = "A live session is already running (`session_already_live`) or the interview ended", body = ErrorBody),
         (status = 503, description = "This server carries as many live interviews as it may (`server_full`)", body = ErrorBody),
         (status = 415, description = "Not application/sdp", body = ErrorBody),
+        (status = 502, description = "The session runs on another node that could not be reached (`node_unreachable`)", body = ErrorBody),
     ))]
 pub async fn whip_offer(
     State(state): State<AppState>,
@@ -242,6 +274,7 @@ pub async fn whip_offer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let path = format!("/api/v1/interviews/{id}/whip");
     let is_sdp = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -286,10 +319,14 @@ pub async fn whip_offer(
         Some(session) => Join::Rejoin(session),
         None => match state.live.claim(user.id, interview.id).await {
             Ok(claim) => Join::Start(claim),
+            Err(ClaimRefused::RunsElsewhere(node)) if relayed_for(&headers, &state.tokens).is_none() => {
+                audit(Outcome::Success, "whip_relayed").await?;
+                return relay::whip(&node, reqwest::Method::POST, &path, &headers, body, &state.tokens, user.ip.0).await;
+            }
             Err(e) => {
                 audit(Outcome::Failure, e.code()).await?;
                 return Err(match e {
-                    ClaimRefused::AlreadyLive => ApiError::conflict(e.code(), e.to_string()),
+                    ClaimRefused::AlreadyLive | ClaimRefused::RunsElsewhere(_) => ApiError::conflict(e.code(), e.to_string()),
                     ClaimRefused::NodeFull(_) | ClaimRefused::Draining => {
                         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string())
                     }
@@ -303,10 +340,9 @@ pub async fn whip_offer(
         .await
         .map_err(|(e, _)| e)
     .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "negotiation_failed", e.to_string()))?;
-    let location = format!("/api/v1/interviews/{id}/whip");
     Ok((
         StatusCode::CREATED,
-        [(header::CONTENT_TYPE, "application/sdp".to_string()), (header::LOCATION, location)],
+        [(header::CONTENT_TYPE, "application/sdp".to_string()), (header::LOCATION, path)],
         started.answer,
     )
         .into_response())
@@ -315,18 +351,25 @@ pub async fn whip_offer(
 /// Ends the interview's WHIP (or any) live session.
 #[utoipa::path(delete, path = "/interviews/{id}/whip", tag = "live", security(("bearer" = [])),
     params(("id" = String, Path, description = "Interview id")),
-    responses((status = 204, description = "Ended"), (status = 404, description = "No live session of the caller", body = ErrorBody)))]
+    responses((status = 204, description = "Ended"), (status = 404, description = "No live session of the caller", body = ErrorBody),
+        (status = 502, description = "The session runs on another node that could not be reached (`node_unreachable`)", body = ErrorBody)))]
 pub async fn whip_delete(
     State(state): State<AppState>,
     user: AuthUser,
     ApiPath(id): ApiPath<String>,
-) -> Result<StatusCode, ApiError> {
-    let session = id
-        .parse::<InterviewId>()
-        .ok()
-        .and_then(|interview| state.live.session(interview))
-        .filter(|s| s.user == user.id)
-        .ok_or_else(|| ApiError::not_found("live session"))?;
-    session.end("client_ended").await;
-    Ok(StatusCode::NO_CONTENT)
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let interview = id.parse::<InterviewId>().map_err(|_| ApiError::not_found("live session"))?;
+    if let Some(session) = state.live.session(interview).filter(|s| s.user == user.id) {
+        session.end("client_ended").await;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    match state.live.runs_elsewhere(interview).await {
+        // That node checks whose session it is.
+        Some(node) if relayed_for(&headers, &state.tokens).is_none() => {
+            let path = format!("/api/v1/interviews/{id}/whip");
+            relay::whip(&node, reqwest::Method::DELETE, &path, &headers, Bytes::new(), &state.tokens, user.ip.0).await
+        }
+        _ => Err(ApiError::not_found("live session")),
+    }
 }

@@ -121,6 +121,40 @@ impl Tokens {
     }
 }
 
+/// What a node asserts when it relays a client's signaling to the node that runs the session: the client's
+/// address (for rate limits and audit there) and that the request was relayed once already (never again).
+/// Signed with the key every node shares; it lives a minute.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RelayClaims {
+    /// The client's IP address.
+    sub: String,
+    aud: String,
+    exp: u64,
+}
+
+const RELAY_AUDIENCE: &str = "candor-relay";
+const RELAY_SECS: u64 = 60;
+
+impl Tokens {
+    pub fn issue_relay(&self, client: std::net::IpAddr, now_secs: u64) -> String {
+        let claims = RelayClaims { sub: client.to_string(), aud: RELAY_AUDIENCE.into(), exp: now_secs + RELAY_SECS };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing of plain claims cannot fail")
+    }
+
+    /// The client address a relaying node vouches for.
+    pub fn verify_relay(&self, token: &str) -> Result<std::net::IpAddr, TokenError> {
+        let mut validation = self.validation.clone();
+        validation.set_audience(&[RELAY_AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "sub", "aud"]);
+        let claims = jsonwebtoken::decode::<RelayClaims>(token, &self.decoding, &validation).map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => TokenError::Expired,
+            _ => TokenError::Invalid,
+        })?;
+        claims.claims.sub.parse().map_err(|_| TokenError::Invalid)
+    }
+}
+
 /// `(token, sha256 hex of token)`: the token goes to the client, the hash to the database.
 pub fn new_refresh_token() -> (String, String) {
     let token = format!("rt_{}", random_secret(32));
@@ -180,6 +214,19 @@ mod tests {
     fn a_token_signed_with_another_key_is_invalid() {
         let forged = tokens("attacker").issue_access(UserId::new(), Role::Admin, now());
         assert_eq!(tokens("s1").verify_access(&forged).unwrap_err(), TokenError::Invalid);
+    }
+
+    #[test]
+    fn a_relay_token_carries_the_client_address_and_nothing_else() {
+        let t = tokens("s1");
+        let ip: std::net::IpAddr = "203.0.113.7".parse().unwrap();
+        assert_eq!(t.verify_relay(&t.issue_relay(ip, now())).unwrap(), ip);
+        assert_eq!(tokens("attacker").verify_relay(&t.issue_relay(ip, now())).unwrap_err(), TokenError::Invalid);
+        assert_eq!(t.verify_relay(&t.issue_relay(ip, now() - 3600)).unwrap_err(), TokenError::Expired);
+        // Neither kind of token passes for the other.
+        let access = t.issue_access(UserId::new(), Role::Admin, now());
+        assert_eq!(t.verify_relay(&access).unwrap_err(), TokenError::Invalid);
+        assert!(t.verify_access(&t.issue_relay(ip, now())).is_err());
     }
 
     #[test]

@@ -53,6 +53,7 @@ pub use observer::{MAX_OBSERVERS, ObserverLeg};
 pub use peer::PeerFactory;
 pub use session::{ABANDONED, Session, SessionContext, SessionError};
 pub use engines::Engines;
+pub use cluster::{Cluster, NodeEntry};
 
 pub struct Live {
     pub factory: PeerFactory,
@@ -82,7 +83,7 @@ struct Registry {
     sessions: HashMap<InterviewId, Arc<Session>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClaimRefused {
     #[error("you already have a live session; end it before starting another")]
     AlreadyLive,
@@ -90,12 +91,15 @@ pub enum ClaimRefused {
     NodeFull(usize),
     #[error("this server is shutting down; join again in a moment")]
     Draining,
+    /// The session runs on another node, reached at this URL: signaling goes there.
+    #[error("you already have a live session, on another server")]
+    RunsElsewhere(String),
 }
 
 impl ClaimRefused {
-    pub fn code(self) -> &'static str {
+    pub fn code(&self) -> &'static str {
         match self {
-            Self::AlreadyLive => "session_already_live",
+            Self::AlreadyLive | Self::RunsElsewhere(_) => "session_already_live",
             Self::NodeFull(_) => "server_full",
             Self::Draining => "server_draining",
         }
@@ -118,15 +122,14 @@ impl Drop for Claim {
     }
 }
 
-/// Keeps this node's shared claims alive while the node is.
-async fn refresh_claims(live: std::sync::Weak<Live>) {
-    let mut tick = tokio::time::interval(cluster::REFRESH_EVERY);
+/// Keeps this node in the registry, and its shared claims alive, while the node is.
+async fn heartbeat(live: std::sync::Weak<Live>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let Some(live) = live.upgrade() else { return };
-        let claims: Vec<(UserId, InterviewId)> = live.registry().by_user.iter().map(|(u, i)| (*u, *i)).collect();
-        live.cluster.refresh(&claims).await;
+        live.beat().await;
     }
 }
 
@@ -138,7 +141,7 @@ impl Live {
         engines: Arc<Engines>,
         mailer: Option<Arc<crate::notify::Mailer>>,
         recordings: Arc<crate::recordings::Recordings>,
-        redis: Option<redis::aio::ConnectionManager>,
+        cluster: Cluster,
     ) -> Arc<Self> {
         let brain = config.llm_url.as_deref().map(|url| {
             let brain = crate::brain::OpenAiBrain::new(
@@ -156,7 +159,7 @@ impl Live {
             let (busy, waiting) = pool.counts();
             (workers, busy, waiting)
         });
-        let cluster = Arc::new(cluster::Cluster::new(redis, &config.redis_prefix));
+        let cluster = Arc::new(cluster);
         let live = Arc::new(Self {
             factory: PeerFactory::new(&config),
             store,
@@ -172,7 +175,7 @@ impl Live {
             cluster,
         });
         if live.cluster.is_shared() {
-            tokio::spawn(refresh_claims(Arc::downgrade(&live)));
+            tokio::spawn(heartbeat(Arc::downgrade(&live), live.cluster.heartbeat));
         }
         live
     }
@@ -184,13 +187,40 @@ impl Live {
     /// Claims the one live session a user may have: refused if the user is live already (in any interview), the
     /// interview has a live candidate, this node carries as many sessions as it may (`max_live_sessions`), or
     /// it is draining.
-    /// With Redis, the user must not be live on another node either.
+    /// With Redis, the user must not be live on another node either; when they are, in this very interview, and
+    /// that node has an address, the refusal says where (`RunsElsewhere`) so signaling can go there.
     pub async fn claim(self: &Arc<Self>, user: UserId, interview: InterviewId) -> Result<Claim, ClaimRefused> {
         let claim = self.claim_here(user, interview)?;
-        if !self.cluster.claim(user, interview).await {
-            return Err(ClaimRefused::AlreadyLive);
+        match self.cluster.claim(user, interview).await {
+            cluster::Claimed::Here => Ok(claim),
+            cluster::Claimed::Elsewhere { node, interview: theirs } => {
+                let there = if theirs == interview.to_string() && node != self.cluster.id() {
+                    self.cluster.node(&node).await.and_then(|n| n.url)
+                } else {
+                    None
+                };
+                Err(there.map_or(ClaimRefused::AlreadyLive, ClaimRefused::RunsElsewhere))
+            }
         }
-        Ok(claim)
+    }
+
+    /// The address of the other node running `interview`'s session, if one does.
+    pub async fn runs_elsewhere(&self, interview: InterviewId) -> Option<String> {
+        self.cluster.session_node(interview).await?.url
+    }
+
+    /// The nodes in the registry (none without Redis), and which one this is.
+    pub async fn nodes(&self) -> (Vec<NodeEntry>, String) {
+        (self.cluster.nodes().await, self.cluster.id().to_string())
+    }
+
+    fn claims(&self) -> Vec<(UserId, InterviewId)> {
+        self.registry().by_user.iter().map(|(u, i)| (*u, *i)).collect()
+    }
+
+    /// Renews this node's registry entry and claims.
+    async fn beat(&self) {
+        self.cluster.beat(&self.claims(), self.is_draining()).await;
     }
 
     fn claim_here(self: &Arc<Self>, user: UserId, interview: InterviewId) -> Result<Claim, ClaimRefused> {
@@ -252,6 +282,7 @@ impl Live {
     /// Candidates whose connection drops meanwhile may still rejoin theirs.
     pub async fn drain(&self, grace: std::time::Duration) {
         self.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.beat().await;
         if grace.is_zero() {
             return;
         }
@@ -268,8 +299,10 @@ impl Live {
     /// interview resumes when the candidate joins again (here after a restart, or on another server).
     /// `reason` is what signaling tells the client: `server_restarting`, or `server_draining` after a drain.
     pub async fn shutdown(&self, reason: &'static str) {
+        let claims = self.claims();
         let sessions: Vec<Arc<Session>> = self.registry().sessions.values().cloned().collect();
         futures_util::future::join_all(sessions.iter().map(|session| session.interrupt(reason))).await;
+        self.cluster.leave(&claims).await;
     }
 
     /// Number of live candidate sessions.

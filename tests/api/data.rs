@@ -181,6 +181,7 @@ async fn every_admin_route_refuses_non_admins(backend: Backend) {
         for (method, path, body) in [
             (Method::GET, "/api/v1/admin/users".to_string(), None),
             (Method::GET, "/api/v1/admin/audit".to_string(), None),
+            (Method::GET, "/api/v1/admin/nodes".to_string(), None),
             (Method::PATCH, format!("/api/v1/admin/users/{ada}"), Some(json!({"role": "admin"}))),
             (Method::GET, format!("/api/v1/admin/users/{ada}/export"), None),
             (Method::DELETE, format!("/api/v1/admin/users/{ada}"), None),

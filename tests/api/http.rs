@@ -240,6 +240,7 @@ async fn the_openapi_document_is_valid_and_lists_every_route() {
         "PATCH /api/v1/admin/users/{id}",
         "GET /api/v1/admin/users",
         "GET /api/v1/admin/audit",
+        "GET /api/v1/admin/nodes",
         "POST /api/v1/interviews",
         "GET /api/v1/interviews",
         "PATCH /api/v1/interviews/{id}",
