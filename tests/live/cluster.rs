@@ -1,4 +1,4 @@
-//! Nodes sharing a database and a Redis: one live interview per user holds across them; signaling for a session
+//! Nodes sharing a PostgreSQL database and a Redis: one live interview per user holds across them; signaling for a session
 //! that runs on another node (a candidate's rejoin, an observer) is relayed there; the registry drops a node that
 //! stops heartbeating, and its candidates join elsewhere; a Redis restart loses nothing; and a node whose Redis
 //! is down keeps the rule on its own.
@@ -15,12 +15,20 @@ use crate::{Binary, PATIENCE, events_of, metric, options};
 
 const MASTER_KEY: &str = "a master key shared by every node of this test";
 
-/// A node on the database file `database` (the first node's, when given) with the Redis at `redis`, renewing
-/// its registry entry every second. The second node of a pair trusts `X-Forwarded-For`, as one behind a proxy.
+/// Whether the shared services are there (the test command starts them).
+fn services() -> bool {
+    service_available("CANDOR_TEST_DATABASE_URL") && service_available("CANDOR_TEST_REDIS_URL")
+}
+
+/// A node on the PostgreSQL database `database` (the first node's, when given; else a fresh one) with the Redis
+/// at `redis`, renewing its registry entry every second. The second node of a pair trusts `X-Forwarded-For`,
+/// as one behind a proxy.
 async fn node(database: Option<String>, redis: String, prefix: String) -> TestApp {
-    spawn_app_with(Backend::Sqlite, move |c| {
+    spawn_app_with(Backend::Postgres, move |c| {
         c.trust_forwarded_for = database.is_some();
-        c.database_url = database;
+        if database.is_some() {
+            c.database_url = database;
+        }
         c.redis_url = Some(redis);
         c.redis_prefix = prefix;
         c.cluster_heartbeat_secs = 1;
@@ -86,7 +94,7 @@ async fn first_question(client: &Client) {
 
 #[tokio::test]
 async fn one_live_interview_per_user_holds_across_nodes_sharing_redis() {
-    if !service_available("CANDOR_TEST_REDIS_URL") {
+    if !services() {
         return;
     }
     let redis = std::env::var("CANDOR_TEST_REDIS_URL").unwrap();
@@ -123,6 +131,9 @@ async fn one_live_interview_per_user_holds_across_nodes_sharing_redis() {
 
 #[tokio::test]
 async fn with_redis_down_a_node_keeps_one_live_interview_per_user_on_its_own() {
+    if !service_available("CANDOR_TEST_DATABASE_URL") {
+        return;
+    }
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let app = node(None, format!("redis://127.0.0.1:{dead}"), "candor".into()).await;
     let (token, _) = app.signed_in_user("ada@example.com").await;
@@ -136,7 +147,7 @@ async fn with_redis_down_a_node_keeps_one_live_interview_per_user_on_its_own() {
 
 #[tokio::test]
 async fn a_session_on_node_a_is_watched_and_rejoined_through_node_b() {
-    if !service_available("CANDOR_TEST_REDIS_URL") {
+    if !services() {
         return;
     }
     let (a, b, _) = two_nodes(&std::env::var("CANDOR_TEST_REDIS_URL").unwrap()).await;
@@ -192,7 +203,7 @@ async fn a_session_on_node_a_is_watched_and_rejoined_through_node_b() {
 
 #[tokio::test]
 async fn a_node_that_stops_heartbeating_drops_out_and_its_candidate_goes_on_through_another() {
-    if !service_available("CANDOR_TEST_REDIS_URL") {
+    if !services() {
         return;
     }
     let redis = std::env::var("CANDOR_TEST_REDIS_URL").unwrap();
@@ -252,7 +263,7 @@ fn redis_server(port: u16) -> tokio::process::Child {
 
 #[tokio::test]
 async fn a_redis_restart_mid_session_loses_nothing_and_the_nodes_share_again() {
-    if !service_available("CANDOR_TEST_REDIS_URL") {
+    if !services() {
         return;
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -299,4 +310,45 @@ async fn a_redis_restart_mid_session_loses_nothing_and_the_nodes_share_again() {
     assert_eq!(metric(&a, "candor_rtc_peers", Some(("role", "observer"))), 1.0);
     observer.vanish().await;
     candidate.end().await;
+}
+
+#[tokio::test]
+async fn a_stopping_node_shows_as_draining_and_leaves_the_registry_at_once() {
+    if !services() {
+        return;
+    }
+    let redis = std::env::var("CANDOR_TEST_REDIS_URL").unwrap();
+    let prefix = format!("candor-test-{}", uuid::Uuid::new_v4().simple());
+    let mut a = spawn_app_with(Backend::Postgres, |c| {
+        c.redis_url = Some(redis.clone());
+        c.redis_prefix = prefix.clone();
+        c.drain_grace_secs = 60;
+        c.master_key = Some(SecretString::from(MASTER_KEY));
+        // Renewed rarely, so only leaving can take the entry away within the test.
+        c.cluster_heartbeat_secs = 600;
+    })
+    .await;
+    let b = node(Some(a.state.config.database_url()), redis.clone(), prefix.clone()).await;
+    b.add_user("root@example.com", candor::domain::Role::Admin).await;
+    let admin = b.login("root@example.com").await.body["access_token"].as_str().unwrap().to_string();
+    let (token, _) = a.signed_in_user("ada@example.com").await;
+    let interview = a.create_interview(&token).await;
+    let candidate = Client::connect(options(&a, &token, &interview, Role::Candidate)).await.expect("joins on A");
+    first_question(&candidate).await;
+    let a_url = format!("http://{}", a.addr);
+    let entry = async || {
+        let reply = b.get("/api/v1/admin/nodes", Some(&admin)).await;
+        reply.body["nodes"].as_array().unwrap().iter().find(|n| n["url"] == a_url.as_str()).cloned()
+    };
+    assert_eq!(entry().await.expect("node A is registered")["draining"], false);
+
+    // SIGTERM: node A drains (the running interview may finish) and says so in the registry.
+    let stopped = a.stop();
+    let draining = async || entry().await.is_some_and(|e| e["draining"] == true && e["sessions"] == 1);
+    assert!(eventually(draining).await, "node A drains, its interview still running");
+    // The interview ends; node A stops and leaves the registry then, long before its entry would expire.
+    candidate.end().await;
+    stopped.await.unwrap().unwrap();
+    assert_eq!(entry().await, None, "node A left the registry as it stopped");
+    assert_eq!(registered(&b, &admin).await, vec![format!("http://{}", b.addr)]);
 }
