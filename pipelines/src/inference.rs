@@ -1,6 +1,10 @@
 //! The ONNX Runtime: loaded once per process from the shared library the models tool fetched (ort's
 //! `load-dynamic`; nothing is downloaded at build or run time). ONNX Runtime allows one environment per
 //! process, so every model shares it.
+//!
+//! Models run on the CPU unless the process prefers CUDA (`prefer_device`) and this build has the `cuda` feature:
+//! then each model is loaded with ONNX Runtime's CUDA execution provider, and when that cannot be had (a CPU-only
+//! runtime library, no CUDA libraries, no device) it is loaded for the CPU instead, and `device` says why.
 
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
@@ -40,7 +44,63 @@ pub fn init_runtime(library: &Path) -> Result<(), InferenceError> {
     Ok(())
 }
 
-/// A session for the ONNX model at `path`, single-threaded (parallelism comes from running many streams).
+/// Where ONNX models run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Device {
+    #[default]
+    Cpu,
+    Cuda,
+}
+
+/// The device models should run on, and where the last one loaded runs (with why, when not the preferred one).
+static DEVICE: Mutex<(Device, Option<String>)> = Mutex::new((Device::Cpu, None));
+
+/// Models loaded from now on try `device` first.
+pub fn prefer_device(device: Device) {
+    *DEVICE.lock().unwrap_or_else(|p| p.into_inner()) = (device, None);
+}
+
+/// Where models run: `cpu`, `cuda`, or `cpu` with why CUDA could not be had.
+pub fn device() -> String {
+    match &*DEVICE.lock().unwrap_or_else(|p| p.into_inner()) {
+        (Device::Cpu, None) => "cpu".into(),
+        (Device::Cuda, None) => "cuda".into(),
+        (_, Some(why)) => format!("cpu (CUDA unavailable: {})", why.trim()),
+    }
+}
+
+type Builder = ort::session::builder::SessionBuilder;
+
+/// `builder` with the preferred device's execution provider, or as it was (the CPU) when that fails.
+fn on_preferred_device(builder: Builder) -> Builder {
+    let mut state = DEVICE.lock().unwrap_or_else(|p| p.into_inner());
+    if state.0 == Device::Cpu {
+        return builder;
+    }
+    let (builder, why) = with_cuda(builder);
+    state.1 = why;
+    builder
+}
+
+#[cfg(feature = "cuda")]
+fn with_cuda(builder: Builder) -> (Builder, Option<String>) {
+    let cuda = ort::ep::CUDA::default().build().error_on_failure();
+    match builder.with_execution_providers([cuda]) {
+        Ok(builder) => (builder, None),
+        Err(e) => {
+            let why = e.to_string();
+            (e.recover(), Some(why))
+        }
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn with_cuda(builder: Builder) -> (Builder, Option<String>) {
+    (builder, Some("this build has no CUDA support (build with --features gpu)".into()))
+}
+
+/// A session for the ONNX model at `path`, single-threaded (parallelism comes from running many streams), on the
+/// preferred device when it can be had.
 pub fn load_model(path: &Path) -> Result<ort::session::Session, InferenceError> {
     let fail = |reason: String| InferenceError::Model { path: path.display().to_string(), reason };
     let Some(environment) = RUNTIME.get() else { return Err(fail("ONNX Runtime is not loaded".into())) };
@@ -48,10 +108,9 @@ pub fn load_model(path: &Path) -> Result<ort::session::Session, InferenceError> 
         return Err(fail("not found (run models/fetch.py)".into()));
     }
     let builder = ort::session::Session::builder(environment).map_err(|e| fail(e.to_string()))?;
-    let builder_error =
-        |e: ort::Error<ort::session::builder::SessionBuilder>| fail(ort::Error::<()>::from(e).to_string());
+    let builder_error = |e: ort::Error<Builder>| fail(ort::Error::<()>::from(e).to_string());
     let builder = builder.with_intra_threads(1).map_err(builder_error)?;
-    let mut builder = builder.with_inter_threads(1).map_err(builder_error)?;
+    let mut builder = on_preferred_device(builder.with_inter_threads(1).map_err(builder_error)?);
     builder.commit_from_file(path).map_err(|e| fail(e.to_string()))
 }
 

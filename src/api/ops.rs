@@ -31,12 +31,16 @@ pub struct Health {
     /// features that need them are off.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     engines: BTreeMap<&'static str, String>,
+    /// (*added*) Where inference runs, per runtime: `onnx` (VAD, vision, the voice) and `whisper` (speech to
+    /// text): `cpu`, `cuda`, or `cpu (CUDA unavailable: why)` when CUDA was asked for and could not be had.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    devices: BTreeMap<&'static str, String>,
 }
 
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
 pub async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok", checks: BTreeMap::new(), engines: BTreeMap::new() })
+    Json(Health { status: "ok", checks: BTreeMap::new(), engines: BTreeMap::new(), devices: BTreeMap::new() })
 }
 
 /// Readiness: the database answers and the node is not draining. Redis, when configured, is reported too.
@@ -70,7 +74,8 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
     let llm = state.live.brain.as_ref().map_or("off", |brain| brain.health());
     state.metrics.brain_up.set(i64::from(llm != "down"));
     engines.insert("llm", llm.to_string());
-    (status, Json(Health { status: if ready { "ready" } else { "unavailable" }, checks, engines }))
+    let devices = state.live.engines.devices.clone();
+    (status, Json(Health { status: if ready { "ready" } else { "unavailable" }, checks, engines, devices }))
 }
 
 /// Prometheus text exposition.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
-use candor_pipelines::inference::init_runtime;
+use candor_pipelines::inference::{Device, init_runtime, prefer_device};
 use candor_pipelines::speech::pipeline::SpeechEngines;
 use candor_pipelines::speech::stt::SpeechToText;
 use candor_pipelines::speech::vad::VadModel;
@@ -15,7 +15,7 @@ use candor_pipelines::video::FaceAnalyzer;
 use candor_pipelines::voice::tts::{Piper, Voice};
 
 use super::pool::InferencePool;
-use crate::config::Config;
+use crate::config::{Config, InferenceDevice};
 
 /// The interviewer's Piper voice, inside the models directory.
 const PIPER_VOICE: &str = "piper-joe/en_US-joe-medium.onnx";
@@ -27,6 +27,8 @@ pub struct Engines {
     pub voice: Option<Arc<Voice>>,
     /// Each engine: `ok` or why it is unavailable.
     pub status: BTreeMap<&'static str, String>,
+    /// Where each runtime's inference runs (`onnx`, `whisper`): `cpu`, `cuda`, or `cpu` with why not CUDA.
+    pub devices: BTreeMap<&'static str, String>,
     pub pool: InferencePool,
     /// Speech streams live now (one per candidate with a speech pipeline).
     pub speech_streams: AtomicUsize,
@@ -36,7 +38,11 @@ impl Engines {
     /// Loads what is present in the models directory. Blocking (loads tens of megabytes).
     pub fn load(config: &Config) -> Self {
         let dir = &config.models_dir;
-        let runtime = init_runtime(&dir.join("libonnxruntime.so")).map_err(|e| e.to_string());
+        prefer_device(match config.inference_device {
+            InferenceDevice::Cpu => Device::Cpu,
+            InferenceDevice::Cuda => Device::Cuda,
+        });
+        let runtime = init_runtime(&runtime_library(dir, config.inference_device)).map_err(|e| e.to_string());
         let vad = runtime
             .clone()
             .and_then(|()| VadModel::load(&dir.join("silero_vad.onnx")).map_err(|e| e.to_string()));
@@ -63,17 +69,36 @@ impl Engines {
                 tracing::warn!(engine, reason = %state, "engine unavailable; run `python3 models/fetch.py fetch`");
             }
         }
+        // whisper.cpp runs on the CPU in every build so far (its CUDA backend is not linked yet).
+        let devices = BTreeMap::from([("onnx", candor_pipelines::inference::device()), ("whisper", "cpu".to_string())]);
+        if config.inference_device == InferenceDevice::Cuda {
+            tracing::info!(onnx = %devices["onnx"], whisper = %devices["whisper"], "inference devices");
+        }
         let speech = vad.ok().map(|vad| SpeechEngines { vad: Arc::new(vad), stt: stt.ok().map(Arc::new) });
         let workers = std::thread::available_parallelism().map_or(2, usize::from);
         let (vision, voice) = (vision.ok().map(Arc::new), voice.map(Arc::new));
-        Self { speech, vision, voice, status, pool: InferencePool::new(workers), speech_streams: AtomicUsize::new(0) }
+        Self { speech, vision, voice, status, devices, pool: InferencePool::new(workers), speech_streams: AtomicUsize::new(0) }
     }
 
     /// No engines at all (loading failed outright).
     pub fn disabled(reason: &str) -> Self {
         let status = ["vad", "stt", "vision", "tts"].into_iter().map(|engine| (engine, reason.to_string())).collect();
-        Self { speech: None, vision: None, voice: None, status, pool: InferencePool::new(1), speech_streams: AtomicUsize::new(0) }
+        let devices = BTreeMap::new();
+        Self { speech: None, vision: None, voice: None, status, devices, pool: InferencePool::new(1), speech_streams: AtomicUsize::new(0) }
     }
+}
+
+/// The ONNX Runtime library to load: for CUDA, the GPU build when it was fetched (`onnxruntime-gpu`, a folder
+/// holding `libonnxruntime.so.<version>` and its providers), else the CPU one.
+fn runtime_library(dir: &std::path::Path, device: InferenceDevice) -> std::path::PathBuf {
+    let gpu = (device == InferenceDevice::Cuda)
+        .then(|| std::fs::read_dir(dir.join("onnxruntime-gpu")).ok())
+        .flatten()
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| Some(entry.ok()?.path()))
+        .find(|path| path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so")));
+    gpu.unwrap_or_else(|| dir.join("libonnxruntime.so"))
 }
 
 /// `ok`, or why the engine is off.

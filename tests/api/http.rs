@@ -104,6 +104,7 @@ async fn health_and_readiness_answer(backend: Backend) {
     let ready = app.get("/readyz", None).await;
     assert_eq!(ready.status, StatusCode::OK);
     assert_eq!(ready.body["checks"]["database"], "ok");
+    assert_eq!((ready.body["devices"]["onnx"].as_str(), ready.body["devices"]["whisper"].as_str()), (Some("cpu"), Some("cpu")));
 
     app.state.store.close().await;
     let down = app.get("/readyz", None).await;
