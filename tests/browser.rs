@@ -296,9 +296,11 @@ async fn the_room_page_in_chromium_connects_receives_events_and_hears_the_interv
         let greeted = types.contains(&"interviewer.speech");
         // The avatar's mouth moves with the voice: viseme frames applied while it plays.
         let lips_moved = report["avatar"]["applied"].as_u64().unwrap_or(0) >= 4;
-        if types.contains(&"session.state") && spoke && greeted && heard > 0 && lips_moved && (face.is_some() || !vision) {
+        // The device check's level meter moved with the speech (it samples 21 ms every 100 ms, so on a busy
+        // machine it may take a while to catch a loud one).
+        let metered = report["mic_peak"].as_f64() > Some(0.02);
+        if types.contains(&"session.state") && spoke && greeted && heard > 0 && lips_moved && metered && (face.is_some() || !vision) {
             assert!(types.contains(&"avatar.visemes"), "the mouth follows the voice's visemes: {types:?}");
-            assert!(report["mic_peak"].as_f64() > Some(0.02), "the device check's level meter moved: {}", report["mic_peak"]);
             keyboard_only(&mut devtools).await;
             accessible(&mut devtools, 30_000, "room", &app.state.config.models_dir).await;
             screenshots(&mut devtools, 10_000, "room").await;
@@ -314,7 +316,7 @@ async fn the_room_page_in_chromium_connects_receives_events_and_hears_the_interv
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    panic!("the page never saw events and audio: {report}");
+    panic!("the page never saw events and audio, or its level meter never moved: {report}");
 }
 
 /// The network drops both the signaling socket and the peer: the page rejoins on its own, on a fresh

@@ -1,9 +1,7 @@
-//! Nodes sharing a PostgreSQL database and a Redis: one live interview per user holds across them; signaling for a session
-//! that runs on another node (a candidate's rejoin, an observer) is relayed there; the registry drops a node that
-//! stops heartbeating, and its candidates join elsewhere; a Redis restart loses nothing; and a node whose Redis
-//! is down keeps the rule on its own.
-
-use std::time::Duration;
+//! Nodes sharing a PostgreSQL database and a Redis: one live interview per user holds across them; signaling for
+//! a session that runs on another node (a candidate's rejoin, an observer) is relayed there; the registry drops a
+//! node that stops heartbeating, and its candidates join elsewhere; a stopping node leaves it at once; a Redis
+//! restart loses nothing; and a node whose Redis is down keeps the rule on its own.
 
 use candor_loadtest::{Client, Role};
 use candor_signaling::ServerMessage;
@@ -11,7 +9,7 @@ use secrecy::SecretString;
 
 use crate::helpers::{Backend, JWT_SECRET, TestApp, models_dir, service_available, spawn_app_with};
 use crate::signaling::{code, next_message, socket};
-use crate::{Binary, PATIENCE, events_of, metric, options};
+use crate::{Binary, PATIENCE, events_of, eventually, metric, options, said};
 
 const MASTER_KEY: &str = "a master key shared by every node of this test";
 
@@ -46,31 +44,10 @@ async fn two_nodes(redis: &str) -> (TestApp, TestApp, String) {
     (a, b, prefix)
 }
 
-/// What the interviewer started saying, in order.
-fn said(client: &Client) -> Vec<String> {
-    events_of(client, "interviewer.speech")
-        .iter()
-        .filter(|e| e["phase"] == "start")
-        .map(|e| e["text"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
 /// The candidate types an answer to the question; the interviewer moves on.
 async fn answer(client: &Client) {
     let text = "I split the nightly batch into small idempotent jobs, added retries and alerts, and failed runs fell by ninety percent.";
     client.send_event(&serde_json::json!({"v": 1, "type": "answer.text", "text": text}).to_string()).await.unwrap();
-}
-
-/// Waits until `check` holds, up to `PATIENCE`.
-async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while tokio::time::Instant::now() < deadline {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
 }
 
 /// Shares `interview` with a new coach; the coach's access token (signed in through `app`).
@@ -81,7 +58,13 @@ async fn coach_of(app: &TestApp, token: &str, interview: &str) -> String {
     app.login("coach@example.com").await.body["access_token"].as_str().unwrap().to_string()
 }
 
-/// The ids of the nodes in the registry, as `app` lists them to an admin.
+/// An admin's access token, signed in through `app`.
+async fn admin_of(app: &TestApp) -> String {
+    app.add_user("root@example.com", candor::domain::Role::Admin).await;
+    app.login("root@example.com").await.body["access_token"].as_str().unwrap().to_string()
+}
+
+/// The URLs of the nodes in the registry, as `app` lists them to an admin.
 async fn registered(app: &TestApp, admin: &str) -> Vec<String> {
     let reply = app.get("/api/v1/admin/nodes", Some(admin)).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
@@ -209,8 +192,7 @@ async fn a_node_that_stops_heartbeating_drops_out_and_its_candidate_goes_on_thro
     let redis = std::env::var("CANDOR_TEST_REDIS_URL").unwrap();
     let prefix = format!("candor-test-{}", uuid::Uuid::new_v4().simple());
     let b = node(None, redis.clone(), prefix.clone()).await;
-    b.add_user("root@example.com", candor::domain::Role::Admin).await;
-    let admin = b.login("root@example.com").await.body["access_token"].as_str().unwrap().to_string();
+    let admin = admin_of(&b).await;
     // Node A is the real binary on the same database, so it can die the way processes do.
     let database = b.state.config.database_url();
     let mut a = Binary::spawn(
@@ -329,8 +311,7 @@ async fn a_stopping_node_shows_as_draining_and_leaves_the_registry_at_once() {
     })
     .await;
     let b = node(Some(a.state.config.database_url()), redis.clone(), prefix.clone()).await;
-    b.add_user("root@example.com", candor::domain::Role::Admin).await;
-    let admin = b.login("root@example.com").await.body["access_token"].as_str().unwrap().to_string();
+    let admin = admin_of(&b).await;
     let (token, _) = a.signed_in_user("ada@example.com").await;
     let interview = a.create_interview(&token).await;
     let candidate = Client::connect(options(&a, &token, &interview, Role::Candidate)).await.expect("joins on A");

@@ -54,6 +54,27 @@ pub fn events_of(client: &Client, kind: &str) -> Vec<serde_json::Value> {
     client.events().into_iter().filter(|e| e["type"] == kind).collect()
 }
 
+/// What the interviewer started saying, in order.
+pub fn said(client: &Client) -> Vec<String> {
+    events_of(client, "interviewer.speech")
+        .iter()
+        .filter(|e| e["phase"] == "start")
+        .map(|e| e["text"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Waits until `check` holds, up to `PATIENCE`.
+pub async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 /// The value of an unlabelled or labelled gauge/counter in the app's metrics.
 pub fn metric(app: &TestApp, name: &str, label: Option<(&str, &str)>) -> f64 {
     let text = app.state.metrics.render();

@@ -3,35 +3,13 @@
 //! interview at the same question. Past the grace period the interview ends with a report of what was answered.
 //! A server that stops mid-interview stores where it stood, and a new one resumes it.
 
-use std::time::Duration;
-
 use candor_loadtest::{Client, Role};
 use candor_signaling::ServerMessage;
 use serde_json::json;
 
 use crate::helpers::{Backend, TestApp, spawn_app_with};
 use crate::transcripts::espeak;
-use crate::{PATIENCE, app_with, events_of, metric, options};
-
-/// Waits until `check` holds, up to `PATIENCE`.
-async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while tokio::time::Instant::now() < deadline {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
-}
-
-fn said(client: &Client) -> Vec<String> {
-    events_of(client, "interviewer.speech")
-        .iter()
-        .filter(|e| e["phase"] == "start")
-        .map(|e| e["text"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
+use crate::{PATIENCE, app_with, events_of, eventually, metric, options, said};
 
 /// After a rejoin or a resume: the candidate types the rest of the answer (it ends in "idempotent"), the
 /// interviewer moves on, the candidate ends the interview; its report.
