@@ -38,8 +38,9 @@ pub struct Config {
     /// The whisper.cpp model in `models_dir` for speech-to-text (`ggml-tiny.en-q8_0.bin`: the same accuracy in
     /// 44 MB instead of 78).
     pub stt_model: String,
-    /// Where ONNX models (VAD, vision, the voice) run: `cpu`, or `cuda` in a build with the `gpu` feature and the
-    /// GPU runtime library (falling back to the CPU, with the reason in `/readyz`, when CUDA cannot be had).
+    /// Where models run: `cpu`, or `cuda`: ONNX models (VAD, vision, the voice) in a build with the `gpu` feature
+    /// and the GPU runtime library, speech-to-text too with `gpu-whisper` (each falling back to the CPU, with the
+    /// reason in `/readyz`, when CUDA cannot be had).
     pub inference_device: InferenceDevice,
     pub log_format: LogFormat,
     /// HMAC key for access tokens. Unset: a random key is generated once and kept in `data_dir/jwt_secret`.
@@ -176,7 +177,7 @@ impl From<PortRange> for String {
     }
 }
 
-/// Where ONNX models run.
+/// Where models run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InferenceDevice {

@@ -46,7 +46,8 @@ impl Engines {
         let vad = runtime
             .clone()
             .and_then(|()| VadModel::load(&dir.join("silero_vad.onnx")).map_err(|e| e.to_string()));
-        let stt = SpeechToText::load(&dir.join(&config.stt_model)).map_err(|e| e.to_string());
+        let gpu = config.inference_device == InferenceDevice::Cuda;
+        let stt = SpeechToText::load_on(&dir.join(&config.stt_model), gpu).map_err(|e| e.to_string());
         let vision = runtime.clone().and_then(|()| FaceAnalyzer::load(dir).map_err(|e| e.to_string()));
         let piper = runtime.and_then(|()| Piper::load(&dir.join(PIPER_VOICE)).map_err(|e| e.to_string()));
         let (voice, tts) = match piper {
@@ -69,9 +70,9 @@ impl Engines {
                 tracing::warn!(engine, reason = %state, "engine unavailable; run `python3 models/fetch.py fetch`");
             }
         }
-        // whisper.cpp runs on the CPU in every build so far (its CUDA backend is not linked yet).
-        let devices = BTreeMap::from([("onnx", candor_pipelines::inference::device()), ("whisper", "cpu".to_string())]);
-        if config.inference_device == InferenceDevice::Cuda {
+        let whisper = stt.as_ref().map_or_else(|_| "cpu".to_string(), |stt| stt.device().to_string());
+        let devices = BTreeMap::from([("onnx", candor_pipelines::inference::device()), ("whisper", whisper)]);
+        if gpu {
             tracing::info!(onnx = %devices["onnx"], whisper = %devices["whisper"], "inference devices");
         }
         let speech = vad.ok().map(|vad| SpeechEngines { vad: Arc::new(vad), stt: stt.ok().map(Arc::new) });

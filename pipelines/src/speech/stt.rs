@@ -53,20 +53,32 @@ pub enum SttError {
 pub struct SpeechToText {
     context: WhisperContext,
     idle: Mutex<Vec<WhisperState>>,
+    /// Where decodes run: `cpu`, `cuda (<device>)`, or `cpu` with why not the GPU.
+    device: String,
 }
 
 impl SpeechToText {
-    /// Loads a ggml model. A missing, truncated or corrupt file is an error here, at start, not in a session.
+    /// Loads a ggml model for the CPU. A missing, truncated or corrupt file is an error here, at start, not in a
+    /// session.
     pub fn load(path: &Path) -> Result<Self, SttError> {
+        Self::load_on(path, false)
+    }
+
+    /// Loads a ggml model, on the GPU when `gpu` and this build has whisper.cpp's CUDA backend and a device is
+    /// there; otherwise on the CPU, and `device()` says why.
+    pub fn load_on(path: &Path, gpu: bool) -> Result<Self, SttError> {
         let model = |reason: &str| SttError::Model { path: path.display().to_string(), reason: reason.to_string() };
         let metadata = std::fs::metadata(path).map_err(|e| model(&e.to_string()))?;
         if metadata.len() < 1024 * 1024 {
             return Err(model("too small to be a whisper model (truncated?)"));
         }
         whisper_rs::install_logging_hooks();
-        let context = WhisperContext::new_with_params(path, WhisperContextParameters::default())
+        let (use_gpu, device) = if gpu { gpu_device() } else { (false, "cpu".to_string()) };
+        let mut params = WhisperContextParameters::default();
+        params.use_gpu(use_gpu);
+        let context = WhisperContext::new_with_params(path, params)
             .map_err(|e| model(&format!("not a valid whisper.cpp model ({e})")))?;
-        let stt = Self { idle: Mutex::new(vec![context.create_state()?]), context };
+        let stt = Self { idle: Mutex::new(vec![context.create_state()?]), context, device };
         // One decode now: a file that parses but does not decode fails here, and whisper.cpp sets up its lazy
         // internals before any session (and before the inference pool's exit handler, see candor's pool).
         stt.transcribe(&[0.0; 16_000], 0, &SttOptions { threads: 1, prompt: None, full_window: false })
@@ -112,10 +124,40 @@ impl SpeechToText {
         Ok(redecoded)
     }
 
+    /// Where decodes run: `cpu`, `cuda (<device>)`, or `cpu (CUDA unavailable: <why>)`.
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+
     /// Decoder states made so far (idle ones; the rest are decoding).
     pub fn idle_states(&self) -> usize {
         self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
+}
+
+/// The GPU whisper.cpp would use: whether to ask for it, and how to report it.
+#[cfg(feature = "whisper-cuda")]
+fn gpu_device() -> (bool, String) {
+    use whisper_rs::whisper_rs_sys as sys;
+    // SAFETY: ggml's device registry is built once, at first use, and only read here; the name is a C string it
+    // owns for the life of the process.
+    let gpu = unsafe {
+        (0..sys::ggml_backend_dev_count()).map(|i| sys::ggml_backend_dev_get(i)).find(|&dev| {
+            sys::ggml_backend_dev_type(dev) == sys::ggml_backend_dev_type_GGML_BACKEND_DEVICE_TYPE_GPU
+        })
+    };
+    match gpu {
+        Some(dev) => {
+            let name = unsafe { std::ffi::CStr::from_ptr(sys::ggml_backend_dev_name(dev)) };
+            (true, format!("cuda ({})", name.to_string_lossy()))
+        }
+        None => (false, "cpu (CUDA unavailable: no CUDA device found)".into()),
+    }
+}
+
+#[cfg(not(feature = "whisper-cuda"))]
+fn gpu_device() -> (bool, String) {
+    (false, "cpu (CUDA unavailable: this build has no CUDA support for whisper.cpp (build with --features gpu-whisper))".into())
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
