@@ -14,8 +14,14 @@ use crate::{Binary, PATIENCE, events_of, eventually, metric, options, said};
 const MASTER_KEY: &str = "a master key shared by every node of this test";
 
 /// Whether the shared services are there (the test command starts them).
-fn services() -> bool {
-    service_available("CANDOR_TEST_DATABASE_URL") && service_available("CANDOR_TEST_REDIS_URL")
+/// The test Redis and a key prefix of the test's own, when PostgreSQL and Redis are there to test against.
+fn cluster() -> Option<(String, String)> {
+    let up = service_available("CANDOR_TEST_DATABASE_URL") && service_available("CANDOR_TEST_REDIS_URL");
+    up.then(|| (std::env::var("CANDOR_TEST_REDIS_URL").unwrap(), fresh_prefix()))
+}
+
+fn fresh_prefix() -> String {
+    format!("candor-test-{}", uuid::Uuid::new_v4().simple())
 }
 
 /// A node on the PostgreSQL database `database` (the first node's, when given; else a fresh one) with the Redis
@@ -36,12 +42,11 @@ async fn node(database: Option<String>, redis: String, prefix: String) -> TestAp
     .await
 }
 
-/// Two nodes on one database and the Redis at `redis`, with a fresh key prefix.
-async fn two_nodes(redis: &str) -> (TestApp, TestApp, String) {
-    let prefix = format!("candor-test-{}", uuid::Uuid::new_v4().simple());
-    let a = node(None, redis.to_string(), prefix.clone()).await;
-    let b = node(Some(a.state.config.database_url()), redis.to_string(), prefix.clone()).await;
-    (a, b, prefix)
+/// Two nodes on one database, with the Redis at `redis` and its keys under `prefix`.
+async fn two_nodes(redis: &str, prefix: &str) -> (TestApp, TestApp) {
+    let a = node(None, redis.to_string(), prefix.to_string()).await;
+    let b = node(Some(a.state.config.database_url()), redis.to_string(), prefix.to_string()).await;
+    (a, b)
 }
 
 /// The candidate types an answer to the question; the interviewer moves on.
@@ -77,13 +82,8 @@ async fn first_question(client: &Client) {
 
 #[tokio::test]
 async fn one_live_interview_per_user_holds_across_nodes_sharing_redis() {
-    if !services() {
-        return;
-    }
-    let redis = std::env::var("CANDOR_TEST_REDIS_URL").unwrap();
-    let prefix = format!("candor-test-{}", uuid::Uuid::new_v4().simple());
-    let a = node(None, redis.clone(), prefix.clone()).await;
-    let b = node(Some(a.state.config.database_url()), redis.clone(), prefix.clone()).await;
+    let Some((redis, prefix)) = cluster() else { return };
+    let (a, b) = two_nodes(&redis, &prefix).await;
     let (token, _) = a.signed_in_user("ada@example.com").await;
     let (first, second) = (a.create_interview(&token).await, a.create_interview(&token).await);
 
@@ -130,10 +130,8 @@ async fn with_redis_down_a_node_keeps_one_live_interview_per_user_on_its_own() {
 
 #[tokio::test]
 async fn a_session_on_node_a_is_watched_and_rejoined_through_node_b() {
-    if !services() {
-        return;
-    }
-    let (a, b, _) = two_nodes(&std::env::var("CANDOR_TEST_REDIS_URL").unwrap()).await;
+    let Some((redis, prefix)) = cluster() else { return };
+    let (a, b) = two_nodes(&redis, &prefix).await;
     let (token, _) = a.signed_in_user("ada@example.com").await;
     let interview = a.create_interview(&token).await;
     let coach = coach_of(&b, &token, &interview).await;
@@ -186,11 +184,7 @@ async fn a_session_on_node_a_is_watched_and_rejoined_through_node_b() {
 
 #[tokio::test]
 async fn a_node_that_stops_heartbeating_drops_out_and_its_candidate_goes_on_through_another() {
-    if !services() {
-        return;
-    }
-    let redis = std::env::var("CANDOR_TEST_REDIS_URL").unwrap();
-    let prefix = format!("candor-test-{}", uuid::Uuid::new_v4().simple());
+    let Some((redis, prefix)) = cluster() else { return };
     let b = node(None, redis.clone(), prefix.clone()).await;
     let admin = admin_of(&b).await;
     // Node A is the real binary on the same database, so it can die the way processes do.
@@ -245,7 +239,7 @@ fn redis_server(port: u16) -> tokio::process::Child {
 
 #[tokio::test]
 async fn a_redis_restart_mid_session_loses_nothing_and_the_nodes_share_again() {
-    if !services() {
+    if cluster().is_none() {
         return;
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -259,7 +253,8 @@ async fn a_redis_restart_mid_session_loses_nothing_and_the_nodes_share_again() {
         })
         .await
     );
-    let (a, b, prefix) = two_nodes(&url).await;
+    let prefix = fresh_prefix();
+    let (a, b) = two_nodes(&url, &prefix).await;
     let (token, _) = a.signed_in_user("ada@example.com").await;
     let interview = a.create_interview(&token).await;
     let coach = coach_of(&a, &token, &interview).await;
@@ -296,11 +291,7 @@ async fn a_redis_restart_mid_session_loses_nothing_and_the_nodes_share_again() {
 
 #[tokio::test]
 async fn a_stopping_node_shows_as_draining_and_leaves_the_registry_at_once() {
-    if !services() {
-        return;
-    }
-    let redis = std::env::var("CANDOR_TEST_REDIS_URL").unwrap();
-    let prefix = format!("candor-test-{}", uuid::Uuid::new_v4().simple());
+    let Some((redis, prefix)) = cluster() else { return };
     let mut a = spawn_app_with(Backend::Postgres, |c| {
         c.redis_url = Some(redis.clone());
         c.redis_prefix = prefix.clone();
