@@ -229,13 +229,17 @@ impl std::fmt::Display for SoakReport {
 }
 
 pub async fn soak(soak: &Soak) -> Result<SoakReport, crate::load::LoadError> {
+    // The sampler keeps one connection; the candidates keep none. Connections they left idle in a shared pool
+    // would each hold a socket and a task on the server, as many as happened to be open at once, and the idle
+    // server after the soak would differ from the one after the warm-up by the load generator's own pool.
     let http = reqwest::Client::new();
+    let candidates_http = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
     let base = format!("http://{}", soak.load.server);
     let started = Instant::now();
     let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
 
     // The warm-up generation: one candidate per slot, all at once.
-    let warm_up = join_all((0..soak.load.sessions).map(|slot| candidate(&soak.load, &http, &base, format!("soak-{run}-warm-{slot}"))));
+    let warm_up = join_all((0..soak.load.sessions).map(|slot| candidate(&soak.load, &candidates_http, &base, format!("soak-{run}-warm-{slot}"))));
     let warm_up_failures: Vec<String> = warm_up.await.into_iter().filter_map(Result::err).collect();
     if warm_up_failures.len() == soak.load.sessions {
         return Err(crate::load::LoadError::NoSession(warm_up_failures.join("; ")));
@@ -246,7 +250,7 @@ pub async fn soak(soak: &Soak) -> Result<SoakReport, crate::load::LoadError> {
     let outcomes = Mutex::new(Vec::new());
     let until = Instant::now() + soak.total;
     let slots = join_all((0..soak.load.sessions).map(|slot| {
-        let (http, base, outcomes) = (&http, &base, &outcomes);
+        let (http, base, outcomes) = (&candidates_http, &base, &outcomes);
         async move {
             tokio::time::sleep(soak.load.phase(slot)).await; // not all in step
             for n in 0.. {
