@@ -104,6 +104,13 @@ async fn hear_live(clips: &[Clip]) -> Option<Vec<Heard>> {
     let (token, _) = app.signed_in_user("speaker@example.com").await;
     let interview = app.create_interview(&token).await;
     let client = Client::connect(options(&app, &token, &interview, Role::Candidate)).await.expect("connects");
+    // The interview is paused, so the interviewer neither moves on nor ends while the clips play (each final
+    // is an answer, and a run whose clips split into more turns once reached the closing and ended the session
+    // before the last clips); the transcripts flow all the same.
+    assert!(client.wait_until(PATIENCE, |c| !events_of(c, "interviewer.question").is_empty()).await, "{:?}", client.events());
+    client.send_event(r#"{"v":1,"type":"control","action":"pause"}"#).await.expect("the data channel is open");
+    let paused = |c: &Client| events_of(c, "session.state").iter().any(|e| e["paused"] == true);
+    assert!(client.wait_until(PATIENCE, paused).await, "{:?}", client.events());
     let mut recording = Vec::new();
     for clip in clips {
         recording.extend(std::iter::repeat_n(0.0, (GAP_MS * 16) as usize));
