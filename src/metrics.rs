@@ -62,6 +62,8 @@ pub struct Metrics {
     pub stt_redecodes: IntCounter,
     pub stt_ahead_dropped: IntCounter,
     pub stt_partials_shed: IntCounter,
+    /// Reply sentences synthesised while the candidate's turn was ending, by whether the reply used them.
+    pub voice_prepared: IntCounterVec,
 }
 
 impl Metrics {
@@ -246,6 +248,15 @@ impl Metrics {
             "Partial transcripts not decoded because other inference jobs were waiting (partials use spare capacity)",
         )
         .expect("valid metric");
+        let voice_prepared = IntCounterVec::new(
+            Opts::new(
+                "voice_prepared_total",
+                "Reply sentences synthesised in the silence that was ending the candidate's turn, by outcome: used \
+                 (the reply began with it) or unused (the reply changed, or the candidate went on)",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
         let heap_in_use = IntGauge::new(
             "heap_in_use_bytes",
             "Memory the C allocator has handed out and not taken back (glibc's mallinfo2: in use in its arenas plus \
@@ -285,6 +296,9 @@ impl Metrics {
         // `ok`, `invalid` (a reply the interviewer refused), and each `BrainError::outcome`.
         for outcome in ["ok", "invalid", "timeout", "http_error", "incomplete", "down", "unreachable", "refused", "malformed"] {
             brain_calls.with_label_values(&["llm", outcome]);
+        }
+        for outcome in ["used", "unused"] {
+            voice_prepared.with_label_values(&[outcome]);
         }
         for kind in ["report_ready", "coach_invited", "password_reset"] {
             for outcome in ["sent", "failed", "invalid"] {
@@ -341,6 +355,7 @@ impl Metrics {
             Box::new(stt_redecodes.clone()),
             Box::new(stt_ahead_dropped.clone()),
             Box::new(stt_partials_shed.clone()),
+            Box::new(voice_prepared.clone()),
             Box::new(heap_in_use.clone()),
             Box::new(runtime_tasks.clone()),
             Box::new(build_info),
@@ -394,6 +409,7 @@ impl Metrics {
             stt_redecodes,
             stt_ahead_dropped,
             stt_partials_shed,
+            voice_prepared,
             heap_in_use,
             runtime_tasks,
         }

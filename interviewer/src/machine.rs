@@ -243,6 +243,7 @@ struct Current {
     words: Vec<Word>,
 }
 
+#[derive(Clone)]
 pub struct Interviewer {
     setup: Setup,
     track: Track,

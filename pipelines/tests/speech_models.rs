@@ -282,8 +282,9 @@ fn no_partial_is_decoded_in_the_silence_that_ends_a_turn() {
     let mut pipeline = SpeechPipeline::new(engines, Default::default(), SttOptions::default()).unwrap();
     let mut speech = vec![0.0_f32; 8000];
     speech.extend(speak(ANSWER, 160));
+    let mut all = Vec::new();
     for chunk in speech.chunks(512) {
-        pipeline.push(chunk).unwrap();
+        all.extend(pipeline.push(chunk).unwrap());
     }
     // The silence after the answer, one VAD chunk at a time, as the live feed sends it while a turn is ending.
     let mut after_voice = Vec::new();
@@ -291,6 +292,7 @@ fn no_partial_is_decoded_in_the_silence_that_ends_a_turn() {
     for (index, chunk) in vec![0.0_f32; 16 * 1500].chunks(512).enumerate() {
         ending_seen |= pipeline.ending();
         let events = pipeline.push(chunk).unwrap();
+        all.extend(events.iter().cloned());
         if index >= 4 {
             after_voice.extend(events);
         }
@@ -299,6 +301,13 @@ fn no_partial_is_decoded_in_the_silence_that_ends_a_turn() {
     assert!(!after_voice.iter().any(|e| matches!(e, SpeechEvent::Partial { .. })), "{after_voice:?}");
     let finals: Vec<_> = after_voice.iter().filter_map(|e| if let SpeechEvent::Final(f) = e { Some(f) } else { None }).collect();
     assert!(finals.len() == 1 && finals[0].decoded_ahead, "{after_voice:?}");
+    // The reply can be prepared from what the final will be, before the turn ends (the last decode ahead; any
+    // before it was in a pause inside the answer).
+    let expected_at = all.iter().rposition(|e| matches!(e, SpeechEvent::Expected { .. })).expect("a decode ahead");
+    let final_at = all.iter().position(|e| matches!(e, SpeechEvent::Final(_))).expect("a final");
+    assert!(expected_at < final_at, "expected before the final: {all:?}");
+    let SpeechEvent::Expected { words, .. } = &all[expected_at] else { unreachable!() };
+    assert_eq!(words, &finals[0].transcript.words);
 }
 
 #[test]
@@ -319,6 +328,10 @@ fn a_final_decoded_ahead_is_dropped_when_the_voice_comes_back() {
     assert_eq!(finals.len(), 1, "{events:?}");
     assert_eq!(pipeline.ahead_dropped, 1, "the decode ahead in the short pause was dropped");
     assert!(finals[0].decoded_ahead);
+    // Each decode ahead said what it expected; the last one is the final.
+    let expected: Vec<_> = events.iter().filter_map(|e| if let SpeechEvent::Expected { words, .. } = e { Some(words) } else { None }).collect();
+    assert_eq!(expected.len(), 2, "{events:?}");
+    assert_eq!(expected[1], &finals[0].transcript.words);
     let reference = "we finished the project two weeks early the client was very happy with it";
     let heard = &finals[0].transcript.text;
     assert!(word_error_rate(reference, heard) <= 0.2, "{heard:?}");

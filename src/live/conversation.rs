@@ -48,6 +48,9 @@ pub struct SpokenTurn {
 pub enum Message {
     Input(Input),
     Spoken(SpokenTurn),
+    /// What the candidate's turn will be if it ends now (decoded during the silence that may end it): the reply
+    /// to it can be prepared.
+    Expected { words: Vec<Word>, wpm: Option<f32> },
     Typed(String),
     /// The session is ending: finish (with a report unless `abandoned`) and say when done.
     Finish { abandoned: bool, done: oneshot::Sender<()> },
@@ -136,10 +139,20 @@ pub async fn run(session: Arc<Session>, mut messages: mpsc::Receiver<Message>) {
             message = messages.recv() => match message {
                 Some(Message::Input(input)) => machine.handle(input, ctx.events.t_ms()),
                 Some(Message::Spoken(turn)) => {
-                    let words = turn.words.iter().map(|w| AnswerWord { text: w.w.clone(), start_ms: Some(w.start_ms), end_ms: Some(w.end_ms) }).collect();
+                    let words = answer_words(&turn.words);
                     reply_to = Some((turn.voice_arrived_ms, ctx.events.t_ms()));
                     store_candidate_turn(&ctx, &machine, turn.turn_id, turn.text, turn.words, (turn.start_ms, turn.end_ms), turn.metrics).await;
                     machine.handle(Input::CandidateFinished { words, wpm: turn.wpm }, ctx.events.t_ms())
+                }
+                Some(Message::Expected { words, wpm }) => {
+                    // What the interviewer would say if the turn ended now: a copy of the machine decides, and
+                    // the voice makes the first sentence while the silence runs on.
+                    let mut preview = machine.clone();
+                    let reply = preview.handle(Input::CandidateFinished { words: answer_words(&words), wpm }, ctx.events.t_ms());
+                    if let Some(Action::Say { text, .. }) = reply.into_iter().find(|a| matches!(a, Action::Say { .. })) {
+                        ctx.voice.prepare(&ctx, &text);
+                    }
+                    Vec::new()
                 }
                 Some(Message::Typed(text)) => {
                     let now = ctx.events.t_ms();
@@ -189,6 +202,10 @@ pub async fn run(session: Arc<Session>, mut messages: mpsc::Receiver<Message>) {
             }
         }
     }
+}
+
+fn answer_words(words: &[Word]) -> Vec<AnswerWord> {
+    words.iter().map(|w| AnswerWord { text: w.w.clone(), start_ms: Some(w.start_ms), end_ms: Some(w.end_ms) }).collect()
 }
 
 /// Queues where the interview stands when it changed since the last write (cleared once it has ended).

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use candor_pipelines::speech::pipeline::{FinalTurn, SpeechError, SpeechEvent, SpeechPipeline};
+use candor_pipelines::speech::TimedWord;
 use candor_pipelines::speech::stt::SttOptions;
 use candor_pipelines::speech::vad::CHUNK_MS;
 use candor_signaling::EventBody;
@@ -259,6 +260,10 @@ impl SpeechFeed {
                     self.ctx.events.send(EventBody::TranscriptPartial { turn_id, text }).await;
                 }
             }
+            SpeechEvent::Expected { words, delivery, .. } => {
+                // Speculation: dropped rather than waited for when the conversation is behind.
+                self.ctx.conversation.offer(Message::Expected { words: session_words(&words, offset), wpm: delivery.wpm });
+            }
             SpeechEvent::Final(turn) => self.finish(turn, offset).await,
         }
     }
@@ -288,12 +293,7 @@ impl SpeechFeed {
         );
 
         let turn_id = self.turn_id(turn.turn);
-        let words: Vec<Word> = turn
-            .transcript
-            .words
-            .iter()
-            .map(|w| Word { w: w.text.clone(), start_ms: w.start_ms + offset, end_ms: w.end_ms + offset })
-            .collect();
+        let words = session_words(&turn.transcript.words, offset);
         let delivery = &turn.delivery;
         self.rolling.content_words += delivery.content_words;
         self.rolling.speaking_ms += delivery.speaking_ms;
@@ -383,4 +383,9 @@ impl SpeechFeed {
         };
         self.ctx.events.cue(kind, text).await;
     }
+}
+
+/// A turn's words on the session's clock (the stream's starts `offset` ms into the session).
+fn session_words(words: &[TimedWord], offset: u64) -> Vec<Word> {
+    words.iter().map(|w| Word { w: w.text.clone(), start_ms: w.start_ms + offset, end_ms: w.end_ms + offset }).collect()
 }

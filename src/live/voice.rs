@@ -7,6 +7,8 @@
 //! end once it has played; the utterance is stored as an interviewer turn. `interrupt` is the barge-in: the
 //! queue empties at once (the next 20 ms frame is silence), the utterance ends as interrupted, and what had been
 //! said by then (whole sentences played, and the share of the one playing) is what is stored and returned.
+//! `prepare` makes a reply's first sentence before the reply is asked for (while the silence that ends the
+//! candidate's turn runs on), so the reply starts the moment the turn ends.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,7 +22,7 @@ use candor_signaling::events::{SpeechPhase, VisemeFrame};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, oneshot};
 use tokio_util::sync::CancellationToken;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
@@ -45,7 +47,11 @@ pub struct VoiceOut {
     current: Arc<Mutex<Option<Utterance>>>,
     /// What the last few cut utterances had said, by utterance id, for their `speak` to return.
     cuts: Arc<Mutex<Vec<(String, String)>>>,
+    /// A sentence being synthesised before it was asked for (`prepare`), and where its audio will arrive.
+    prepared: Arc<Mutex<Option<Prepared>>>,
 }
+
+type Prepared = (String, oneshot::Receiver<Result<Speech, TtsError>>);
 
 #[derive(Debug, Clone)]
 struct Utterance {
@@ -116,6 +122,7 @@ impl VoiceOut {
             ssrc,
             current: Arc::default(),
             cuts: Arc::default(),
+            prepared: Arc::default(),
         })
     }
 
@@ -178,10 +185,21 @@ impl VoiceOut {
         if let Some(voice) = ctx.engines.voice.clone() {
             // Where the next sentence starts in the utterance's audio (sentences play back to back).
             let mut offset_ms = 0;
-            for sentence in sentences(text) {
+            for (index, sentence) in sentences(text).into_iter().enumerate() {
                 let sentence = sentence.to_string();
-                let (voice, said) = (voice.clone(), sentence.clone());
-                let Some(speech) = synthesize(ctx, move || voice.synthesize(&said)).await else { continue };
+                let prepared = if index == 0 { self.take_prepared(ctx, &sentence) } else { None };
+                let speech = match prepared {
+                    Some(made) => made.await.ok().and_then(Result::ok),
+                    None => None,
+                };
+                let speech = match speech {
+                    Some(speech) => Some(speech),
+                    None => {
+                        let (voice, said) = (voice.clone(), sentence.clone());
+                        synthesize(ctx, move || voice.synthesize(&said)).await
+                    }
+                };
+                let Some(speech) = speech else { continue };
                 if !self.speaking(&id) {
                     break; // interrupted while the sentence was made
                 }
@@ -216,6 +234,36 @@ impl VoiceOut {
             // Cut by a barge-in or a newer utterance: `interrupt` ended it and knows what was said.
             None => Outcome { interrupted: true, spoken: self.last_cut(&id), first_audio_ms },
         }
+    }
+
+    /// Starts synthesising the first sentence of `text`, the reply expected once the candidate's turn ends, so
+    /// that `speak` finds it made. Only while the pool has a free worker and nothing waiting: speculation must
+    /// not hold up anyone's audio. A newer expectation replaces an older one.
+    pub fn prepare(&self, ctx: &SessionContext, text: &str) {
+        let (Some(voice), Some(first)) = (ctx.engines.voice.clone(), sentences(text).first().map(|s| s.to_string())) else { return };
+        let mut prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        if prepared.as_ref().is_some_and(|(made, _)| *made == first) {
+            return;
+        }
+        let pool = &ctx.engines.pool;
+        let (busy, waiting) = pool.load().counts();
+        if waiting > 0 || busy >= pool.workers() {
+            return;
+        }
+        let said = first.clone();
+        if let Ok(made) = pool.submit(move || voice.synthesize(&said))
+            && prepared.replace((first, made)).is_some()
+        {
+            ctx.metrics.voice_prepared.with_label_values(&["unused"]).inc();
+        }
+    }
+
+    /// The prepared sentence if it is `sentence`; either way the preparation is over.
+    fn take_prepared(&self, ctx: &SessionContext, sentence: &str) -> Option<oneshot::Receiver<Result<Speech, TtsError>>> {
+        let (made, audio) = self.prepared.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+        let used = made == sentence;
+        ctx.metrics.voice_prepared.with_label_values(&[if used { "used" } else { "unused" }]).inc();
+        used.then_some(audio)
     }
 
     fn last_cut(&self, id: &str) -> String {

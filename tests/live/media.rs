@@ -320,6 +320,9 @@ async fn a_spoken_answer_comes_back_as_a_final_transcript_and_a_stored_turn() {
     // The greeting was playing when the answer began: it is stored too, cut off.
     assert!(turns.iter().any(|t| t["speaker"] == "interviewer" && t["interrupted"] == true), "{turns:?}");
     assert!(metric(&app, "candor_turns_total", Some(("reason", "silence"))) >= 1.0);
+    // The reply's first sentence was made in the silence that ended the turn, from the final decoded there.
+    let prepared = async || metric(&app, "candor_voice_prepared_total", Some(("outcome", "used"))) >= 1.0;
+    assert!(crate::eventually(prepared).await, "{}", app.state.metrics.render());
     let text = app.state.metrics.render();
     for stage in ["vad", "stt_final", "turn_wait"] {
         assert!(

@@ -81,6 +81,13 @@ pub enum SpeechEvent {
         decode_ms: u64,
     },
     Final(FinalTurn),
+    /// The final decoded ahead, in the silence: what the turn's final will be if the voice does not come back
+    /// (another `Expected` follows if it does). Lets the reply be prepared before the turn ends.
+    Expected {
+        turn: u32,
+        words: Vec<TimedWord>,
+        delivery: Delivery,
+    },
     /// A burst too short to be speech (a cough, a click).
     Discarded {
         at_ms: u64,
@@ -246,7 +253,9 @@ impl SpeechPipeline {
                     TurnEvent::Discarded { at_ms } => events.push(SpeechEvent::Discarded { at_ms }),
                 }
             }
-            self.decode_ahead(end_ms)?;
+            if let Some(expected) = self.decode_ahead(end_ms)? {
+                events.push(expected);
+            }
         }
         self.now_ms += (probabilities.len() * chunk_samples / RATE_PER_MS) as u64;
         if self.turns.is_speaking() {
@@ -345,15 +354,16 @@ impl SpeechPipeline {
         Ok(Some(SpeechEvent::Partial { turn: self.turn, text: join(&words), decode_ms }))
     }
 
-    /// Decodes the final ahead once the silence is close to ending the turn (see the module's note).
-    fn decode_ahead(&mut self, end_ms: u64) -> Result<(), SpeechError> {
-        let Some(last_voice_ms) = self.turns.last_voice_ms() else { return Ok(()) };
+    /// Decodes the final ahead once the silence is close to ending the turn (see the module's note); says what
+    /// it found.
+    fn decode_ahead(&mut self, end_ms: u64) -> Result<Option<SpeechEvent>, SpeechError> {
+        let Some(last_voice_ms) = self.turns.last_voice_ms() else { return Ok(None) };
         // Timed by the shortest end of turn: the words that would make it wait longer may be a stale partial's.
         let due_ms = self.config.end_silence_ms.saturating_sub(DECODE_AHEAD_MS).max(POST_ROLL_MS);
         let due = end_ms.saturating_sub(last_voice_ms) >= due_ms;
         let done = self.ahead.as_ref().is_some_and(|a| a.turn == self.turn && a.last_voice_ms == last_voice_ms);
         if self.stt.is_none() || !due || done {
-            return Ok(());
+            return Ok(None);
         }
         if self.ahead.take().is_some_and(|a| a.turn == self.turn) {
             self.ahead_dropped += 1;
@@ -361,8 +371,9 @@ impl SpeechPipeline {
         let ahead = self.final_words(last_voice_ms, self.ahead_threads)?;
         // The whole turn's words: whether they trail off ("and", "um") decides how long the turn waits.
         self.turns.handle_words(&ahead.words);
+        let expected = SpeechEvent::Expected { turn: self.turn, words: ahead.words.clone(), delivery: analyze(&ahead.words) };
         self.ahead = Some(ahead);
-        Ok(())
+        Ok(Some(expected))
     }
 
     /// The open turn's final words (and pitch) if the voice stopped at `last_voice_ms`: closed segments are
