@@ -48,10 +48,11 @@ pub struct VoiceOut {
     /// What the last few cut utterances had said, by utterance id, for their `speak` to return.
     cuts: Arc<Mutex<Vec<(String, String)>>>,
     /// A sentence being synthesised before it was asked for (`prepare`), and where its audio will arrive.
-    prepared: Arc<Mutex<Option<Prepared>>>,
+    prepared: Arc<Mutex<Option<(String, Made)>>>,
 }
 
-type Prepared = (String, oneshot::Receiver<Result<Speech, TtsError>>);
+/// Where a sentence's synthesis will arrive.
+type Made = oneshot::Receiver<Result<Speech, TtsError>>;
 
 #[derive(Debug, Clone)]
 struct Utterance {
@@ -187,19 +188,19 @@ impl VoiceOut {
             let mut offset_ms = 0;
             for (index, sentence) in sentences(text).into_iter().enumerate() {
                 let sentence = sentence.to_string();
-                let prepared = if index == 0 { self.take_prepared(ctx, &sentence) } else { None };
-                let speech = match prepared {
+                let prepared = match (index == 0).then(|| self.take_prepared(ctx, &sentence)).flatten() {
                     Some(made) => made.await.ok().and_then(Result::ok),
                     None => None,
                 };
-                let speech = match speech {
+                let Some(speech) = (match prepared {
                     Some(speech) => Some(speech),
                     None => {
                         let (voice, said) = (voice.clone(), sentence.clone());
                         synthesize(ctx, move || voice.synthesize(&said)).await
                     }
+                }) else {
+                    continue;
                 };
-                let Some(speech) = speech else { continue };
                 if !self.speaking(&id) {
                     break; // interrupted while the sentence was made
                 }
@@ -259,7 +260,7 @@ impl VoiceOut {
     }
 
     /// The prepared sentence if it is `sentence`; either way the preparation is over.
-    fn take_prepared(&self, ctx: &SessionContext, sentence: &str) -> Option<oneshot::Receiver<Result<Speech, TtsError>>> {
+    fn take_prepared(&self, ctx: &SessionContext, sentence: &str) -> Option<Made> {
         let (made, audio) = self.prepared.lock().unwrap_or_else(|p| p.into_inner()).take()?;
         let used = made == sentence;
         ctx.metrics.voice_prepared.with_label_values(&[if used { "used" } else { "unused" }]).inc();
