@@ -179,6 +179,38 @@ fn the_pipeline_turns_an_answer_with_a_pause_into_one_final_transcript() {
     );
 }
 
+/// A clip of the real-speech test set (`models/fetch.py fetch test-speech`: 16 kHz, 16-bit mono) with its
+/// reference transcript, or `None` (skip) when the set is not fetched.
+fn real_speech(id: &str) -> Option<(Vec<f32>, String)> {
+    let dir = models_dir().join("speech-set");
+    let Ok(index) = std::fs::read_to_string(dir.join("transcripts.tsv")) else {
+        assert!(std::env::var("CANDOR_TEST_REQUIRE_SERVICES").is_err(), "run models/fetch.py fetch test-speech");
+        eprintln!("skipped: the test speech set is not fetched");
+        return None;
+    };
+    let reference = index.lines().find_map(|line| line.strip_prefix(&format!("{id}\t")))?.split_once('\t')?.1;
+    let bytes = std::fs::read(dir.join(format!("{id}.wav"))).expect("a fetched clip");
+    let data_at = bytes.windows(4).position(|w| w == b"data").expect("a WAV data chunk") + 8;
+    let pcm = bytes[data_at..].chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect();
+    Some((pcm, reference.to_string()))
+}
+
+/// Where the audio starts against whisper's frames is chance (where the stream began); a few ms either way must
+/// not lose a sentence. At two of these alignments the fast decode of this one found no word at all.
+#[test]
+fn no_alignment_of_a_real_sentence_decodes_to_nothing() {
+    let (Some(path), Some((clip, reference))) = (model("ggml-tiny.en.bin"), real_speech("librispeech_61_70968_0000")) else {
+        return;
+    };
+    let stt = SpeechToText::load(&path).unwrap();
+    for shift_ms in (0..64).step_by(4) {
+        let mut audio = vec![0.0_f32; shift_ms * 16];
+        audio.extend(&clip);
+        let text = stt.transcribe(&audio, 0, &SttOptions::default()).unwrap().text;
+        assert!(word_error_rate(&reference, &text) <= 0.1, "{shift_ms} ms: {text:?}");
+    }
+}
+
 /// Whisper base is an option (`models/fetch.py fetch whisper-base`); its test runs when it was fetched.
 #[test]
 fn the_converted_multilingual_base_model_transcribes_when_fetched() {
