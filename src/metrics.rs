@@ -47,6 +47,7 @@ pub struct Metrics {
     runtime_tasks: IntGauge,
     pub speech_merged_chunks: IntCounter,
     pub speech_overflow_ms: IntCounter,
+    pub silence_checks_late: IntCounter,
     pub voice_to_voice: Histogram,
     pub voice_stage: HistogramVec,
     pub brain_calls: IntCounterVec,
@@ -186,6 +187,11 @@ impl Metrics {
         let speech_overflow_ms = IntCounter::new(
             "speech_overflow_milliseconds_total",
             "Audio dropped (oldest first) because the speech backlog exceeded 30 s",
+        )
+        .expect("valid metric");
+        let silence_checks_late = IntCounter::new(
+            "audio_silence_checks_late_total",
+            "Checks for a silent sender that ran too late to tell its silence from the server's own stall (skipped)",
         )
         .expect("valid metric");
         let voice_to_voice = Histogram::with_opts(
@@ -343,6 +349,7 @@ impl Metrics {
             Box::new(live_sessions.clone()),
             Box::new(speech_merged_chunks.clone()),
             Box::new(speech_overflow_ms.clone()),
+            Box::new(silence_checks_late.clone()),
             Box::new(voice_to_voice.clone()),
             Box::new(voice_stage.clone()),
             Box::new(brain_calls.clone()),
@@ -397,6 +404,7 @@ impl Metrics {
             live_sessions,
             speech_merged_chunks,
             speech_overflow_ms,
+            silence_checks_late,
             voice_to_voice,
             voice_stage,
             brain_calls,

@@ -61,9 +61,12 @@ pub async fn run_audio(
     // is then fed silence so that an open turn still ends.
     let mut last_packet = Instant::now();
     let mut silence_check = tokio::time::interval(SILENCE_FILL);
+    let mut silence = SilenceWatch::default();
     silence_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let released = tokio::select! {
+            // Packets first: after a stall, those waiting are taken before the silence check can run.
+            biased;
             event = track.poll() => match event {
                 Some(TrackRemoteEvent::OnRtpPacket(packet)) => {
                     last_packet = Instant::now();
@@ -82,15 +85,16 @@ pub async fn run_audio(
                 speech.handle(done).await;
                 continue;
             }
-            _ = silence_check.tick() => {
-                // A pause in the stream: what waits behind a gap goes now.
-                let paused = last_packet.elapsed();
-                if !reorder.is_empty() && paused >= SILENCE_FILL {
-                    reorder.flush()
-                } else if paused >= SILENCE_FILL * 2 {
-                    Vec::new() // silence
-                } else {
-                    continue;
+            scheduled = silence_check.tick() => {
+                match silence.check(last_packet.elapsed(), scheduled.elapsed(), !reorder.is_empty()) {
+                    Silence::None => continue,
+                    Silence::Late => {
+                        ctx.metrics.silence_checks_late.inc();
+                        continue;
+                    }
+                    // A pause in the stream: what waits behind a gap goes now.
+                    Silence::Flush => reorder.flush(),
+                    Silence::Fill => Vec::new(),
                 }
             }
         };
@@ -117,6 +121,43 @@ pub async fn run_audio(
         speech.push(&pcm16);
     }
     speech.flush().await;
+}
+
+/// What a silence check found.
+#[derive(Debug, PartialEq)]
+enum Silence {
+    None,
+    /// The check itself ran late: not a judgement on the sender.
+    Late,
+    /// Packets wait behind a gap that is not filling: release them.
+    Flush,
+    /// The sender is silent: feed the pipeline `SILENCE_FILL` of silence.
+    Fill,
+}
+
+/// Tells a silent sender from this task's own stall. A check that runs late means the task was not running (a
+/// starved runtime, a busy machine): the packets may be on their way behind it, and taking that stall for the
+/// sender's silence would put silence in the middle of a word. One late check is skipped; a second in a row is
+/// judged, so that on a machine late all the time a silent sender's turn still ends.
+#[derive(Default)]
+struct SilenceWatch {
+    skipped: bool,
+}
+
+impl SilenceWatch {
+    fn check(&mut self, since_packet: Duration, late_by: Duration, waiting: bool) -> Silence {
+        let late = late_by >= SILENCE_FILL / 2 && !self.skipped;
+        self.skipped = late;
+        if late {
+            Silence::Late
+        } else if waiting && since_packet >= SILENCE_FILL {
+            Silence::Flush
+        } else if since_packet >= SILENCE_FILL * 2 {
+            Silence::Fill
+        } else {
+            Silence::None
+        }
+    }
 }
 
 /// Opus packets, as the reorder buffer releases them, to 16 kHz audio.
@@ -323,5 +364,36 @@ async fn forward_only(ctx: &SessionContext, track: Arc<dyn TrackRemote>, copies:
             TrackRemoteEvent::OnEnded => break,
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(millis: u64) -> Duration {
+        Duration::from_millis(millis)
+    }
+
+    #[test]
+    fn a_sender_silent_for_two_checks_is_filled_and_a_gap_with_packets_behind_it_is_flushed() {
+        let mut watch = SilenceWatch::default();
+        assert_eq!(watch.check(ms(100), ms(2), false), Silence::None);
+        assert_eq!(watch.check(ms(250), ms(2), true), Silence::Flush);
+        assert_eq!(watch.check(ms(250), ms(2), false), Silence::None);
+        assert_eq!(watch.check(ms(450), ms(2), false), Silence::Fill);
+        assert_eq!(watch.check(ms(650), ms(2), false), Silence::Fill);
+    }
+
+    #[test]
+    fn a_check_that_runs_late_is_not_taken_for_the_senders_silence_once() {
+        let mut watch = SilenceWatch::default();
+        // The runtime stalled 600 ms: the last packet seems long ago, but the next may be waiting to be read.
+        assert_eq!(watch.check(ms(600), ms(420), false), Silence::Late);
+        assert_eq!(watch.check(ms(40), ms(3), false), Silence::None, "packets came: no silence was put in");
+        // Late every time: the second late check in a row is judged, so a silent sender's turn still ends.
+        assert_eq!(watch.check(ms(800), ms(150), false), Silence::Late);
+        assert_eq!(watch.check(ms(1000), ms(150), false), Silence::Fill);
+        assert_eq!(watch.check(ms(1200), ms(150), false), Silence::Late);
     }
 }
