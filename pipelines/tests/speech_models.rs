@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use candor_pipelines::speech::delivery::analyze;
 use candor_pipelines::speech::pipeline::{SpeechEngines, SpeechEvent, SpeechPipeline};
 use candor_pipelines::speech::stt::{SpeechToText, SttOptions};
-use candor_pipelines::speech::text::word_error_rate;
+use candor_pipelines::speech::text::{comparable_words, word_error_rate};
 use support::{models_dir, speak};
 
 fn model(name: &str) -> Option<PathBuf> {
@@ -193,6 +193,29 @@ fn real_speech(id: &str) -> Option<(Vec<f32>, String)> {
     let data_at = bytes.windows(4).position(|w| w == b"data").expect("a WAV data chunk") + 8;
     let pcm = bytes[data_at..].chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect();
     Some((pcm, reference.to_string()))
+}
+
+/// A pause in the middle of a sentence ends the turn ("And so my fellow Americans ... ask not ..."); the short
+/// turn after it is decoded with the last one's audio, so its words keep their context. Decoded alone, "ask not"
+/// is heard as "as not".
+#[test]
+fn a_short_turn_after_a_pause_is_heard_with_the_words_before_it() {
+    let (Some(engines), Some((clip, reference))) = (speech_engines(), real_speech("jfk")) else { return };
+    let mut pipeline = SpeechPipeline::new(engines, Default::default(), SttOptions::default()).unwrap();
+    let mut audio = vec![0.0_f32; 8000];
+    audio.extend(&clip);
+    audio.extend(std::iter::repeat_n(0.0, 32_000));
+    let mut finals = Vec::new();
+    for chunk in audio.chunks(1600) {
+        finals.extend(pipeline.push(chunk).unwrap().into_iter().filter_map(|e| match e {
+            SpeechEvent::Final(f) => Some(f.transcript.text),
+            _ => None,
+        }));
+    }
+    assert!(finals.len() > 1, "the pauses ended turns: {finals:?}");
+    let heard = comparable_words(&finals.join(" "));
+    assert!(heard.windows(2).any(|w| w == ["ask", "not"]), "{finals:?}");
+    assert!(word_error_rate(&reference, &finals.join(" ")) <= 0.05, "{finals:?}");
 }
 
 /// Where the audio starts against whisper's frames is chance (where the stream began); a few ms either way must

@@ -166,8 +166,8 @@ async fn hear_offline(clips: &[Clip]) -> Vec<String> {
 /// Live against offline for one split: no transcript (partial or final) repeats a phrase its speaker said once;
 /// with `judge_accuracy`, over the split live WER is at most two points above offline, and per clip at most ten
 /// points (or three words on a short clip), and a word more for each pause inside the clip that ended a turn:
-/// tiny.en flips a borderline word or two from run to run (with the decode's thread count, say: "my" heard as
-/// "am I"), and a phrase a pause cut off is decoded without the words around it ("ask not" alone is heard as
+/// tiny.en flips a borderline word or two from run to run (with where the stream lands against whisper's frames:
+/// a few ms either way turns "ill-disposed" into "old-sposed"), and a phrase a pause cut off is decoded without the words around it ("ask not" alone is heard as
 /// "as not"), so a per-clip bar tighter than that would judge chance. The held-out split is only reported: it
 /// was never tuned on, and a bar that moved with it would make it a tuning set.
 async fn compare(split: &str, judge_accuracy: bool) {

@@ -9,6 +9,10 @@
 //! open segment after the last pause. Segments come from voice activity, not from word timestamps, which are
 //! too rough with whisper's shortened audio context to cut audio on.
 //!
+//! A pause long enough ends the turn even mid-thought. The next turn, when both are short and it starts soon
+//! after, is decoded together with the last one's audio and keeps the words after the last one's: the phrase
+//! after the pause keeps the words before it, as inside a turn.
+//!
 //! The final is decoded ahead: once the silence after the voice is within `DECODE_AHEAD_MS` of the shortest
 //! end of turn, the final transcript is decoded as if the turn had ended, so it is ready when the turn really
 //! ends; if the voice comes back first, that decode is dropped. Its words also tell the turn detector whether
@@ -50,6 +54,8 @@ const MIN_PAUSE_MS: u64 = 500;
 const WHOLE_TURN_MS: u64 = 6_600;
 /// Audio kept before a segment's first voiced chunk (the VAD is late by a chunk or two).
 const SEGMENT_PRE_ROLL_MS: u64 = 250;
+/// A short turn that starts this soon after a short last one carries on from it (see `decode_carried_on`).
+const CARRY_ON_MS: u64 = 3000;
 /// How long before the shortest silence that ends a turn its final starts decoding (about one final decode on
 /// this machine; never before the post-roll has arrived).
 const DECODE_AHEAD_MS: u64 = 400;
@@ -113,6 +119,34 @@ pub struct FinalTurn {
     pub decoded_ahead: bool,
 }
 
+/// The last turn, while the next may carry on from it: its final words, and where its audio starts and its
+/// voice stopped.
+struct LastTurn {
+    words: Vec<TimedWord>,
+    from_ms: u64,
+    voice_end_ms: u64,
+}
+
+/// How many of the words `heard` in a joint decode are the last turn's, `said`: the split whose words before it
+/// are closest to `said` (word edit distance; on a tie the later one, a word heard differently rather than
+/// missed). `None` when even those are too far from it (more than half its words wrong): the joint decode
+/// heard something else.
+fn said_until(said: &[String], heard: &[String]) -> Option<usize> {
+    // distance[j]: edit distance between the words of `said` so far and the first j words heard.
+    let mut distance: Vec<usize> = (0..=heard.len()).collect();
+    for word in said {
+        let mut diagonal = distance[0];
+        distance[0] += 1;
+        for j in 1..=heard.len() {
+            let substituted = diagonal + usize::from(heard[j - 1] != *word);
+            diagonal = distance[j];
+            distance[j] = substituted.min(distance[j] + 1).min(distance[j - 1] + 1);
+        }
+    }
+    let (at, best) = distance.iter().enumerate().min_by_key(|&(j, d)| (*d, std::cmp::Reverse(j)))?;
+    (*best * 2 <= said.len()).then_some(at)
+}
+
 /// A final decoded ahead for the turn `turn`, valid if the voice stopped at `last_voice_ms` for good.
 struct Ahead {
     turn: u32,
@@ -153,6 +187,7 @@ pub struct SpeechPipeline {
     segment_start_ms: u64,
     /// Silence so far inside the turn.
     pause_ms: u64,
+    last_turn: Option<LastTurn>,
     /// Milliseconds spent in VAD so far, for metrics.
     pub vad_ms_total: f64,
     /// Decodes repeated in the larger window because the first looked degenerate, for metrics.
@@ -187,6 +222,7 @@ impl SpeechPipeline {
             closed: Vec::new(),
             segment_start_ms: 0,
             pause_ms: 0,
+            last_turn: None,
             vad_ms_total: 0.0,
             redecodes: 0,
             partials_shed: 0,
@@ -275,9 +311,19 @@ impl SpeechPipeline {
                 }
             }
         } else {
-            self.trim_to(self.now_ms.saturating_sub(PRE_ROLL_MS));
+            self.trim_to(self.keep_from_ms());
         }
         Ok(events)
+    }
+
+    /// Where the audio kept between turns starts: the pre-roll, and the last turn while the next may carry on
+    /// from it.
+    fn keep_from_ms(&self) -> u64 {
+        let pre_roll = self.now_ms.saturating_sub(PRE_ROLL_MS);
+        match &self.last_turn {
+            Some(last) if self.now_ms <= last.voice_end_ms + CARRY_ON_MS + PRE_ROLL_MS => last.from_ms.min(pre_roll),
+            _ => pre_roll,
+        }
     }
 
     /// Drops audio before `from_ms`.
@@ -395,6 +441,10 @@ impl SpeechPipeline {
             self.settle(threads)?;
             words = self.settled.clone();
             piece_start = self.segment_start_ms.max(from);
+        } else if let Some((joint_from, carried_on)) = self.decode_carried_on(to, threads)? {
+            words = carried_on;
+            audio_ms += to - joint_from;
+            piece_start = to;
         }
         // A short turn decodes whole, in the same window its last segment alone would take: no word loses the
         // context of the words before it. A long one decodes what follows its settled segments, in pieces that
@@ -416,6 +466,24 @@ impl SpeechPipeline {
         Ok(Ahead { turn: self.turn, last_voice_ms, words, pitch_hz: pitch.mean_hz(), pitch_var: pitch.variability_semitones(), decode_ms, audio_ms })
     }
 
+    /// A short turn that starts soon after a short last one (a pause ended that one mid-thought) is decoded
+    /// together with it, in one window, and keeps the words after the last turn's: a phrase decoded alone loses
+    /// the words around it ("ask not" after a pause is heard as "as not"). The window is the fast one either way,
+    /// so this costs the decoder a few tokens more. `None` (decode the turn alone) when it does not carry on, or
+    /// when the joint decode does not hear the last turn as it was finalised; otherwise where the joint decode
+    /// started and the turn's words.
+    fn decode_carried_on(&mut self, to_ms: u64, threads: usize) -> Result<Option<(u64, Vec<TimedWord>)>, SpeechError> {
+        let Some(last) = self.last_turn.as_ref() else { return Ok(None) };
+        if self.turn_start_ms > last.voice_end_ms + CARRY_ON_MS || to_ms - last.from_ms > WHOLE_TURN_MS {
+            return Ok(None);
+        }
+        let from_ms = last.from_ms;
+        let said: Vec<String> = last.words.iter().map(TimedWord::normalized).collect();
+        let words = self.decode(from_ms, to_ms, threads, &[])?;
+        let heard: Vec<String> = words.iter().map(TimedWord::normalized).collect();
+        Ok(said_until(&said, &heard).filter(|&at| at < words.len()).map(|at| (from_ms, words[at..].to_vec())))
+    }
+
     fn finish_turn(
         &mut self,
         last_voice_ms: u64,
@@ -431,9 +499,13 @@ impl SpeechPipeline {
         };
         self.settled.clear();
         self.closed.clear();
+        let from_ms = self.turn_start_ms.saturating_sub(PRE_ROLL_MS);
+        let short = last_voice_ms + POST_ROLL_MS - from_ms <= WHOLE_TURN_MS;
+        self.last_turn = (short && !ahead.words.is_empty())
+            .then(|| LastTurn { words: ahead.words.clone(), from_ms, voice_end_ms: last_voice_ms });
         let transcript = Transcript { text: join(&ahead.words), words: ahead.words, redecoded: false };
         self.turns.handle_words(&[]);
-        self.trim_to(self.now_ms.saturating_sub(PRE_ROLL_MS));
+        self.trim_to(self.keep_from_ms());
         Ok(FinalTurn {
             turn: self.turn,
             start_ms: self.turn_start_ms,
@@ -448,5 +520,24 @@ impl SpeechPipeline {
             audio_ms: ahead.audio_ms,
             decoded_ahead,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::said_until;
+
+    fn words(text: &str) -> Vec<String> {
+        text.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn the_last_turns_words_are_found_in_a_joint_decode_even_when_heard_differently() {
+        let said = words("and sold my fellow america");
+        assert_eq!(said_until(&said, &words("and so my fellow americans ask not")), Some(5));
+        assert_eq!(said_until(&words("ever tried"), &words("ever tried ever failed")), Some(2));
+        assert_eq!(said_until(&words("ever tried"), &words("ever tried")), Some(2), "nothing after it");
+        assert_eq!(said_until(&words("we shipped it early"), &words("we shipped early and then")), Some(3), "a word missed");
+        assert_eq!(said_until(&said, &words("what your country can do for you")), None, "something else");
     }
 }
