@@ -94,7 +94,7 @@ pub async fn run_audio(
                     }
                     // A pause in the stream: what waits behind a gap goes now.
                     Silence::Flush => reorder.flush(),
-                    Silence::Fill => Vec::new(),
+                    Silence::Fill => Vec::new(), // silence
                 }
             }
         };
