@@ -258,7 +258,8 @@ impl Metrics {
             Opts::new(
                 "voice_prepared_total",
                 "Reply sentences synthesised in the silence that was ending the candidate's turn, by outcome: used \
-                 (the reply began with it) or unused (the reply changed, or the candidate went on)",
+                 (the reply began with it), unused (the reply changed, or the candidate went on) or skipped (no \
+                 inference worker was free, so the reply is made once the turn ends)",
             ),
             &["outcome"],
         )
@@ -303,7 +304,7 @@ impl Metrics {
         for outcome in ["ok", "invalid", "timeout", "http_error", "incomplete", "down", "unreachable", "refused", "malformed"] {
             brain_calls.with_label_values(&["llm", outcome]);
         }
-        for outcome in ["used", "unused"] {
+        for outcome in ["used", "unused", "skipped"] {
             voice_prepared.with_label_values(&[outcome]);
         }
         for kind in ["report_ready", "coach_invited", "password_reset"] {

@@ -70,7 +70,6 @@ impl InferencePool {
         for index in 0..workers {
             let jobs = jobs.clone();
             let depth = depth.clone();
-            let busy = busy.clone();
             let urgent = urgent.clone();
             std::thread::Builder::new()
                 .name(format!("candor-inference-{index}"))
@@ -85,14 +84,12 @@ impl InferencePool {
                             RUNNING.fetch_sub(1, Ordering::SeqCst);
                             return;
                         }
-                        busy.fetch_add(1, Ordering::Relaxed);
                         let first = urgent.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
                         first.into_iter().chain(match message {
                             Message::Job(job) => Some(job),
                             Message::Urgent => None,
                         })
                         .for_each(|job| job());
-                        busy.fetch_sub(1, Ordering::Relaxed);
                         RUNNING.fetch_sub(1, Ordering::SeqCst);
                     }
                 })
@@ -108,6 +105,13 @@ impl InferencePool {
     /// Jobs waiting for a worker.
     pub fn depth(&self) -> i64 {
         self.depth.load(Ordering::Relaxed)
+    }
+
+    /// Whether a job submitted now would start at once: the running jobs and the queued ones leave a worker
+    /// (a job just queued counts even while the idle worker that will take it is still waking up).
+    pub fn has_free_worker(&self) -> bool {
+        let (busy, waiting) = self.load().counts();
+        busy as i64 + waiting.max(0) < self.workers as i64
     }
 
     /// A view of the pool's load for a running job to look at: workers busy (counting itself) and jobs waiting.
@@ -140,10 +144,15 @@ impl InferencePool {
     {
         let (tx, rx) = oneshot::channel();
         let slot = Arc::new(std::sync::Mutex::new(Some(job)));
-        let taken = slot.clone();
+        let (taken, busy) = (slot.clone(), self.busy.clone());
         let wrapped: Job = Box::new(move || {
             if let Some(job) = taken.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                let _ = tx.send(job());
+                busy.fetch_add(1, Ordering::Relaxed);
+                let result = job();
+                // No longer counted before anyone sees the result: its receiver may look at the load at once
+                // (submit the next chunk, or decide whether a worker is free).
+                busy.fetch_sub(1, Ordering::Relaxed);
+                let _ = tx.send(result);
             }
         });
         self.depth.fetch_add(1, Ordering::Relaxed);
@@ -305,5 +314,45 @@ mod tests {
         for (i, rx) in queued.into_iter().enumerate() {
             assert_eq!(rx.await.unwrap(), i);
         }
+    }
+
+    #[test]
+    fn a_job_is_no_longer_counted_once_its_result_can_be_seen() {
+        let pool = InferencePool::new(1);
+        let load = pool.load();
+        // Its receiver acts at once (submits the next chunk, asks whether a worker is free): a count that went
+        // down only after the result was handed over made the pool look busy then, now and again.
+        for i in 0..2000 {
+            let mut rx = pool.submit(move || i).ok().unwrap();
+            let result = loop {
+                match rx.try_recv() {
+                    Ok(result) => break result,
+                    Err(oneshot::error::TryRecvError::Empty) => std::hint::spin_loop(),
+                    Err(e) => panic!("{e}"),
+                }
+            };
+            assert_eq!((result, load.counts()), (i, (0, 0)));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_worker_is_free_while_the_running_and_queued_jobs_leave_one() {
+        let pool = InferencePool::new(2);
+        assert!(pool.has_free_worker());
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let release_rx = Arc::new(std::sync::Mutex::new(release_rx));
+        let block = || {
+            let release_rx = release_rx.clone();
+            pool.submit(move || release_rx.lock().unwrap().recv().ok()).ok().unwrap()
+        };
+        let first = block();
+        assert!(pool.has_free_worker(), "one of two runs (or is about to)");
+        let second = block();
+        assert!(!pool.has_free_worker(), "both taken, whether running or still queued");
+        release_tx.send(()).unwrap();
+        release_tx.send(()).unwrap();
+        first.await.unwrap();
+        second.await.unwrap();
+        assert!(pool.has_free_worker());
     }
 }

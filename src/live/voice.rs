@@ -238,8 +238,8 @@ impl VoiceOut {
     }
 
     /// Starts synthesising the first sentence of `text`, the reply expected once the candidate's turn ends, so
-    /// that `speak` finds it made. Only while the pool has a free worker and nothing waiting: speculation must
-    /// not hold up anyone's audio. A newer expectation replaces an older one.
+    /// that `speak` finds it made. Only while the pool has a worker free for it: speculation must not hold up
+    /// anyone's audio. A newer expectation replaces an older one.
     pub fn prepare(&self, ctx: &SessionContext, text: &str) {
         let (Some(voice), Some(first)) = (ctx.engines.voice.clone(), sentences(text).first().map(|s| s.to_string())) else { return };
         let mut prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
@@ -247,8 +247,8 @@ impl VoiceOut {
             return;
         }
         let pool = &ctx.engines.pool;
-        let (busy, waiting) = pool.load().counts();
-        if waiting > 0 || busy >= pool.workers() {
+        if !pool.has_free_worker() {
+            ctx.metrics.voice_prepared.with_label_values(&["skipped"]).inc();
             return;
         }
         let said = first.clone();
