@@ -110,8 +110,7 @@ impl InferencePool {
     /// Whether a job submitted now would start at once: the running jobs and the queued ones leave a worker
     /// (a job just queued counts even while the idle worker that will take it is still waking up).
     pub fn has_free_worker(&self) -> bool {
-        let (busy, waiting) = self.load().counts();
-        busy as i64 + waiting.max(0) < self.workers as i64
+        self.busy.load(Ordering::Relaxed) as i64 + self.depth().max(0) < self.workers as i64
     }
 
     /// A view of the pool's load for a running job to look at: workers busy (counting itself) and jobs waiting.

@@ -31,6 +31,7 @@ use std::time::Instant;
 use super::{TimedWord, join};
 use super::delivery::{Delivery, analyze};
 use super::pitch::PitchTracker;
+use super::text::prefix_edit_distances;
 use super::stt::{SpeechToText, SttError, SttOptions, Transcript, echoes};
 use super::turn::{Hesitation, TurnConfig, TurnDetector, TurnEvent};
 use super::vad::{CHUNK_MS, VadModel, VadStream};
@@ -132,17 +133,7 @@ struct LastTurn {
 /// missed). `None` when even those are too far from it (more than half its words wrong): the joint decode
 /// heard something else.
 fn said_until(said: &[String], heard: &[String]) -> Option<usize> {
-    // distance[j]: edit distance between the words of `said` so far and the first j words heard.
-    let mut distance: Vec<usize> = (0..=heard.len()).collect();
-    for word in said {
-        let mut diagonal = distance[0];
-        distance[0] += 1;
-        for j in 1..=heard.len() {
-            let substituted = diagonal + usize::from(heard[j - 1] != *word);
-            diagonal = distance[j];
-            distance[j] = substituted.min(distance[j] + 1).min(distance[j - 1] + 1);
-        }
-    }
+    let distance = prefix_edit_distances(said, heard);
     let (at, best) = distance.iter().enumerate().min_by_key(|&(j, d)| (*d, std::cmp::Reverse(j)))?;
     (*best * 2 <= said.len()).then_some(at)
 }

@@ -16,8 +16,8 @@
 //! and is decoded again carefully when it looks degenerate (`degenerate`: too many words for the audio, or a
 //! phrase repeated back to back) or finds no word at all in a second or more of audio: without the prompt, in
 //! `SAFE_AUDIO_CTX`, as one segment, with whisper's temperature fall-back; and if that still repeats itself (a
-//! second of audio holding only "um"), in the whole window. Most decodes pay nothing extra; a loop costs a decode or two more, and the repeated decode's
-//! fillers.
+//! second of audio holding only "um"), in the whole window. Most decodes pay nothing extra; a loop costs a
+//! decode or two more, and the repeated decode's fillers.
 use std::path::Path;
 use std::sync::Mutex;
 

@@ -95,16 +95,22 @@ pub fn word_error_rate(reference: &str, hypothesis: &str) -> f32 {
     if r.is_empty() {
         return if h.is_empty() { 0.0 } else { 1.0 };
     }
-    let mut previous: Vec<usize> = (0..=h.len()).collect();
-    for (i, rw) in r.iter().enumerate() {
-        let mut current = vec![i + 1; h.len() + 1];
-        for (j, hw) in h.iter().enumerate() {
-            let substitution = previous[j] + usize::from(rw != hw);
+    prefix_edit_distances(&r, &h)[h.len()] as f32 / r.len() as f32
+}
+
+/// Word edit distances between all of `said` and each prefix of `heard`: element j is the distance to the first
+/// j words heard.
+pub fn prefix_edit_distances(said: &[String], heard: &[String]) -> Vec<usize> {
+    let mut previous: Vec<usize> = (0..=heard.len()).collect();
+    for (i, sw) in said.iter().enumerate() {
+        let mut current = vec![i + 1; heard.len() + 1];
+        for (j, hw) in heard.iter().enumerate() {
+            let substitution = previous[j] + usize::from(sw != hw);
             current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
         }
         previous = current;
     }
-    previous[h.len()] as f32 / r.len() as f32
+    previous
 }
 
 /// How many words a written word stands for when it is said: "40%" two (forty percent), "2019" two (twenty
