@@ -1,0 +1,94 @@
+//! The real-speech test set through `SpeechPipeline` alone (VAD, turns, partials, settled segments, finals; no
+//! WebRTC), one thread, in 20 ms packets: each clip's finals against its reference, and how long each final
+//! decode took. Quicker than the live test for trying a change to the pipeline on every clip, and
+//! deterministic for a given alignment, so a sweep of `--offset` shows which words flip by chance.
+//!
+//! `cargo run --release -p candor-pipelines --example speech_set -- [--offset MS] [--only ID,ID]
+//! [--clip WAV TEXT]` after `python3 models/fetch.py fetch test-speech` (`--only` picks clips of the set by id;
+//! `--clip` adds one).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candor_pipelines::speech::pipeline::{SpeechEngines, SpeechEvent, SpeechPipeline};
+use candor_pipelines::speech::stt::{SpeechToText, SttOptions};
+use candor_pipelines::speech::text::{comparable_words, word_error_rate};
+use candor_pipelines::speech::vad::VadModel;
+
+struct Clip {
+    id: String,
+    part: String,
+    path: PathBuf,
+    reference: String,
+}
+
+/// 16 kHz, 16-bit mono WAV.
+fn read_wav(path: &Path) -> Result<Vec<f32>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let data_at = bytes.windows(4).position(|w| w == b"data").ok_or(format!("{}: no data chunk", path.display()))? + 8;
+    Ok(bytes[data_at..].chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect())
+}
+
+fn main() -> Result<(), String> {
+    let models = std::env::var_os("CANDOR_MODELS_DIR").map_or_else(|| PathBuf::from("models/cache"), PathBuf::from);
+    let (mut offset_ms, mut only, mut clips) = (0_usize, None::<String>, Vec::new());
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--offset" => offset_ms = args.next().and_then(|v| v.parse().ok()).ok_or("--offset MS")?,
+            "--only" => only = Some(args.next().ok_or("--only ID,ID")?),
+            "--clip" => {
+                let (path, reference) = args.next().zip(args.next()).ok_or("--clip WAV TEXT")?;
+                clips.push(Clip { id: path.clone(), part: "extra".into(), path: path.into(), reference });
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    let set = models.join("speech-set");
+    let index = std::fs::read_to_string(set.join("transcripts.tsv")).map_err(|e| format!("the test speech set: {e}"))?;
+    for line in index.lines() {
+        let mut fields = line.splitn(3, '\t');
+        if let (Some(id), Some(part), Some(reference)) = (fields.next(), fields.next(), fields.next()) {
+            let path = set.join(format!("{id}.wav"));
+            clips.push(Clip { id: id.into(), part: part.into(), path, reference: reference.into() });
+        }
+    }
+    if let Some(only) = only {
+        clips.retain(|clip| clip.part == "extra" || only.split(',').any(|id| clip.id.contains(id)));
+    }
+
+    candor_pipelines::inference::init_runtime(&models.join("libonnxruntime.so")).map_err(|e| e.to_string())?;
+    let vad = Arc::new(VadModel::load(&models.join("silero_vad.onnx")).map_err(|e| e.to_string())?);
+    let stt = Arc::new(SpeechToText::load(&models.join("ggml-tiny.en.bin")).map_err(|e| e.to_string())?);
+    // Per part: reference words and word errors.
+    let mut totals: Vec<(String, f32, f32)> = Vec::new();
+    for clip in &clips {
+        let mut audio = vec![0.0_f32; (500 + offset_ms) * 16];
+        audio.extend(read_wav(&clip.path)?);
+        audio.extend(std::iter::repeat_n(0.0, 32_000));
+        let engines = SpeechEngines { vad: vad.clone(), stt: Some(stt.clone()) };
+        let options = SttOptions { threads: 1, ..Default::default() };
+        let mut pipeline = SpeechPipeline::new(engines, Default::default(), options).map_err(|e| e.to_string())?;
+        let (mut texts, mut decodes) = (Vec::new(), Vec::new());
+        for packet in audio.chunks(320) {
+            for event in pipeline.push(packet).map_err(|e| e.to_string())? {
+                if let SpeechEvent::Final(turn) = event {
+                    decodes.push(format!("{} ms for {} ms", turn.decode_ms, turn.audio_ms));
+                    texts.push(turn.transcript.text);
+                }
+            }
+        }
+        let text = texts.join(" ");
+        let wer = word_error_rate(&clip.reference, &text);
+        let words = comparable_words(&clip.reference).len() as f32;
+        println!("{:28} {:8} {:5.1}%  finals decoded in {}\n    {text}", clip.id, clip.part, wer * 100.0, decodes.join(", "));
+        match totals.iter_mut().find(|(part, ..)| *part == clip.part) {
+            Some(total) => (total.1, total.2) = (total.1 + words, total.2 + wer * words),
+            None => totals.push((clip.part.clone(), words, wer * words)),
+        }
+    }
+    for (part, words, errors) in totals {
+        println!("{part}: {:.1}% of {words} words", errors / words * 100.0);
+    }
+    Ok(())
+}
