@@ -294,7 +294,13 @@ fn with_jobs_waiting_partials_are_shed_and_counted_and_the_final_is_the_same() {
             pipeline.set_load(waiting, waiting, 0.0);
             events.extend(pipeline.push(chunk).unwrap());
         }
-        let partials = events.iter().filter(|e| matches!(e, SpeechEvent::Partial { .. })).count();
+        let partials: Vec<u64> = events
+            .iter()
+            .filter_map(|e| match e {
+                SpeechEvent::Partial { decode_ms, .. } => Some(*decode_ms),
+                _ => None,
+            })
+            .collect();
         assert_eq!(pipeline.partials_shed > 0, waiting, "shed partials are counted");
         let finals: Vec<String> = events
             .into_iter()
@@ -307,8 +313,13 @@ fn with_jobs_waiting_partials_are_shed_and_counted_and_the_final_is_the_same() {
     };
     let (relaxed, relaxed_finals) = run(false);
     let (loaded, loaded_finals) = run(true);
-    assert!(relaxed >= 8, "about one partial a second over ~11 s of speech: {relaxed}");
-    assert_eq!(loaded, 0, "partials only from spare capacity");
+    // About one a second over ~11 s of speech, fewer where each costs more than a third of the gap after it:
+    // every gap but the last is three decodes or more, so those decodes fit in a third of the audio.
+    assert!(relaxed.len() >= 3, "partials while speaking: {relaxed:?}");
+    let audio_ms = (audio.len() / 16) as u64;
+    let gapped: u64 = relaxed[..relaxed.len() - 1].iter().sum();
+    assert!(gapped * 3 <= audio_ms, "partials took more than a third of a core: {relaxed:?} in {audio_ms} ms");
+    assert!(loaded.is_empty(), "partials only from spare capacity");
     assert_eq!(relaxed_finals.len(), 1);
     assert!(word_error_rate(&relaxed_finals[0], &loaded_finals[0]) <= 0.1, "{relaxed_finals:?} {loaded_finals:?}");
 }

@@ -1,7 +1,7 @@
 //! `SpeechPipeline`: one candidate's audio stream, 16 kHz mono in, speech events out. Voice activity feeds the
 //! turn detector; while a turn is open, partial transcripts are made about once a second when no other
-//! inference job waits for a worker (their last words also tell the turn detector whether a thought is
-//! unfinished); when it closes, the whole turn is transcribed once more for the final transcript, with pace,
+//! inference job waits for a worker, less often when each costs more (their last words also tell the turn
+//! detector whether a thought is unfinished); when it closes, the whole turn is transcribed once more for the final transcript, with pace,
 //! fillers, pauses and pitch.
 //!
 //! What is settled is not decoded again. Inside a turn, a pause of `MIN_PAUSE_MS` closes a segment: it is
@@ -44,6 +44,10 @@ const PRE_ROLL_MS: u64 = 300;
 const POST_ROLL_MS: u64 = 200;
 /// Partial transcripts at most this often, and only over the most recent audio (bounded decode cost).
 const PARTIAL_EVERY_MS: u64 = 1000;
+/// ...and at most one decode in this many: the gap after a partial is at least this many times its decode
+/// time. A long open segment costs more per partial (up to a second on one thread for 15 s), and its partials
+/// come less often, so that one stream's partials never take more than a third of a core.
+const PARTIAL_GAP_PER_DECODE: u64 = 3;
 const PARTIAL_WINDOW_MS: u64 = 15_000;
 /// A turn longer than this is transcribed in pieces of this size for the final (whisper's 30 s window).
 const FINAL_PIECE_MS: u64 = 28_000;
@@ -169,6 +173,8 @@ pub struct SpeechPipeline {
     turn: u32,
     turn_start_ms: u64,
     last_partial_ms: u64,
+    /// Stream time from one partial to the next: `PARTIAL_EVERY_MS`, or longer after a costly one.
+    partial_every_ms: u64,
     config: TurnConfig,
     /// Words of this turn's decoded segments: settled, never decoded again.
     settled: Vec<TimedWord>,
@@ -208,6 +214,7 @@ impl SpeechPipeline {
             turn: 0,
             turn_start_ms: 0,
             last_partial_ms: 0,
+            partial_every_ms: PARTIAL_EVERY_MS,
             config,
             settled: Vec::new(),
             closed: Vec::new(),
@@ -268,6 +275,7 @@ impl SpeechPipeline {
                         self.turn += 1;
                         self.turn_start_ms = at_ms;
                         self.last_partial_ms = end_ms;
+                        self.partial_every_ms = PARTIAL_EVERY_MS;
                         self.settled.clear();
                         self.closed.clear();
                         self.segment_start_ms = at_ms.saturating_sub(PRE_ROLL_MS);
@@ -289,7 +297,7 @@ impl SpeechPipeline {
             // Only while the voice goes on: in a silence nothing new was said, the decode ahead will have the
             // words, and a partial started there would hold up that decode and so the end of the turn.
             let voicing = self.turns.last_voice_ms().is_none_or(|v| self.now_ms <= v + CHUNK_MS);
-            if voicing && self.now_ms >= self.last_partial_ms + PARTIAL_EVERY_MS {
+            if voicing && self.now_ms >= self.last_partial_ms + self.partial_every_ms {
                 if self.shed_partials {
                     self.last_partial_ms = self.now_ms;
                     self.partials_shed += 1;
@@ -388,6 +396,7 @@ impl SpeechPipeline {
         words.extend(self.decode(from, self.now_ms, 1, &words)?);
         self.turns.handle_words(&words);
         let decode_ms = started.elapsed().as_millis() as u64;
+        self.partial_every_ms = PARTIAL_EVERY_MS.max(decode_ms * PARTIAL_GAP_PER_DECODE);
         Ok(Some(SpeechEvent::Partial { turn: self.turn, text: join(&words), decode_ms }))
     }
 
