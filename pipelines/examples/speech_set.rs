@@ -69,19 +69,30 @@ fn main() -> Result<(), String> {
         let engines = SpeechEngines { vad: vad.clone(), stt: Some(stt.clone()) };
         let options = SttOptions { threads: 1, ..Default::default() };
         let mut pipeline = SpeechPipeline::new(engines, Default::default(), options).map_err(|e| e.to_string())?;
-        let (mut texts, mut decodes) = (Vec::new(), Vec::new());
+        let (mut texts, mut decodes, mut partials, mut partial_ms) = (Vec::new(), Vec::new(), 0, 0);
         for packet in audio.chunks(320) {
             for event in pipeline.push(packet).map_err(|e| e.to_string())? {
-                if let SpeechEvent::Final(turn) = event {
-                    decodes.push(format!("{} ms for {} ms", turn.decode_ms, turn.audio_ms));
-                    texts.push(turn.transcript.text);
+                match event {
+                    SpeechEvent::Final(turn) => {
+                        decodes.push(format!("{} ms for {} ms", turn.decode_ms, turn.audio_ms));
+                        texts.push(turn.transcript.text);
+                    }
+                    SpeechEvent::Partial { decode_ms, .. } => (partials, partial_ms) = (partials + 1, partial_ms + decode_ms),
+                    _ => {}
                 }
             }
         }
         let text = texts.join(" ");
         let wer = word_error_rate(&clip.reference, &text);
         let words = comparable_words(&clip.reference).len() as f32;
-        println!("{:28} {:8} {:5.1}%  finals decoded in {}\n    {text}", clip.id, clip.part, wer * 100.0, decodes.join(", "));
+        println!(
+            "{:28} {:8} {:5.1}%  finals decoded in {}; {partials} partials, {partial_ms} ms; {} decoded again\n    {text}",
+            clip.id,
+            clip.part,
+            wer * 100.0,
+            decodes.join(", "),
+            pipeline.redecodes
+        );
         match totals.iter_mut().find(|(part, ..)| *part == clip.part) {
             Some(total) => (total.1, total.2) = (total.1 + words, total.2 + wer * words),
             None => totals.push((clip.part.clone(), words, wer * words)),
