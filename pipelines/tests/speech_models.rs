@@ -315,7 +315,7 @@ fn with_jobs_waiting_partials_are_shed_and_counted_and_the_final_is_the_same() {
     let (loaded, loaded_finals) = run(true);
     // About one a second over ~11 s of speech, fewer where each costs more than a third of the gap after it:
     // every gap but the last is three decodes or more, so those decodes fit in a third of the audio.
-    assert!(relaxed.len() >= 3, "partials while speaking: {relaxed:?}");
+    assert!(relaxed.len() >= 2, "partials while speaking: {relaxed:?}");
     let audio_ms = (audio.len() / 16) as u64;
     let gapped: u64 = relaxed[..relaxed.len() - 1].iter().sum();
     assert!(gapped * 3 <= audio_ms, "partials took more than a third of a core: {relaxed:?} in {audio_ms} ms");

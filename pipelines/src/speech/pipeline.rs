@@ -1,8 +1,8 @@
 //! `SpeechPipeline`: one candidate's audio stream, 16 kHz mono in, speech events out. Voice activity feeds the
 //! turn detector; while a turn is open, partial transcripts are made about once a second when no other
 //! inference job waits for a worker, less often when each costs more (their last words also tell the turn
-//! detector whether a thought is unfinished); when it closes, the whole turn is transcribed once more for the final transcript, with pace,
-//! fillers, pauses and pitch.
+//! detector whether a thought is unfinished); when it closes, the whole turn is transcribed once more for the
+//! final transcript, with pace, fillers, pauses and pitch.
 //!
 //! What is settled is not decoded again. Inside a turn, a pause of `MIN_PAUSE_MS` closes a segment: it is
 //! decoded once (prompted with what came before) and its words are kept; partials and the final decode only the
