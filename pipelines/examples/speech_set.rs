@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use candor_pipelines::audio::wav_samples;
 use candor_pipelines::speech::pipeline::{SpeechEngines, SpeechEvent, SpeechPipeline};
 use candor_pipelines::speech::stt::{SpeechToText, SttOptions};
 use candor_pipelines::speech::text::{comparable_words, word_error_rate};
@@ -25,8 +26,7 @@ struct Clip {
 /// 16 kHz, 16-bit mono WAV.
 fn read_wav(path: &Path) -> Result<Vec<f32>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let data_at = bytes.windows(4).position(|w| w == b"data").ok_or(format!("{}: no data chunk", path.display()))? + 8;
-    Ok(bytes[data_at..].chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect())
+    wav_samples(&bytes).ok_or(format!("{}: no data chunk", path.display()))
 }
 
 fn main() -> Result<(), String> {

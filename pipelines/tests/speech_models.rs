@@ -6,6 +6,7 @@ mod support;
 
 use std::path::PathBuf;
 
+use candor_pipelines::audio::wav_samples;
 use candor_pipelines::speech::delivery::analyze;
 use candor_pipelines::speech::pipeline::{SpeechEngines, SpeechEvent, SpeechPipeline};
 use candor_pipelines::speech::stt::{SpeechToText, SttOptions};
@@ -190,9 +191,7 @@ fn real_speech(id: &str) -> Option<(Vec<f32>, String)> {
     };
     let reference = index.lines().find_map(|line| line.strip_prefix(&format!("{id}\t")))?.split_once('\t')?.1;
     let bytes = std::fs::read(dir.join(format!("{id}.wav"))).expect("a fetched clip");
-    let data_at = bytes.windows(4).position(|w| w == b"data").expect("a WAV data chunk") + 8;
-    let pcm = bytes[data_at..].chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect();
-    Some((pcm, reference.to_string()))
+    Some((wav_samples(&bytes).expect("a WAV data chunk"), reference.to_string()))
 }
 
 /// A pause in the middle of a sentence ends the turn ("And so my fellow Americans ... ask not ..."); the short

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 
 use ort::value::Tensor;
 
+use crate::audio::wav_samples;
 use crate::inference::{InferenceError, load_model};
 
 /// Piper's `scales`: noise, length (1 = the voice's own pace, larger is slower) and noise width.
@@ -203,9 +204,7 @@ fn espeak(text: &str) -> Result<Speech, TtsError> {
         return Ok(Speech { pcm: Vec::new(), rate: 22_050, phonemes: String::new() });
     }
     let wav = run_espeak(&["-v", "en-us", "--stdout"], text)?;
-    let data = wav.windows(4).position(|w| w == b"data").map(|at| at + 8).filter(|&at| at <= wav.len());
-    let Some(data) = data else { return Err(TtsError::Espeak("no WAV data in its output".into())) };
-    let pcm = wav[data..].chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect();
+    let Some(pcm) = wav_samples(&wav) else { return Err(TtsError::Espeak("no WAV data in its output".into())) };
     Ok(Speech { pcm, rate: 22_050, phonemes: phonemize(text)? })
 }
 

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use candor_pipelines::audio::Resampler;
+use candor_pipelines::audio::{Resampler, wav_samples};
 
 /// CANDOR_MODELS_DIR, or the repository's models/cache.
 pub fn models_dir() -> PathBuf {
@@ -19,11 +19,8 @@ pub fn speak(text: &str, wpm: u32) -> Vec<f32> {
         .output()
         .expect("espeak-ng is installed by the test command");
     assert!(output.status.success());
-    let bytes = output.stdout;
-    // A RIFF header, then 16-bit mono at 22,050 Hz.
-    let data_at = bytes.windows(4).position(|w| w == b"data").expect("a WAV data chunk") + 8;
-    let pcm: Vec<f32> =
-        bytes[data_at..].chunks_exact(2).map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect();
+    // 16-bit mono at 22,050 Hz.
+    let pcm = wav_samples(&output.stdout).expect("a WAV data chunk");
     let mut out = Vec::new();
     Resampler::new(22_050, 16_000).process(&pcm, &mut out);
     out
