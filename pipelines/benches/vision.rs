@@ -5,6 +5,8 @@
 //! - Face detection alone on a 640x480 frame.
 //! - The whole analysis of a frame (detection, mesh, both irises, pose, expression): at the live rate of five
 //!   frames a second, one stream's share of a core is 5 x this. And the same while tracking (no detector).
+//! - Eight tracked frames (eight sessions' frames) analysed as one batch, as the live server does when frames
+//!   of many sessions wait together: per frame, this over 8.
 
 #[allow(dead_code)] // the speech helpers
 #[path = "../tests/support/mod.rs"]
@@ -41,6 +43,10 @@ fn vision(c: &mut Criterion) {
     let track = analyzer.analyze(&frame, None).unwrap().expect("a face").next;
     c.bench_function("vision/analyze_tracked_640x480", |b| {
         b.iter(|| analyzer.analyze(&frame, Some(track)).unwrap().expect("a face"))
+    });
+    let frames = vec![(frame, Some(track)); 8];
+    c.bench_function("vision/analyze_tracked_640x480_batch_of_8", |b| {
+        b.iter(|| assert!(analyzer.analyze_batch(&frames).unwrap().iter().all(Option::is_some)))
     });
 }
 

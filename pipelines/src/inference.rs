@@ -114,29 +114,66 @@ pub fn load_model(path: &Path) -> Result<ort::session::Session, InferenceError> 
     builder.commit_from_file(path).map_err(|e| fail(e.to_string()))
 }
 
-/// A model with one f32 image input, shared by every stream (ONNX Runtime sessions run one call at a time).
+/// A model with one f32 image input, shared by every stream (ONNX Runtime sessions run one call at a time). A
+/// model whose first input dimension is free (the converted vision models' `batch`) runs many images in one
+/// call; one with a fixed batch of 1 runs them one by one, so callers need not know which they hold.
 pub struct ImageModel {
     session: Mutex<ort::session::Session>,
     input: String,
+    /// One image's shape, without the batch dimension.
+    item: Vec<usize>,
+    batches: bool,
 }
 
 impl ImageModel {
-    /// Loads the model and checks it runs on a blank input of `shape`, so a broken file fails at start.
-    pub fn load(path: &Path, shape: &[usize]) -> Result<Self, InferenceError> {
+    /// Loads the model for images of shape `item` (without the batch dimension) and checks it runs on a blank
+    /// one (and on two at once, where it batches), so a broken file fails at start.
+    pub fn load(path: &Path, item: &[usize]) -> Result<Self, InferenceError> {
         let session = load_model(path)?;
-        let input = session.inputs().first().map(|i| i.name().to_string()).unwrap_or_default();
-        let model = Self { session: Mutex::new(session), input };
-        model.run(shape, vec![0.0; shape.iter().product()]).map_err(|e| InferenceError::Model {
+        let first = session.inputs().first();
+        let input = first.map(|i| i.name().to_string()).unwrap_or_default();
+        let batches = first.and_then(|i| i.dtype().tensor_shape()).and_then(|shape| shape.first().copied()) == Some(-1);
+        let model = Self { session: Mutex::new(session), input, item: item.to_vec(), batches };
+        let blank = || vec![0.0; item.iter().product()];
+        let checks = if batches { vec![blank(), blank()] } else { vec![blank()] };
+        model.run_batch(checks).map_err(|e| InferenceError::Model {
             path: path.display().to_string(),
-            reason: format!("does not run on a {shape:?} input: {e}"),
+            reason: format!("does not run on a blank {item:?} input: {e}"),
         })?;
         Ok(model)
     }
 
-    /// Every output, flattened, in the model's output order.
-    pub fn run(&self, shape: &[usize], data: Vec<f32>) -> Result<Vec<Vec<f32>>, InferenceError> {
+    /// Whether many images go in one call (the model's batch dimension is free).
+    pub fn batches(&self) -> bool {
+        self.batches
+    }
+
+    /// Every output for one image, flattened, in the model's output order.
+    pub fn run(&self, image: Vec<f32>) -> Result<Vec<Vec<f32>>, InferenceError> {
+        self.call(1, image)
+    }
+
+    /// `run` for each image, in one call where the model batches.
+    pub fn run_batch(&self, images: Vec<Vec<f32>>) -> Result<Vec<Vec<Vec<f32>>>, InferenceError> {
+        if !self.batches || images.len() < 2 {
+            return images.into_iter().map(|image| self.run(image)).collect();
+        }
+        let count = images.len();
+        let outputs = self.call(count, images.concat())?;
+        let mut each = vec![Vec::with_capacity(outputs.len()); count];
+        for output in outputs {
+            let size = output.len() / count;
+            for (image, chunk) in each.iter_mut().zip(output.chunks_exact(size.max(1))) {
+                image.push(chunk.to_vec());
+            }
+        }
+        Ok(each)
+    }
+
+    fn call(&self, count: usize, data: Vec<f32>) -> Result<Vec<Vec<f32>>, InferenceError> {
         let run = |e: ort::Error| InferenceError::Run(e.to_string());
-        let tensor = ort::value::Tensor::from_array((shape.to_vec(), data)).map_err(run)?;
+        let shape: Vec<usize> = std::iter::once(count).chain(self.item.iter().copied()).collect();
+        let tensor = ort::value::Tensor::from_array((shape, data)).map_err(run)?;
         let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
         let outputs = session.run(ort::inputs![self.input.as_str() => tensor]).map_err(run)?;
         outputs.iter().map(|(_, value)| Ok(value.try_extract_tensor::<f32>().map_err(run)?.1.to_vec())).collect()

@@ -68,8 +68,9 @@ const FLAG: Region = Region { cx: 75.0, cy: 75.0, size: 150.0, angle: 0.0 };
 #[test]
 fn the_converted_face_mesh_finds_the_face_and_its_features_in_a_portrait() {
     let (Some(paths), Some(data)) = (present(&["face-landmarks/face_landmark.onnx"]), portrait()) else { return };
-    let mesh = ImageModel::load(&paths[0], &[1, 192, 192, 3]).unwrap();
-    let outputs = mesh.run(&[1, 192, 192, 3], image(&data).crop(&FACE, 192, false, |v| v / 255.0)).unwrap();
+    let mesh = ImageModel::load(&paths[0], &[192, 192, 3]).unwrap();
+    assert!(mesh.batches(), "converted with a free batch dimension");
+    let outputs = mesh.run(image(&data).crop(&FACE, 192, false, |v| v / 255.0)).unwrap();
     let (landmarks, presence) = (&outputs[0], outputs[1][0]);
     assert_eq!(landmarks.len(), 468 * 3);
     assert!(presence > 4.0, "a face is present: logit {presence}");
@@ -78,16 +79,16 @@ fn the_converted_face_mesh_finds_the_face_and_its_features_in_a_portrait() {
     assert!(right_eye.0 < nose.0 && nose.0 < left_eye.0, "eyes either side of the nose: {right_eye:?} {left_eye:?}");
     assert!(right_eye.1 < nose.1 && nose.1 < mouth.1, "eyes above the nose above the mouth");
 
-    let background = mesh.run(&[1, 192, 192, 3], image(&data).crop(&FLAG, 192, false, |v| v / 255.0)).unwrap();
+    let background = mesh.run(image(&data).crop(&FLAG, 192, false, |v| v / 255.0)).unwrap();
     assert!(background[1][0] < -2.0, "no face in the flag: logit {}", background[1][0]);
 }
 
 #[test]
 fn the_converted_iris_model_follows_the_eye_within_its_crop() {
     let (Some(paths), Some(data)) = (present(&["face-landmarks/iris_landmark.onnx"]), portrait()) else { return };
-    let iris = ImageModel::load(&paths[0], &[1, 64, 64, 3]).unwrap();
+    let iris = ImageModel::load(&paths[0], &[64, 64, 3]).unwrap();
     let centre_x = |region: Region, mirror: bool| {
-        let outputs = iris.run(&[1, 64, 64, 3], image(&data).crop(&region, 64, mirror, |v| v / 255.0)).unwrap();
+        let outputs = iris.run(image(&data).crop(&region, 64, mirror, |v| v / 255.0)).unwrap();
         assert_eq!((outputs[0].len(), outputs[1].len()), (71 * 3, 5 * 3));
         outputs[1][0]
     };
@@ -105,10 +106,10 @@ fn the_converted_iris_model_follows_the_eye_within_its_crop() {
 #[test]
 fn the_converted_expression_model_reads_a_smile_as_happy() {
     let (Some(paths), Some(data)) = (present(&["expression.onnx"]), portrait()) else { return };
-    let expression = ImageModel::load(&paths[0], &[1, 64, 64, 1]).unwrap();
+    let expression = ImageModel::load(&paths[0], &[64, 64, 1]).unwrap();
     let classify = |region: Region| {
         let grey = image(&data).crop_grey(&region, 64, |v| (v / 255.0 - 0.5) * 2.0);
-        expression.run(&[1, 64, 64, 1], grey).unwrap().remove(0)
+        expression.run(grey).unwrap().remove(0)
     };
     let face = classify(square(235.0, 115.0, 120.0));
     assert_eq!(face.len(), 7);
@@ -176,4 +177,49 @@ fn a_face_found_once_is_tracked_without_the_detector_and_found_again_when_lost()
     let elsewhere = Region { cx: 80.0, cy: 400.0, ..first.next };
     let found = analyzer.analyze(&image, Some(elsewhere)).unwrap().expect("found again");
     assert!(!found.tracked && (found.centre.0 - first.centre.0).abs() < 5.0);
+}
+
+#[test]
+fn frames_of_many_streams_analysed_in_one_batch_read_as_each_alone() {
+    let (Some(analyzer), Some(data)) = (analyzer(), portrait()) else { return };
+    let webcam = reframe(&data, square(256.0, 200.0, 400.0), 640, 480, false);
+    let mirrored = reframe(&data, square(235.0, 130.0, 260.0), 320, 320, true);
+    let rolled = reframe(&data, Region { angle: 25_f32.to_radians(), ..square(235.0, 130.0, 260.0) }, 320, 320, false);
+    let empty = reframe(&data, FLAG, 640, 480, false);
+    let webcam = RgbImage { width: 640, height: 480, data: &webcam };
+    let tracked = analyzer.analyze(&webcam, None).unwrap().expect("a face").next;
+    let lost = Region { cx: 80.0, cy: 400.0, ..tracked };
+    // Tracked, detected, lost and found again, no face: every path through the analysis in one batch.
+    let frames = [
+        (webcam, Some(tracked)),
+        (RgbImage { width: 320, height: 320, data: &mirrored }, None),
+        (RgbImage { width: 640, height: 480, data: &empty }, None),
+        (webcam, Some(lost)),
+        (RgbImage { width: 320, height: 320, data: &rolled }, None),
+        (webcam, None),
+    ];
+    let together = analyzer.analyze_batch(&frames).unwrap();
+    assert_eq!(together.len(), frames.len());
+    assert_eq!(together.iter().map(Option::is_some).collect::<Vec<_>>(), [true, true, false, true, true, true]);
+    assert_eq!(together.iter().map(|r| r.as_ref().is_some_and(|r| r.tracked)).collect::<Vec<_>>(), [
+        true, false, false, false, false, false
+    ]);
+    for ((image, track), batched) in frames.iter().zip(&together) {
+        let alone = analyzer.analyze(image, *track).unwrap();
+        let (Some(alone), Some(batched)) = (alone, batched) else { continue };
+        let close = |a: f32, b: f32| (a - b).abs() <= 1e-3 * a.abs().max(1.0);
+        let pairs = [
+            (alone.score, batched.score),
+            (alone.centre.0, batched.centre.0),
+            (alone.head.yaw, batched.head.yaw),
+            (alone.head.pitch, batched.head.pitch),
+            (alone.head.roll, batched.head.roll),
+            (alone.gaze.0, batched.gaze.0),
+            (alone.gaze.1, batched.gaze.1),
+        ];
+        assert!(pairs.iter().all(|&(a, b)| close(a, b)), "{alone:?} vs {batched:?}");
+        assert!(alone.expression.iter().zip(batched.expression).all(|(&a, b)| close(a, b)));
+        assert_eq!((alone.tracked, alone.eye_contact), (batched.tracked, batched.eye_contact));
+    }
+    assert!(analyzer.analyze_batch(&[]).unwrap().is_empty());
 }

@@ -15,6 +15,7 @@ use candor_pipelines::video::FaceAnalyzer;
 use candor_pipelines::voice::tts::{Piper, Voice};
 
 use super::pool::InferencePool;
+use super::vision::{FaceBatcher, face_batcher};
 use crate::config::{Config, InferenceDevice};
 
 /// The interviewer's Piper voice, inside the models directory.
@@ -22,14 +23,15 @@ const PIPER_VOICE: &str = "piper-joe/en_US-joe-medium.onnx";
 
 pub struct Engines {
     pub speech: Option<SpeechEngines>,
-    pub vision: Option<Arc<FaceAnalyzer>>,
+    /// Face analysis, in batches across sessions.
+    pub vision: Option<Arc<FaceBatcher>>,
     /// Piper, or espeak-ng alone when the Piper voice is missing; `None` without espeak-ng.
     pub voice: Option<Arc<Voice>>,
     /// Each engine: `ok` or why it is unavailable.
     pub status: BTreeMap<&'static str, String>,
     /// Where each runtime's inference runs (`onnx`, `whisper`): `cpu`, `cuda`, or `cpu` with why not CUDA.
     pub devices: BTreeMap<&'static str, String>,
-    pub pool: InferencePool,
+    pub pool: Arc<InferencePool>,
     /// Speech streams live now (one per candidate with a speech pipeline).
     pub speech_streams: AtomicUsize,
 }
@@ -77,15 +79,16 @@ impl Engines {
         }
         let speech = vad.ok().map(|vad| SpeechEngines { vad: Arc::new(vad), stt: stt.ok().map(Arc::new) });
         let workers = std::thread::available_parallelism().map_or(2, usize::from);
-        let (vision, voice) = (vision.ok().map(Arc::new), voice.map(Arc::new));
-        Self { speech, vision, voice, status, devices, pool: InferencePool::new(workers), speech_streams: AtomicUsize::new(0) }
+        let pool = Arc::new(InferencePool::new(workers));
+        let vision = vision.ok().map(|analyzer| face_batcher(Arc::new(analyzer), pool.clone()));
+        Self { speech, vision, voice: voice.map(Arc::new), status, devices, pool, speech_streams: AtomicUsize::new(0) }
     }
 
     /// No engines at all (loading failed outright).
     pub fn disabled(reason: &str) -> Self {
         let status = ["vad", "stt", "vision", "tts"].into_iter().map(|engine| (engine, reason.to_string())).collect();
         let devices = BTreeMap::new();
-        Self { speech: None, vision: None, voice: None, status, devices, pool: InferencePool::new(1), speech_streams: AtomicUsize::new(0) }
+        Self { speech: None, vision: None, voice: None, status, devices, pool: Arc::new(InferencePool::new(1)), speech_streams: AtomicUsize::new(0) }
     }
 }
 

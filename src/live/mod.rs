@@ -6,8 +6,8 @@
 //! - `media`: inbound audio and video: decode, measure, copy to observers.
 //! - `engines`: the speech and vision models (loaded once) and the bounded worker pool where inference runs.
 //! - `speech`: each candidate's audio through the speech pipeline.
-//! - `vision`: each candidate's video frames through face analysis.
-//! - `pool`: the bounded worker pool.
+//! - `vision`: each candidate's video frames through face analysis, batched across sessions.
+//! - `pool`: the bounded worker pool; `batch`: work of many sessions gathered into batches on it.
 //! - `voice`: the interviewer's outbound voice track.
 //! - `conversation`: the interviewer state machine of a session, and carrying out what it decides.
 //! - `recorder`: a session's storage writes, off the media paths.
@@ -21,6 +21,7 @@
 //! `Live` is the process-wide part: the peer factory and the registry that enforces one live session per user
 //! and lets observers find the session they may watch.
 
+mod batch;
 mod cluster;
 mod conversation;
 mod engines;

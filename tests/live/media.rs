@@ -413,6 +413,10 @@ async fn a_face_on_camera_comes_back_as_vision_metrics_and_stored_samples() {
     let stored = stored_samples(&app, &interview, SampleKind::Vision, face).await;
     assert!(face(&stored), "{stored:?}");
     assert!(metric(&app, "candor_vision_frame_seconds_count", None) >= 1.0);
+    // Analysed in batches (alone here, with no other session's frames to join).
+    let (batches, frames) =
+        (metric(&app, "candor_vision_batch_frames_count", None), metric(&app, "candor_vision_batch_frames_sum", None));
+    assert!(batches >= 1.0 && frames >= batches, "{batches} batches of {frames} frames");
     client.end().await;
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::detect::FaceDetector;
 use super::expression::{EXPRESSIONS, ExpressionModel};
 use super::image::{Region, RgbImage};
-use super::landmarks::{FaceMesh, face_region};
+use super::landmarks::{FaceMesh, Landmarks, face_region};
 use super::pose::{Pose, eye_contact, gaze, head_pose};
 use crate::inference::InferenceError;
 
@@ -52,34 +52,66 @@ impl FaceAnalyzer {
     /// The candidate's face in `image`, or `None` when there is no face. `track` is the previous reading's
     /// `next` region, if any: when the face is still there the detector does not run.
     pub fn analyze(&self, image: &RgbImage, track: Option<Region>) -> Result<Option<FaceReading>, InferenceError> {
-        let tracked = match track {
-            Some(region) => self.mesh.landmarks(image, region)?,
-            None => None,
-        };
-        let (landmarks, score, tracked) = match tracked {
-            Some(landmarks) => {
+        Ok(self.analyze_batch(&[(*image, track)])?.pop().flatten())
+    }
+
+    /// `analyze` for the frames of many streams at once, each `(image, track)`: every model runs once over all
+    /// of them (the detector, whose batch is fixed at 1, once per frame that needs it). One call per model is
+    /// what lets a GPU pay off, and it saves a little on a CPU too.
+    pub fn analyze_batch(&self, frames: &[(RgbImage, Option<Region>)]) -> Result<Vec<Option<FaceReading>>, InferenceError> {
+        // Each frame's landmarks, confidence, and whether they were found where the face was.
+        let mut found: Vec<Option<(Landmarks, f32, bool)>> = vec![None; frames.len()];
+        let tracked: Vec<(usize, (RgbImage, Region))> =
+            frames.iter().enumerate().filter_map(|(i, (image, track))| Some((i, (*image, (*track)?)))).collect();
+        let meshes = self.mesh.meshes(&tracked.iter().map(|(_, crop)| *crop).collect::<Vec<_>>())?;
+        for ((i, _), landmarks) in tracked.iter().zip(meshes) {
+            found[*i] = landmarks.map(|landmarks| {
                 let presence = landmarks.presence;
                 (landmarks, presence, true)
+            });
+        }
+
+        // Frames where no face was, or where it was lost: the detector, then the detected faces' meshes together.
+        let mut detected = Vec::new();
+        for (i, (image, _)) in frames.iter().enumerate().filter(|(i, _)| found[*i].is_none()) {
+            if let Some(detection) = self.detector.detect(image)? {
+                detected.push((i, detection.score, (*image, face_region(&detection))));
             }
-            None => {
-                let Some(detection) = self.detector.detect(image)? else { return Ok(None) };
-                let Some(landmarks) = self.mesh.landmarks(image, face_region(&detection))? else { return Ok(None) };
-                (landmarks, detection.score, false)
-            }
-        };
-        let head = head_pose(&landmarks);
-        let gaze = gaze(&landmarks, &head);
-        let face = landmarks.extent(EXPRESSION_MARGIN);
-        Ok(Some(FaceReading {
-            score,
-            tracked,
-            next: landmarks.next_region(),
-            centre: (face.cx, face.cy),
-            head,
-            gaze,
-            eye_contact: eye_contact(gaze),
-            expression: self.expression.classify(image, &face)?,
-        }))
+        }
+        let meshes = self.mesh.meshes(&detected.iter().map(|(_, _, crop)| *crop).collect::<Vec<_>>())?;
+        for ((i, score, _), landmarks) in detected.iter().zip(meshes) {
+            found[*i] = landmarks.map(|landmarks| (landmarks, *score, false));
+        }
+
+        let faces = found.iter_mut().zip(frames).filter_map(|(face, (image, _))| Some((*image, &mut face.as_mut()?.0)));
+        self.mesh.irises(faces.collect())?;
+        let crops: Vec<(RgbImage, Region)> = found
+            .iter()
+            .zip(frames)
+            .filter_map(|(face, (image, _))| Some((*image, face.as_ref()?.0.extent(EXPRESSION_MARGIN))))
+            .collect();
+        let mut expressions = self.expression.classify(&crops)?.into_iter().zip(crops);
+        found
+            .into_iter()
+            .map(|face| {
+                let Some((landmarks, score, tracked)) = face else { return Ok(None) };
+                let Some((expression, (_, face))) = expressions.next() else {
+                    return Err(InferenceError::Run("the expression model gave too few results".into()));
+                };
+                let head = head_pose(&landmarks);
+                let gaze = gaze(&landmarks, &head);
+                Ok(Some(FaceReading {
+                    score,
+                    tracked,
+                    next: landmarks.next_region(),
+                    centre: (face.cx, face.cy),
+                    head,
+                    gaze,
+                    eye_contact: eye_contact(gaze),
+                    expression,
+                }))
+            })
+            .collect()
     }
 }
 

@@ -39,7 +39,7 @@ pub struct FaceDetector {
 
 impl FaceDetector {
     pub fn load(path: &Path) -> Result<Self, InferenceError> {
-        let model = ImageModel::load(path, &[1, SIZE, SIZE, 3])?;
+        let model = ImageModel::load(path, &[SIZE, SIZE, 3])?;
         let mut anchors = Vec::with_capacity(896);
         for (grid, per_cell) in [(16, 2), (8, 6)] {
             for row in 0..grid {
@@ -57,7 +57,7 @@ impl FaceDetector {
         let side = image.width.max(image.height) as f32;
         let square = Region { cx: image.width as f32 / 2.0, cy: image.height as f32 / 2.0, size: side, angle: 0.0 };
         let input = image.crop(&square, SIZE, false, |v| v / 127.5 - 1.0);
-        let outputs = self.model.run(&[1, SIZE, SIZE, 3], input)?;
+        let outputs = self.model.run(input)?;
         let [fine_scores, coarse_scores, fine_boxes, coarse_boxes] = outputs.as_slice() else {
             return Err(InferenceError::Run(format!("BlazeFace gave {} outputs, expected 4", outputs.len())));
         };

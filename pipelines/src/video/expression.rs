@@ -17,16 +17,22 @@ pub struct ExpressionModel {
 
 impl ExpressionModel {
     pub fn load(path: &Path) -> Result<Self, InferenceError> {
-        Ok(Self { model: ImageModel::load(path, &[1, SIZE, SIZE, 1])? })
+        Ok(Self { model: ImageModel::load(path, &[SIZE, SIZE, 1])? })
     }
 
-    /// Probabilities for `EXPRESSIONS` of the face filling `face` (a tight, upright square).
-    pub fn classify(&self, image: &RgbImage, face: &Region) -> Result<[f32; 7], InferenceError> {
-        let input = image.crop_grey(face, SIZE, |v| (v / 255.0 - 0.5) * 2.0);
-        let outputs = self.model.run(&[1, SIZE, SIZE, 1], input)?;
-        outputs
-            .first()
-            .and_then(|p| <[f32; 7]>::try_from(p.as_slice()).ok())
-            .ok_or_else(|| InferenceError::Run("the expression model gave no 7 probabilities".into()))
+    /// Probabilities for `EXPRESSIONS` of the face filling each `(image, face)` (a tight, upright square), in one
+    /// model call.
+    pub fn classify(&self, faces: &[(RgbImage, Region)]) -> Result<Vec<[f32; 7]>, InferenceError> {
+        let inputs = faces.iter().map(|(image, face)| image.crop_grey(face, SIZE, |v| (v / 255.0 - 0.5) * 2.0)).collect();
+        self.model
+            .run_batch(inputs)?
+            .into_iter()
+            .map(|outputs| {
+                outputs
+                    .first()
+                    .and_then(|p| <[f32; 7]>::try_from(p.as_slice()).ok())
+                    .ok_or_else(|| InferenceError::Run("the expression model gave no 7 probabilities".into()))
+            })
+            .collect()
     }
 }

@@ -91,50 +91,82 @@ impl FaceMesh {
     /// `dir` holds `face_landmark.onnx` and `iris_landmark.onnx`.
     pub fn load(dir: &Path) -> Result<Self, InferenceError> {
         Ok(Self {
-            mesh: ImageModel::load(&dir.join("face_landmark.onnx"), &[1, MESH_SIZE, MESH_SIZE, 3])?,
-            iris: ImageModel::load(&dir.join("iris_landmark.onnx"), &[1, IRIS_SIZE, IRIS_SIZE, 3])?,
+            mesh: ImageModel::load(&dir.join("face_landmark.onnx"), &[MESH_SIZE, MESH_SIZE, 3])?,
+            iris: ImageModel::load(&dir.join("iris_landmark.onnx"), &[IRIS_SIZE, IRIS_SIZE, 3])?,
         })
     }
 
-    /// Landmarks of the face in `region`, or `None` if the mesh model sees no face there.
-    pub fn landmarks(&self, image: &RgbImage, region: Region) -> Result<Option<Landmarks>, InferenceError> {
-        let input = image.crop(&region, MESH_SIZE, false, |v| v / 255.0);
-        let outputs = self.mesh.run(&[1, MESH_SIZE, MESH_SIZE, 3], input)?;
-        let (Some(points), Some(&logit)) = (outputs.first(), outputs.get(1).and_then(|p| p.first())) else {
-            return Err(InferenceError::Run("the face mesh gave too few outputs".into()));
-        };
-        let presence = 1.0 / (1.0 + (-logit).exp());
-        if presence < MIN_PRESENCE || points.len() < 468 * 3 {
-            return Ok(None);
-        }
-        // Crop pixels -> the upright frame in image pixels, centred on the crop.
-        let scale = region.size / MESH_SIZE as f32;
-        let half = MESH_SIZE as f32 / 2.0;
-        let mesh: Vec<[f32; 3]> =
-            points.chunks_exact(3).map(|p| [(p[0] - half) * scale, (p[1] - half) * scale, p[2] * scale]).collect();
-        let mut landmarks = Landmarks { presence, mesh, region, irises: [(0.0, 0.0); 2] };
-        landmarks.irises = [
-            self.iris(image, &landmarks, point::RIGHT_EYE_OUTER, point::RIGHT_EYE_INNER, false)?,
-            self.iris(image, &landmarks, point::LEFT_EYE_INNER, point::LEFT_EYE_OUTER, true)?,
-        ];
-        Ok(Some(landmarks))
+    /// Landmarks of the face in each `(image, region)`, or `None` where the mesh model sees no face there: the
+    /// meshes in one model call, then both eyes of every face in another.
+    pub fn landmarks(&self, crops: &[(RgbImage, Region)]) -> Result<Vec<Option<Landmarks>>, InferenceError> {
+        let mut faces = self.meshes(crops)?;
+        let found: Vec<(RgbImage, &mut Landmarks)> =
+            crops.iter().zip(faces.iter_mut()).filter_map(|((image, _), face)| Some((*image, face.as_mut()?))).collect();
+        self.irises(found)?;
+        Ok(faces)
     }
 
-    /// The iris centre's offset within the eye whose corners are `a` (image-left) and `b`.
-    fn iris(&self, image: &RgbImage, face: &Landmarks, a: usize, b: usize, mirror: bool) -> Result<(f32, f32), InferenceError> {
-        let (ax, ay) = face.in_image(a);
-        let (bx, by) = face.in_image(b);
-        let width = ((bx - ax).powi(2) + (by - ay).powi(2)).sqrt().max(1.0);
-        let region =
-            Region { cx: (ax + bx) / 2.0, cy: (ay + by) / 2.0, size: width * EYE_SCALE, angle: (by - ay).atan2(bx - ax) };
-        let input = image.crop(&region, IRIS_SIZE, mirror, |v| v / 255.0);
-        let outputs = self.iris.run(&[1, IRIS_SIZE, IRIS_SIZE, 3], input)?;
-        let Some(&[x, y, ..]) = outputs.get(1).map(Vec::as_slice) else {
-            return Err(InferenceError::Run("the iris model gave too few outputs".into()));
-        };
-        // Crop pixels from the centre, in half eye widths; mirrored crops are flipped back.
-        let half_eye = IRIS_SIZE as f32 / EYE_SCALE / 2.0;
-        let dx = (x - IRIS_SIZE as f32 / 2.0) / half_eye;
-        Ok((if mirror { -dx } else { dx }, (y - IRIS_SIZE as f32 / 2.0) / half_eye))
+    /// The meshes alone (irises at the eyes' centres): one model call for every crop.
+    pub fn meshes(&self, crops: &[(RgbImage, Region)]) -> Result<Vec<Option<Landmarks>>, InferenceError> {
+        let inputs = crops.iter().map(|(image, region)| image.crop(region, MESH_SIZE, false, |v| v / 255.0)).collect();
+        let outputs = self.mesh.run_batch(inputs)?;
+        crops.iter().zip(outputs).map(|((_, region), outputs)| mesh(*region, &outputs)).collect()
     }
+
+    /// Fills in each face's irises: both eyes of every face in one model call.
+    pub fn irises(&self, faces: Vec<(RgbImage, &mut Landmarks)>) -> Result<(), InferenceError> {
+        let eyes: Vec<_> = faces
+            .iter()
+            .flat_map(|(image, face)| {
+                [
+                    eye(image, face, point::RIGHT_EYE_OUTER, point::RIGHT_EYE_INNER, false),
+                    eye(image, face, point::LEFT_EYE_INNER, point::LEFT_EYE_OUTER, true),
+                ]
+            })
+            .collect();
+        let outputs = self.iris.run_batch(eyes.iter().map(|(input, _)| input.clone()).collect())?;
+        let mut centres = eyes.iter().zip(outputs).map(|((_, mirror), outputs)| iris_offset(&outputs, *mirror));
+        for (_, face) in faces {
+            let (Some(right), Some(left)) = (centres.next(), centres.next()) else { break };
+            face.irises = [right?, left?];
+        }
+        Ok(())
+    }
+}
+
+/// The mesh model's outputs for the crop `region` as landmarks, or `None` when it sees no face.
+fn mesh(region: Region, outputs: &[Vec<f32>]) -> Result<Option<Landmarks>, InferenceError> {
+    let (Some(points), Some(&logit)) = (outputs.first(), outputs.get(1).and_then(|p| p.first())) else {
+        return Err(InferenceError::Run("the face mesh gave too few outputs".into()));
+    };
+    let presence = 1.0 / (1.0 + (-logit).exp());
+    if presence < MIN_PRESENCE || points.len() < 468 * 3 {
+        return Ok(None);
+    }
+    // Crop pixels -> the upright frame in image pixels, centred on the crop.
+    let scale = region.size / MESH_SIZE as f32;
+    let half = MESH_SIZE as f32 / 2.0;
+    let mesh = points.chunks_exact(3).map(|p| [(p[0] - half) * scale, (p[1] - half) * scale, p[2] * scale]).collect();
+    Ok(Some(Landmarks { presence, mesh, region, irises: [(0.0, 0.0); 2] }))
+}
+
+/// The iris model's input for the eye whose corners are `a` (image-left) and `b`, and whether it is mirrored.
+fn eye(image: &RgbImage, face: &Landmarks, a: usize, b: usize, mirror: bool) -> (Vec<f32>, bool) {
+    let (ax, ay) = face.in_image(a);
+    let (bx, by) = face.in_image(b);
+    let width = ((bx - ax).powi(2) + (by - ay).powi(2)).sqrt().max(1.0);
+    let region =
+        Region { cx: (ax + bx) / 2.0, cy: (ay + by) / 2.0, size: width * EYE_SCALE, angle: (by - ay).atan2(bx - ax) };
+    (image.crop(&region, IRIS_SIZE, mirror, |v| v / 255.0), mirror)
+}
+
+/// The iris centre's offset within its eye, from the iris model's outputs.
+fn iris_offset(outputs: &[Vec<f32>], mirror: bool) -> Result<(f32, f32), InferenceError> {
+    let Some(&[x, y, ..]) = outputs.get(1).map(Vec::as_slice) else {
+        return Err(InferenceError::Run("the iris model gave too few outputs".into()));
+    };
+    // Crop pixels from the centre, in half eye widths; mirrored crops are flipped back.
+    let half_eye = IRIS_SIZE as f32 / EYE_SCALE / 2.0;
+    let dx = (x - IRIS_SIZE as f32 / 2.0) / half_eye;
+    Ok((if mirror { -dx } else { dx }, (y - IRIS_SIZE as f32 / 2.0) / half_eye))
 }
