@@ -201,6 +201,7 @@ mod tests {
             server_heap_mb: 300.0 + 10.0 * sessions as f64,
             transcripts,
             face_seconds: 40 * sessions,
+            vision_batch_frames: None,
             latency_ms: Default::default(),
             voice_to_voice: replies_ms.iter().map(|&ms| Duration::from_millis(ms)).collect(),
             stale_video_frames: 0.0,

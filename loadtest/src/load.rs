@@ -112,6 +112,8 @@ pub struct Report {
     /// each has the finals of the answers it finished in the window, or `TRANSCRIPT_GRACE` after the window).
     pub transcripts: usize,
     pub face_seconds: usize,
+    /// Frames the server analysed together per batch, on average (its sessions' frames batched together).
+    pub vision_batch_frames: Option<f64>,
     pub latency_ms: BTreeMap<&'static str, f64>,
     /// From the end of a candidate's voice to the interviewer's voice, as the candidates heard it: every reply
     /// over the run, and its median and 90th percentile.
@@ -145,6 +147,7 @@ impl Report {
             "server_heap_mb": self.server_heap_mb,
             "transcripts": self.transcripts,
             "face_seconds": self.face_seconds,
+            "vision_batch_frames": self.vision_batch_frames,
             "latency_ms": self.latency_ms,
             "voice_to_voice": self.voice_to_voice_ms().map(|(median, p90)| json!({"replies": self.voice_to_voice.len(), "median_ms": median, "p90_ms": p90})),
             "stale_video_frames": self.stale_video_frames,
@@ -162,7 +165,11 @@ impl std::fmt::Display for Report {
         let per_core = self.sessions_per_core().map_or("-".into(), |v| format!("{v:.1}"));
         writeln!(f, "server CPU: {:.2} cores busy -> {per_core} sessions per core", self.cores_used)?;
         writeln!(f, "server memory: {:.0} MB resident, {:.0} MB live heap", self.server_memory_mb, self.server_heap_mb)?;
-        writeln!(f, "received: {} final transcripts, {} seconds with a face", self.transcripts, self.face_seconds)?;
+        write!(f, "received: {} final transcripts, {} seconds with a face", self.transcripts, self.face_seconds)?;
+        match self.vision_batch_frames {
+            Some(frames) => writeln!(f, " (frames analysed in batches of {frames:.1})")?,
+            None => writeln!(f)?,
+        }
         for (stage, ms) in &self.latency_ms {
             writeln!(f, "mean {stage}: {ms:.1} ms")?;
         }
@@ -242,6 +249,10 @@ pub async fn run(load: &Load) -> Result<Report, LoadError> {
         server_heap_mb: sum(&after, "candor_heap_in_use_bytes", "") / 1e6,
         transcripts: 0,
         face_seconds: 0,
+        vision_batch_frames: {
+            let batches = delta("candor_vision_batch_frames_count", "");
+            (batches > 0.0).then(|| delta("candor_vision_batch_frames_sum", "") / batches)
+        },
         latency_ms,
         voice_to_voice: Vec::new(),
         stale_video_frames: delta("candor_video_frames_stale_total", ""),

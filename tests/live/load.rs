@@ -29,6 +29,7 @@ async fn the_load_generator_runs_candidates_and_reports_what_they_cost() {
     assert_eq!((report.connected, report.failures.len()), (2, 0), "{report}");
     assert!(report.transcripts >= 2, "each candidate's answer comes back: {report}");
     assert!(report.face_seconds >= 2, "the face is seen: {report}");
+    assert!(report.vision_batch_frames.is_some_and(|frames| (1.0..=8.0).contains(&frames)), "{report}");
     assert!(report.cores_used > 0.0 && report.server_memory_mb > 10.0, "{report}");
     for stage in ["turn_wait", "stt_final", "vision_frame"] {
         assert!(report.latency_ms.get(stage).is_some_and(|&ms| ms > 0.0), "{stage}: {report}");
