@@ -6,7 +6,7 @@
 //! adds no delay, and a busy one batches as much as it is behind. Queue policy: each session keeps at most one
 //! item in (its feed has one in flight), so the waiting items are bounded by the sessions; a batch takes at most
 //! `max` of them, which bounds how long one job holds a worker that speech may be waiting for. When the pool is
-//! full, the batch and every waiting item are refused: their receivers see the sender dropped.
+//! full, the batch is refused (its receivers see their senders dropped) and the items waiting try next.
 
 use std::sync::{Arc, Mutex};
 
@@ -50,20 +50,17 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
     }
 
     fn launch(self: &Arc<Self>, batch: Waiting<I, O>) {
-        let batcher = self.clone();
+        // Whichever way the job ends, even by a panic in the work (the pool survives it), the next batch goes.
+        let next = Next(self.clone());
         let job = move || {
             let (items, senders): (Vec<I>, Vec<_>) = batch.into_iter().unzip();
-            for (tx, output) in senders.into_iter().zip((batcher.work)(items)) {
+            for (tx, output) in senders.into_iter().zip((next.0.work)(items)) {
                 let _ = tx.send(output);
             }
-            batcher.next();
         };
-        if let Err(refused) = self.pool.submit(job) {
-            drop(refused);
-            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            state.0.clear();
-            state.1 = false;
-        }
+        // A full pool hands the job back, dropped here: its items' receivers see their senders dropped, and
+        // its `Next` tries the items waiting.
+        let _ = self.pool.submit(job);
     }
 
     /// A batch ended: the items that waited meanwhile go next.
@@ -76,6 +73,15 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         let batch = self.take(&mut state.0);
         drop(state);
         self.launch(batch);
+    }
+}
+
+/// Starts the next batch when dropped: when its job ends, however it ends.
+struct Next<I: Send + 'static, O: Send + 'static>(Arc<Batcher<I, O>>);
+
+impl<I: Send + 'static, O: Send + 'static> Drop for Next<I, O> {
+    fn drop(&mut self) {
+        self.0.next();
     }
 }
 
@@ -133,5 +139,16 @@ mod tests {
             rx.await.unwrap();
         }
         assert_eq!(batcher.submit(2).await.unwrap(), 2, "not stuck as if a batch were still out");
+    }
+
+    #[tokio::test]
+    async fn work_that_panics_loses_its_batch_and_the_next_batch_still_runs() {
+        let pool = Arc::new(InferencePool::new(1));
+        let batcher = Batcher::new(pool, 8, |items: Vec<u32>| {
+            assert!(!items.contains(&0), "a bug in the work");
+            items
+        });
+        assert!(batcher.submit(0).await.is_err(), "the panic drops the batch's senders");
+        assert_eq!(batcher.submit(5).await.unwrap(), 5, "the batcher and the pool's one worker go on");
     }
 }

@@ -11,7 +11,7 @@
 //! job still running then crashes the process. So each pool registers an exit handler that stops workers from
 //! starting jobs and waits (a few seconds at most) for the running ones to finish. Exit handlers run in reverse
 //! order of registration, so the handler must come after the libraries' statics: pools are made after the
-//! models have been loaded and run once (`Engines::load`).
+//! models have been loaded and run once (`Engines::load`). A job that panics loses its result, not its worker.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -147,11 +147,17 @@ impl InferencePool {
         let wrapped: Job = Box::new(move || {
             if let Some(job) = taken.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 busy.fetch_add(1, Ordering::Relaxed);
-                let result = job();
+                // A job that panics loses its result (its receiver sees the sender dropped), not the worker.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                 // No longer counted before anyone sees the result: its receiver may look at the load at once
                 // (submit the next chunk, or decide whether a worker is free).
                 busy.fetch_sub(1, Ordering::Relaxed);
-                let _ = tx.send(result);
+                match result {
+                    Ok(result) => {
+                        let _ = tx.send(result);
+                    }
+                    Err(_) => tracing::error!("an inference job panicked; its result is lost, its worker goes on"),
+                }
             }
         });
         self.depth.fetch_add(1, Ordering::Relaxed);
@@ -313,6 +319,15 @@ mod tests {
         for (i, rx) in queued.into_iter().enumerate() {
             assert_eq!(rx.await.unwrap(), i);
         }
+    }
+
+    #[tokio::test]
+    async fn a_job_that_panics_loses_its_result_but_not_its_worker() {
+        let pool = InferencePool::new(1);
+        let lost = pool.submit(|| -> u32 { panic!("a bug in an engine") }).ok().unwrap();
+        assert!(lost.await.is_err(), "the receiver hears of it");
+        assert_eq!(pool.submit(|| 7).ok().unwrap().await.unwrap(), 7, "the one worker still runs jobs");
+        assert_eq!(pool.load().counts(), (0, 0), "nothing left counted as busy");
     }
 
     #[test]
