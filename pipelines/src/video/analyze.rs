@@ -56,8 +56,8 @@ impl FaceAnalyzer {
     }
 
     /// `analyze` for the frames of many streams at once, each `(image, track)`: every model runs once over all
-    /// of them (the detector, whose batch is fixed at 1, once per frame that needs it). One call per model is
-    /// what lets a GPU pay off, and it saves a little on a CPU too.
+    /// of them (the detector over those where no face was found where it was). One call per model is what lets
+    /// a GPU pay off, and it saves a little on a CPU too.
     pub fn analyze_batch(&self, frames: &[(RgbImage, Option<Region>)]) -> Result<Vec<Option<FaceReading>>, InferenceError> {
         // Each frame's landmarks, confidence, and whether they were found where the face was.
         let mut found: Vec<Option<(Landmarks, f32, bool)>> = vec![None; frames.len()];
@@ -71,13 +71,14 @@ impl FaceAnalyzer {
             });
         }
 
-        // Frames where no face was, or where it was lost: the detector, then the detected faces' meshes together.
-        let mut detected = Vec::new();
-        for (i, (image, _)) in frames.iter().enumerate().filter(|(i, _)| found[*i].is_none()) {
-            if let Some(detection) = self.detector.detect(image)? {
-                detected.push((i, detection.score, (*image, face_region(&detection))));
-            }
-        }
+        // Frames where no face was, or where it was lost: the detector, then the detected faces' meshes.
+        let searched: Vec<usize> = (0..frames.len()).filter(|&i| found[i].is_none()).collect();
+        let detections = self.detector.detect_batch(&searched.iter().map(|&i| frames[i].0).collect::<Vec<_>>())?;
+        let detected: Vec<_> = searched
+            .iter()
+            .zip(detections)
+            .filter_map(|(&i, detection)| detection.map(|d| (i, d.score, (frames[i].0, face_region(&d)))))
+            .collect();
         let meshes = self.mesh.meshes(&detected.iter().map(|(_, _, crop)| *crop).collect::<Vec<_>>())?;
         for ((i, score, _), landmarks) in detected.iter().zip(meshes) {
             found[*i] = landmarks.map(|landmarks| (landmarks, *score, false));

@@ -54,11 +54,20 @@ impl FaceDetector {
 
     /// The most confident face in the image, if any.
     pub fn detect(&self, image: &RgbImage) -> Result<Option<Detection>, InferenceError> {
-        let side = image.width.max(image.height) as f32;
-        let square = Region { cx: image.width as f32 / 2.0, cy: image.height as f32 / 2.0, size: side, angle: 0.0 };
-        let input = image.crop(&square, SIZE, false, |v| v / 127.5 - 1.0);
-        let outputs = self.model.run(input)?;
-        let [fine_scores, coarse_scores, fine_boxes, coarse_boxes] = outputs.as_slice() else {
+        Ok(self.detect_batch(&[*image])?.pop().flatten())
+    }
+
+    /// `detect` for each image, in one model call.
+    pub fn detect_batch(&self, images: &[RgbImage]) -> Result<Vec<Option<Detection>>, InferenceError> {
+        let squares: Vec<Region> = images.iter().map(letterbox).collect();
+        let inputs = images.iter().zip(&squares).map(|(image, square)| image.crop(square, SIZE, false, |v| v / 127.5 - 1.0));
+        let outputs = self.model.run_batch(inputs.collect())?;
+        squares.iter().zip(outputs).map(|(square, outputs)| self.best(square, &outputs)).collect()
+    }
+
+    /// The best-scoring face among the model's outputs for the square `square` of an image.
+    fn best(&self, square: &Region, outputs: &[Vec<f32>]) -> Result<Option<Detection>, InferenceError> {
+        let [fine_scores, coarse_scores, fine_boxes, coarse_boxes] = outputs else {
             return Err(InferenceError::Run(format!("BlazeFace gave {} outputs, expected 4", outputs.len())));
         };
         let scores = fine_scores.iter().chain(coarse_scores);
@@ -67,7 +76,10 @@ impl FaceDetector {
         if score < MIN_SCORE || best >= self.anchors.len() {
             return Ok(None);
         }
-        let raw = if best < 512 { &fine_boxes[best * 16..][..16] } else { &coarse_boxes[(best - 512) * 16..][..16] };
+        let raw = if best < 512 { fine_boxes.get(best * 16..) } else { coarse_boxes.get((best - 512) * 16..) };
+        let Some(raw) = raw.and_then(|raw| raw.get(..16)) else {
+            return Err(InferenceError::Run("BlazeFace gave too few boxes".into()));
+        };
         let (ax, ay) = self.anchors[best];
         // Offsets are in input pixels from the anchor centre; sizes in input pixels.
         let point = |i: usize| square.to_image(ax + raw[i] / SIZE as f32, ay + raw[i + 1] / SIZE as f32);
@@ -76,10 +88,16 @@ impl FaceDetector {
             score,
             cx,
             cy,
-            width: raw[2] / SIZE as f32 * side,
-            height: raw[3] / SIZE as f32 * side,
+            width: raw[2] / SIZE as f32 * square.size,
+            height: raw[3] / SIZE as f32 * square.size,
             right_eye: point(4),
             left_eye: point(6),
         }))
     }
+}
+
+/// The square around the whole image (its longer side), which the model sees letterboxed.
+fn letterbox(image: &RgbImage) -> Region {
+    let side = image.width.max(image.height) as f32;
+    Region { cx: image.width as f32 / 2.0, cy: image.height as f32 / 2.0, size: side, angle: 0.0 }
 }
