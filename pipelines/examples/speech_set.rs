@@ -4,13 +4,14 @@
 //! deterministic for a given alignment, so a sweep of `--offset` shows which words flip by chance.
 //!
 //! `cargo run --release -p candor-pipelines --example speech_set -- [--offset MS] [--only ID,ID]
-//! [--clip WAV TEXT]` after `python3 models/fetch.py fetch test-speech` (`--only` picks clips of the set by id;
-//! `--clip` adds one).
+//! [--clip WAV TEXT] [--opus KBPS]` after `python3 models/fetch.py fetch test-speech` (`--only` picks clips of
+//! the set by id; `--clip` adds one; `--opus` sends each clip through Opus at that bit rate first, resampled to
+//! 48 kHz and back as on the live path).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use candor_pipelines::audio::wav_samples;
+use candor_pipelines::audio::{OpusDecoder, Resampler, wav_samples};
 use candor_pipelines::speech::pipeline::{SpeechEngines, SpeechEvent, SpeechPipeline};
 use candor_pipelines::speech::stt::{SpeechToText, SttOptions};
 use candor_pipelines::speech::text::{comparable_words, word_error_rate};
@@ -29,14 +30,33 @@ fn read_wav(path: &Path) -> Result<Vec<f32>, String> {
     wav_samples(&bytes).ok_or(format!("{}: no data chunk", path.display()))
 }
 
+/// 16 kHz audio through a mono Opus encoder at `kbps` in 20 ms frames and its decoder, back at 16 kHz.
+fn through_opus(audio: &[f32], kbps: i32) -> Result<Vec<f32>, String> {
+    let fail = |e: opus::Error| e.to_string();
+    let mut encoder = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).map_err(fail)?;
+    encoder.set_bitrate(opus::Bitrate::Bits(kbps * 1000)).map_err(fail)?;
+    let mut wide = Vec::new();
+    Resampler::new(16_000, 48_000).process(audio, &mut wide);
+    let mut decoder = OpusDecoder::new().map_err(|e| e.to_string())?;
+    let (mut decoded, mut packet) = (Vec::new(), vec![0; 1500]);
+    for frame in wide.chunks_exact(960) {
+        let len = encoder.encode_float(frame, &mut packet).map_err(fail)?;
+        decoder.decode(&packet[..len], &mut decoded).map_err(|e| e.to_string())?;
+    }
+    let mut narrow = Vec::new();
+    Resampler::new(48_000, 16_000).process(&decoded, &mut narrow);
+    Ok(narrow)
+}
+
 fn main() -> Result<(), String> {
     let models = std::env::var_os("CANDOR_MODELS_DIR").map_or_else(|| PathBuf::from("models/cache"), PathBuf::from);
-    let (mut offset_ms, mut only, mut clips) = (0_usize, None::<String>, Vec::new());
+    let (mut offset_ms, mut only, mut clips, mut opus_kbps) = (0_usize, None::<String>, Vec::new(), None);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--offset" => offset_ms = args.next().and_then(|v| v.parse().ok()).ok_or("--offset MS")?,
             "--only" => only = Some(args.next().ok_or("--only ID,ID")?),
+            "--opus" => opus_kbps = Some(args.next().and_then(|v| v.parse().ok()).ok_or("--opus KBPS")?),
             "--clip" => {
                 let (path, reference) = args.next().zip(args.next()).ok_or("--clip WAV TEXT")?;
                 clips.push(Clip { id: path.clone(), part: "extra".into(), path: path.into(), reference });
@@ -66,6 +86,9 @@ fn main() -> Result<(), String> {
         let mut audio = vec![0.0_f32; (500 + offset_ms) * 16];
         audio.extend(read_wav(&clip.path)?);
         audio.extend(std::iter::repeat_n(0.0, 32_000));
+        if let Some(kbps) = opus_kbps {
+            audio = through_opus(&audio, kbps)?;
+        }
         let engines = SpeechEngines { vad: vad.clone(), stt: Some(stt.clone()) };
         let options = SttOptions { threads: 1, ..Default::default() };
         let mut pipeline = SpeechPipeline::new(engines, Default::default(), options).map_err(|e| e.to_string())?;

@@ -96,17 +96,8 @@ impl FaceMesh {
         })
     }
 
-    /// Landmarks of the face in each `(image, region)`, or `None` where the mesh model sees no face there: the
-    /// meshes in one model call, then both eyes of every face in another.
-    pub fn landmarks(&self, crops: &[(RgbImage, Region)]) -> Result<Vec<Option<Landmarks>>, InferenceError> {
-        let mut faces = self.meshes(crops)?;
-        let found: Vec<(RgbImage, &mut Landmarks)> =
-            crops.iter().zip(faces.iter_mut()).filter_map(|((image, _), face)| Some((*image, face.as_mut()?))).collect();
-        self.irises(found)?;
-        Ok(faces)
-    }
-
-    /// The meshes alone (irises at the eyes' centres): one model call for every crop.
+    /// The meshes of the faces in each `(image, region)`, or `None` where the mesh model sees no face there, in
+    /// one model call; their irises stay at the eyes' centres until `irises` fills them in.
     pub fn meshes(&self, crops: &[(RgbImage, Region)]) -> Result<Vec<Option<Landmarks>>, InferenceError> {
         let inputs = crops.iter().map(|(image, region)| image.crop(region, MESH_SIZE, false, |v| v / 255.0)).collect();
         let outputs = self.mesh.run_batch(inputs)?;
@@ -115,7 +106,7 @@ impl FaceMesh {
 
     /// Fills in each face's irises: both eyes of every face in one model call.
     pub fn irises(&self, faces: Vec<(RgbImage, &mut Landmarks)>) -> Result<(), InferenceError> {
-        let eyes: Vec<_> = faces
+        let (inputs, mirrored): (Vec<_>, Vec<_>) = faces
             .iter()
             .flat_map(|(image, face)| {
                 [
@@ -123,9 +114,9 @@ impl FaceMesh {
                     eye(image, face, point::LEFT_EYE_INNER, point::LEFT_EYE_OUTER, true),
                 ]
             })
-            .collect();
-        let outputs = self.iris.run_batch(eyes.iter().map(|(input, _)| input.clone()).collect())?;
-        let mut centres = eyes.iter().zip(outputs).map(|((_, mirror), outputs)| iris_offset(&outputs, *mirror));
+            .unzip();
+        let outputs = self.iris.run_batch(inputs)?;
+        let mut centres = mirrored.into_iter().zip(outputs).map(|(mirror, outputs)| iris_offset(&outputs, mirror));
         for (_, face) in faces {
             let (Some(right), Some(left)) = (centres.next(), centres.next()) else { break };
             face.irises = [right?, left?];
