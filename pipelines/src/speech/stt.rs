@@ -314,21 +314,25 @@ fn without_annotations(words: Vec<TimedWord>) -> Vec<TimedWord> {
 }
 
 /// Does a decode of `seconds` of audio look like a decoder running on rather than what was said? More words
-/// than a person can say in that time, a phrase of two or more words twice back to back ("go forward ten
-/// meters. Go forward ten meters.", "Alright, thanks. Alright, thanks."), or one word three times ("again
-/// again again"). A speaker who really repeats themselves ("fail again, fail again") costs a second decode,
-/// which keeps the repetition.
+/// than a person can say in that time, a phrase of two or more spoken words twice back to back ("go forward
+/// ten meters. Go forward ten meters.", "Alright, thanks. Alright, thanks.", "29340. 29340.": a numeral is a
+/// word per digit when said), or one word three times ("again again again"). A speaker who really repeats
+/// themselves ("fail again, fail again") costs a second decode, which keeps the repetition.
 pub fn degenerate(words: &[TimedWord], seconds: f32) -> bool {
     if words.len() as f32 > 2.0 + MAX_WORDS_PER_SECOND * seconds.max(1.0) {
         return true;
     }
     let normalized: Vec<String> = words.iter().map(TimedWord::normalized).collect();
+    let spoken = |span: &[String]| span.iter().map(|w| w.chars().filter(char::is_ascii_digit).count().max(1)).sum::<usize>();
     let repeated = |len: usize, times: usize| {
         normalized.len() >= len * times
-            && (0..=normalized.len() - len * times)
-                .any(|i| (1..times).all(|k| normalized[i..i + len] == normalized[i + k * len..i + (k + 1) * len]))
+            && (0..=normalized.len() - len * times).any(|i| {
+                let span = &normalized[i..i + len];
+                (times > 2 || spoken(span) >= 2)
+                    && (1..times).all(|k| *span == normalized[i + k * len..i + (k + 1) * len])
+            })
     };
-    repeated(1, 3) || (2..=normalized.len() / 2).any(|len| repeated(len, 2))
+    repeated(1, 3) || (1..=normalized.len() / 2).any(|len| repeated(len, 2))
 }
 
 /// Does a decode prompted with the words `before` it start by echoing their last phrase (two words or more)?
@@ -362,11 +366,14 @@ mod tests {
         assert!(degenerate(&words("again again again", 1.0), 1.0));
         assert!(degenerate(&words("this is probably good. Alright, thanks. Alright, thanks.", 3.0), 3.0));
         assert!(degenerate(&words(&"and so on ".repeat(12), 3.0), 3.0), "more words than fit in the audio");
+        assert!(degenerate(&words("29340. 29340.", 1.9), 1.9), "five digits said once, written twice");
         for said in [
             "Ever tried. Ever failed. No matter. Try again. Fail better.",
             "It was the best of times, it was the worst of times",
             "um, so I, uh, I think we had to, like, rebuild it",
             "two nine three four zero",
+            "the the rest of it",
+            "it went from 8, 8 to 9",
         ] {
             assert!(!degenerate(&words(said, 4.0), 4.0), "{said}");
         }
