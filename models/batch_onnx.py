@@ -14,6 +14,7 @@ that could pin the batch stops the rewrite with its name, so a new model never b
 
 import sys
 
+import model_cli
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
@@ -117,27 +118,6 @@ def check(source: str, target: str, trials: int = 8) -> list[str]:
     return failures
 
 
-def main(argv):
-    checking = argv[1:2] == ["--check"]
-    if checking:
-        argv = argv[1:]
-    if len(argv) != 3:
-        print(__doc__, file=sys.stderr)
-        return 2
-    source, target = argv[1], argv[2]
-    if checking:
-        failures = check(source, target)
-        for failure in failures:
-            print(f"batch_onnx: {target}: {failure}", file=sys.stderr)
-        return 1 if failures else 0
-    try:
-        model = batched(onnx.load(source))
-    except Exception as error:  # not a model, or one this rewrite does not cover: one line, nothing written
-        print(f"batch_onnx: {source}: {error}", file=sys.stderr)
-        return 1
-    onnx.save(model, target)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    # Anything that stops the rewrite (not a model, or one it does not cover) is one line, with nothing written.
+    sys.exit(model_cli.main(sys.argv, "batch_onnx", __doc__, lambda source: batched(onnx.load(source)), check))

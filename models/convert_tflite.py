@@ -16,6 +16,7 @@ scale and zero point) are dequantised. `--check` runs both models on the same in
 
 import sys
 
+import model_cli
 import numpy as np
 import onnx
 import tflite
@@ -408,28 +409,10 @@ def tensors(path):
     return [graph.Tensors(i) for i in range(graph.TensorsLength())]
 
 
-def main(argv):
-    checking = argv[1:2] == ["--check"]
-    if checking:
-        argv = argv[1:]
-    if len(argv) != 3:
-        print(__doc__, file=sys.stderr)
-        return 2
-    source, target = argv[1], argv[2]
-    if checking:
-        failures = check(source, target)
-        for failure in failures:
-            print(f"convert_tflite: {target}: {failure}", file=sys.stderr)
-        return 1 if failures else 0
-    try:
-        with open(source, "rb") as file:
-            model = Converter(file.read()).convert()
-    except (ConversionError, OSError) as error:
-        print(f"convert_tflite: {source}: {error}", file=sys.stderr)
-        return 1
-    onnx.save(model, target)
-    return 0
+def convert(source):
+    with open(source, "rb") as file:
+        return Converter(file.read()).convert()
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(model_cli.main(sys.argv, "convert_tflite", __doc__, convert, check, (ConversionError, OSError)))
