@@ -234,14 +234,11 @@ impl PoolLoad {
     }
 }
 
-/// The result of an in-flight job; pending forever while nothing is in flight (or the job was lost), so it
-/// can sit in a `select!` beside other work.
-pub async fn completion<T>(in_flight: &mut Option<oneshot::Receiver<T>>) -> T {
+/// The result of an in-flight job, or `None` if the job was lost (it panicked, or the process is exiting);
+/// pending forever while nothing is in flight, so it can sit in a `select!` beside other work.
+pub async fn completion<T>(in_flight: &mut Option<oneshot::Receiver<T>>) -> Option<T> {
     match in_flight.as_mut() {
-        Some(rx) => match rx.await {
-            Ok(done) => done,
-            Err(_) => std::future::pending().await,
-        },
+        Some(rx) => rx.await.ok(),
         None => std::future::pending().await,
     }
 }
@@ -327,6 +324,8 @@ mod tests {
         let lost = pool.submit(|| -> u32 { panic!("a bug in an engine") }).ok().unwrap();
         assert!(lost.await.is_err(), "the receiver hears of it");
         assert_eq!(pool.submit(|| 7).ok().unwrap().await.unwrap(), 7, "the one worker still runs jobs");
+        let mut in_flight = Some(pool.submit(|| -> u32 { panic!("again") }).ok().unwrap());
+        assert_eq!(completion(&mut in_flight).await, None, "whoever waits for it hears it was lost, not nothing");
         assert_eq!(pool.load().counts(), (0, 0), "nothing left counted as busy");
     }
 

@@ -207,13 +207,19 @@ impl SpeechFeed {
         }
     }
 
-    /// Completes when the pipeline finished a chunk; pending while nothing is in flight.
-    pub async fn done(&mut self) -> Done {
+    /// Completes when the pipeline finished a chunk (`None`: the job was lost); pending while nothing is in
+    /// flight.
+    pub async fn done(&mut self) -> Option<Done> {
         completion(&mut self.in_flight).await
     }
 
-    pub async fn handle(&mut self, (pipeline, result, elapsed, audio_ms, vad_ms): Done) {
+    pub async fn handle(&mut self, done: Option<Done>) {
         self.in_flight = None;
+        // The pipeline went with a lost job (a panic in an engine): this session's speech stops, said once,
+        // rather than waiting for it forever (and its end with it).
+        let Some((pipeline, result, elapsed, audio_ms, vad_ms)) = done else {
+            return tracing::error!("a speech job was lost; speech stops for this session");
+        };
         let metrics = &self.ctx.metrics;
         metrics.stt_redecodes.inc_by(pipeline.redecodes - self.redecodes_seen);
         self.redecodes_seen = pipeline.redecodes;
