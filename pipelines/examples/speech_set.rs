@@ -16,6 +16,7 @@ use candor_pipelines::speech::pipeline::{SpeechEngines, SpeechEvent, SpeechPipel
 use candor_pipelines::speech::stt::{SpeechToText, SttOptions};
 use candor_pipelines::speech::text::{comparable_words, word_error_rate};
 use candor_pipelines::speech::vad::VadModel;
+use candor_pipelines::voice::VoiceEncoder;
 
 struct Clip {
     id: String,
@@ -32,16 +33,12 @@ fn read_wav(path: &Path) -> Result<Vec<f32>, String> {
 
 /// 16 kHz audio through a mono Opus encoder at `kbps` in 20 ms frames and its decoder, back at 16 kHz.
 fn through_opus(audio: &[f32], kbps: i32) -> Result<Vec<f32>, String> {
-    let fail = |e: opus::Error| e.to_string();
-    let mut encoder = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).map_err(fail)?;
-    encoder.set_bitrate(opus::Bitrate::Bits(kbps * 1000)).map_err(fail)?;
-    let mut wide = Vec::new();
-    Resampler::new(16_000, 48_000).process(audio, &mut wide);
+    let mut encoder = VoiceEncoder::new().map_err(|e| e.to_string())?;
+    encoder.set_bitrate(kbps * 1000).map_err(|e| e.to_string())?;
     let mut decoder = OpusDecoder::new().map_err(|e| e.to_string())?;
-    let (mut decoded, mut packet) = (Vec::new(), vec![0; 1500]);
-    for frame in wide.chunks_exact(960) {
-        let len = encoder.encode_float(frame, &mut packet).map_err(fail)?;
-        decoder.decode(&packet[..len], &mut decoded).map_err(|e| e.to_string())?;
+    let mut decoded = Vec::new();
+    for packet in encoder.encode(audio, 16_000).map_err(|e| e.to_string())? {
+        decoder.decode(&packet, &mut decoded).map_err(|e| e.to_string())?;
     }
     let mut narrow = Vec::new();
     Resampler::new(48_000, 16_000).process(&decoded, &mut narrow);

@@ -39,6 +39,11 @@ impl VoiceEncoder {
         Ok(Self { encoder, resampler: None, pending: Vec::new() })
     }
 
+    /// Encodes at `bits_per_second` instead of 32 kb/s.
+    pub fn set_bitrate(&mut self, bits_per_second: i32) -> Result<(), VoiceError> {
+        Ok(self.encoder.set_bitrate(opus::Bitrate::Bits(bits_per_second))?)
+    }
+
     /// Sends in-band forward error correction sized for `percent` loss, as browsers do on lossy links: each
     /// packet also carries the one before it at a lower rate, so a single loss can be rebuilt.
     pub fn protect_against_loss(&mut self, percent: u8) -> Result<(), VoiceError> {
