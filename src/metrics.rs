@@ -257,7 +257,7 @@ impl Metrics {
         .expect("valid metric");
         let stt_partials_shed = IntCounter::new(
             "stt_partials_shed_total",
-            "Partial transcripts not decoded because other inference jobs were waiting (partials use spare capacity)",
+            "Partial transcripts not decoded, or stopped part-way, because other inference jobs were waiting (partials use spare capacity)",
         )
         .expect("valid metric");
         let voice_prepared = IntCounterVec::new(

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use candor_pipelines::audio::wav_samples;
 use candor_pipelines::speech::delivery::analyze;
 use candor_pipelines::speech::pipeline::{SpeechEngines, SpeechEvent, SpeechPipeline};
-use candor_pipelines::speech::stt::{SpeechToText, SttOptions};
+use candor_pipelines::speech::stt::{GiveWay, SpeechToText, SttError, SttOptions};
 use candor_pipelines::speech::text::{comparable_words, word_error_rate};
 use support::{models_dir, speak};
 
@@ -321,6 +321,56 @@ fn with_jobs_waiting_partials_are_shed_and_counted_and_the_final_is_the_same() {
     assert!(loaded.is_empty(), "partials only from spare capacity");
     assert_eq!(relaxed_finals.len(), 1);
     assert!(word_error_rate(&relaxed_finals[0], &loaded_finals[0]) <= 0.1, "{relaxed_finals:?} {loaded_finals:?}");
+}
+
+#[test]
+fn a_decode_told_to_give_way_stops_part_way_and_the_next_decodes_whole() {
+    let Some(path) = model("ggml-tiny.en.bin") else { return };
+    let stt = SpeechToText::load(&path).unwrap();
+    let audio = speak(ANSWER, 160);
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = asked.clone();
+    // Yes from the fifth question on: some of the encoder has run by then.
+    let give_way = GiveWay::new(move || counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= 4);
+    let options = SttOptions { threads: 1, give_way: Some(give_way), ..SttOptions::default() };
+    assert!(matches!(stt.transcribe(&audio, 0, &options), Err(SttError::GaveWay)));
+    let asked = asked.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(asked, 5, "asked as the decode goes, and stopped at the first yes");
+    let never = SttOptions { threads: 1, give_way: Some(GiveWay::new(|| false)), ..SttOptions::default() };
+    for options in [never, SttOptions { threads: 1, ..SttOptions::default() }] {
+        let heard = stt.transcribe(&audio, 0, &options).unwrap().text;
+        assert!(word_error_rate(ANSWER, &heard) <= 0.15, "the decoder state is whole again: {heard}");
+    }
+}
+
+#[test]
+fn a_partial_that_gives_way_is_counted_as_shed_and_the_final_is_the_same() {
+    let Some(engines) = speech_engines() else { return };
+    let mut audio = vec![0.0_f32; 8000];
+    audio.extend(speak(ANSWER, 160));
+    audio.extend(std::iter::repeat_n(0.0, 24_000));
+    let run = |give_way: bool| {
+        let mut pipeline = SpeechPipeline::new(engines.clone(), Default::default(), SttOptions::default()).unwrap();
+        pipeline.set_give_way(Some(GiveWay::new(move || give_way)));
+        let events: Vec<SpeechEvent> = audio.chunks(1600).flat_map(|chunk| pipeline.push(chunk).unwrap()).collect();
+        let partials = events.iter().filter(|e| matches!(e, SpeechEvent::Partial { .. })).count();
+        let finals: Vec<String> = events
+            .into_iter()
+            .filter_map(|e| match e {
+                SpeechEvent::Final(f) => Some(f.transcript.text),
+                _ => None,
+            })
+            .collect();
+        (partials, pipeline.partials_shed, finals)
+    };
+    let (partials, shed, finals) = run(false);
+    assert!(partials >= 2 && shed == 0, "{partials} partials, {shed} shed");
+    let (gave_way, shed, finals_after_giving_way) = run(true);
+    assert_eq!(gave_way, 0, "no partial comes out of a decode that gave way");
+    assert!(shed >= 2, "each is counted as shed: {shed}");
+    // The final never gives way: it is what the conversation waits for.
+    assert_eq!(finals.len(), 1);
+    assert_eq!(finals, finals_after_giving_way);
 }
 
 /// Under load the live feed hands the pipeline seconds of audio at once; a whole turn can start and end inside

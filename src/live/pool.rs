@@ -4,8 +4,10 @@
 //! dropped by the pool. `load` lets a running job see how busy the pool is (workers running, jobs waiting), so
 //! it can take a second thread only when a core is free, and drop optional work when others wait.
 //!
-//! Work someone is waiting to hear (the interviewer's next sentence) goes in with `submit_urgent`: it runs on
-//! the next worker that comes free, ahead of the queue of audio chunks and partial transcripts.
+//! Work someone is waiting for (the interviewer's next sentence, the audio of a turn that may be ending) goes in
+//! with `submit_urgent`: it runs on the next worker that comes free, ahead of the queue of audio chunks and
+//! partial transcripts. `PoolLoad::urgent_waiting` counts such jobs still waiting for a worker, so optional
+//! work already running (a partial transcript) can give way to them.
 //!
 //! At process exit, C++ inference libraries (whisper.cpp's ggml, ONNX Runtime) destroy their static state; a
 //! job still running then crashes the process. So each pool registers an exit handler that stops workers from
@@ -48,6 +50,8 @@ pub struct InferencePool {
     urgent: Arc<std::sync::Mutex<std::collections::VecDeque<Job>>>,
     depth: Arc<AtomicI64>,
     busy: Arc<AtomicUsize>,
+    /// Urgent jobs waiting for a worker (the lane's length, readable without its lock).
+    urgent_waiting: Arc<AtomicUsize>,
     workers: usize,
 }
 
@@ -65,12 +69,13 @@ impl InferencePool {
         let (queue, jobs) = sync_channel::<Message>(workers * Self::QUEUE_PER_WORKER);
         let jobs = Arc::new(std::sync::Mutex::new(jobs));
         let urgent: Arc<std::sync::Mutex<std::collections::VecDeque<Job>>> = Arc::default();
+        let urgent_waiting = Arc::new(AtomicUsize::new(0));
         let depth = Arc::new(AtomicI64::new(0));
         let busy = Arc::new(AtomicUsize::new(0));
         for index in 0..workers {
             let jobs = jobs.clone();
             let depth = depth.clone();
-            let urgent = urgent.clone();
+            let (urgent, urgent_waiting) = (urgent.clone(), urgent_waiting.clone());
             std::thread::Builder::new()
                 .name(format!("candor-inference-{index}"))
                 .spawn(move || {
@@ -84,7 +89,12 @@ impl InferencePool {
                             RUNNING.fetch_sub(1, Ordering::SeqCst);
                             return;
                         }
-                        let first = urgent.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+                        let first = {
+                            let mut lane = urgent.lock().unwrap_or_else(|p| p.into_inner());
+                            let first = lane.pop_front();
+                            urgent_waiting.store(lane.len(), Ordering::Relaxed);
+                            first
+                        };
                         first.into_iter().chain(match message {
                             Message::Job(job) => Some(job),
                             Message::Urgent => None,
@@ -95,7 +105,7 @@ impl InferencePool {
                 })
                 .expect("a worker thread can be spawned");
         }
-        Self { queue, urgent, depth, busy, workers }
+        Self { queue, urgent, depth, busy, urgent_waiting, workers }
     }
 
     pub fn workers(&self) -> usize {
@@ -115,7 +125,7 @@ impl InferencePool {
 
     /// A view of the pool's load for a running job to look at: workers busy (counting itself) and jobs waiting.
     pub fn load(&self) -> PoolLoad {
-        PoolLoad { busy: self.busy.clone(), waiting: self.depth.clone() }
+        PoolLoad { busy: self.busy.clone(), waiting: self.depth.clone(), urgent_waiting: self.urgent_waiting.clone() }
     }
 
     /// Queues `job`; its result arrives on the returned channel. A full pool hands the job back untouched.
@@ -169,6 +179,7 @@ impl InferencePool {
             if sent.is_err() {
                 lane.pop_back();
             }
+            self.urgent_waiting.store(lane.len(), Ordering::Relaxed);
             sent
         } else {
             self.queue.try_send(Message::Job(wrapped))
@@ -220,6 +231,7 @@ fn cpu_times() -> Option<(u64, u64)> {
 pub struct PoolLoad {
     busy: Arc<AtomicUsize>,
     waiting: Arc<AtomicI64>,
+    urgent_waiting: Arc<AtomicUsize>,
 }
 
 impl PoolLoad {
@@ -231,6 +243,11 @@ impl PoolLoad {
     /// Other jobs running besides the caller's, and jobs waiting for a worker.
     pub fn others(&self) -> (usize, i64) {
         (self.busy.load(Ordering::Relaxed).saturating_sub(1), self.waiting.load(Ordering::Relaxed))
+    }
+
+    /// Urgent jobs waiting for a worker.
+    pub fn urgent_waiting(&self) -> usize {
+        self.urgent_waiting.load(Ordering::Relaxed)
     }
 }
 
@@ -277,19 +294,23 @@ mod tests {
             tokio::task::yield_now().await;
         }
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        // Each job notes its name and the urgent jobs waiting while it runs.
         let run = |name: &'static str| {
-            let order = order.clone();
-            move || order.lock().unwrap().push(name)
+            let (order, load) = (order.clone(), pool.load());
+            move || order.lock().unwrap().push((name, load.urgent_waiting()))
         };
         let queued: Vec<_> = ["chunk 1", "chunk 2", "chunk 3"].into_iter().map(|n| pool.submit(run(n)).ok().unwrap()).collect();
+        assert_eq!(pool.load().urgent_waiting(), 0);
         let urgent = pool.submit_urgent(run("sentence")).ok().unwrap();
+        assert_eq!(pool.load().urgent_waiting(), 1, "a running partial can give way to it");
         release_tx.send(()).unwrap();
         blocker.await.unwrap();
         urgent.await.unwrap();
         for rx in queued {
             rx.await.unwrap();
         }
-        assert_eq!(*order.lock().unwrap(), ["sentence", "chunk 1", "chunk 2", "chunk 3"]);
+        let ran = order.lock().unwrap().clone();
+        assert_eq!(ran, [("sentence", 0), ("chunk 1", 0), ("chunk 2", 0), ("chunk 3", 0)], "no longer waiting once taken");
         assert_eq!(pool.depth(), 0, "every message was taken");
     }
 
@@ -311,6 +332,8 @@ mod tests {
         let refused = pool.submit(|| 99);
         assert!(refused.is_err(), "the bound holds");
         assert_eq!(refused.err().map(|job| job()), Some(99), "the job comes back intact");
+        assert!(pool.submit_urgent(|| 98).is_err(), "urgent jobs too");
+        assert_eq!(pool.load().urgent_waiting(), 0, "a refused urgent job is not left counted");
         release_tx.send(()).unwrap();
         blocker.await.unwrap();
         for (i, rx) in queued.into_iter().enumerate() {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use candor_pipelines::speech::pipeline::{FinalTurn, SpeechError, SpeechEvent, SpeechPipeline};
 use candor_pipelines::speech::TimedWord;
-use candor_pipelines::speech::stt::SttOptions;
+use candor_pipelines::speech::stt::{GiveWay, SttOptions};
 use candor_pipelines::speech::vad::CHUNK_MS;
 use candor_signaling::EventBody;
 use candor_signaling::events::{CueKind, Word};
@@ -161,13 +161,19 @@ impl SpeechFeed {
             // Cores a decode ahead may take: none that another stream or another process may want.
             let spare = if only_stream && running == 0 { spare_cores() } else { 0.0 };
             pipeline.set_load(running > 0, waiting > 0, spare);
+            // A partial stops when urgent work waits for a worker: a turn ending elsewhere, a sentence to speak.
+            let urgent = load.clone();
+            pipeline.set_give_way(Some(GiveWay::new(move || urgent.urgent_waiting() > 0)));
             let started = Instant::now();
             let vad_before = pipeline.vad_ms_total;
             let result = pipeline.push(&chunk);
             let vad_ms = pipeline.vad_ms_total - vad_before;
             (pipeline, result, started.elapsed(), audio_ms, vad_ms)
         };
-        match self.engines.pool.submit(job) {
+        // A turn whose voice has stopped may end on this chunk, and its final may decode ahead in it: the
+        // conversation waits for that, so it goes before the queued audio of streams still speaking.
+        let submitted = if ending { self.engines.pool.submit_urgent(job) } else { self.engines.pool.submit(job) };
+        match submitted {
             Ok(rx) => {
                 if audio_ms > 4 * MIN_CHUNK_MS {
                     self.ctx.metrics.speech_merged_chunks.inc();

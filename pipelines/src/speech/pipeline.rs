@@ -1,7 +1,9 @@
 //! `SpeechPipeline`: one candidate's audio stream, 16 kHz mono in, speech events out. Voice activity feeds the
 //! turn detector; while a turn is open, partial transcripts are made about once a second when no other
 //! inference job waits for a worker, less often when each costs more (their last words also tell the turn
-//! detector whether a thought is unfinished); when it closes, the whole turn is transcribed once more for the
+//! detector whether a thought is unfinished), and a partial already decoding stops when the caller's
+//! `GiveWay` says more pressing work waits (another stream's turn ending, the interviewer's next sentence);
+//! when it closes, the whole turn is transcribed once more for the
 //! final transcript, with pace, fillers, pauses and pitch.
 //!
 //! What is settled is not decoded again. Inside a turn, a pause of `MIN_PAUSE_MS` closes a segment: it is
@@ -32,7 +34,7 @@ use super::{TimedWord, join};
 use super::delivery::{Delivery, analyze};
 use super::pitch::PitchTracker;
 use super::text::prefix_edit_distances;
-use super::stt::{SpeechToText, SttError, SttOptions, Transcript, echoes};
+use super::stt::{GiveWay, SpeechToText, SttError, SttOptions, Transcript, echoes};
 use super::turn::{Hesitation, TurnConfig, TurnDetector, TurnEvent};
 use super::vad::{CHUNK_MS, VadModel, VadStream};
 use crate::inference::InferenceError;
@@ -165,6 +167,8 @@ pub struct SpeechPipeline {
     ahead_threads: usize,
     /// Other inference jobs wait for a worker: a partial due now is shed, not decoded.
     shed_partials: bool,
+    /// Asked while a partial decodes: whether it should stop for more pressing work.
+    give_way: Option<GiveWay>,
     /// Audio from `audio_start_ms` on: the pre-roll while idle, the whole turn while speaking.
     audio: Vec<f32>,
     audio_start_ms: u64,
@@ -189,7 +193,7 @@ pub struct SpeechPipeline {
     pub vad_ms_total: f64,
     /// Decodes repeated in the larger window because the first looked degenerate, for metrics.
     pub redecodes: u64,
-    /// Partials not decoded because other jobs were waiting, for metrics.
+    /// Partials not decoded because other jobs were waiting, or stopped part-way to give way, for metrics.
     pub partials_shed: u64,
     ahead: Option<Ahead>,
     /// Finals decoded ahead and then dropped because the voice came back, for metrics.
@@ -208,6 +212,7 @@ impl SpeechPipeline {
             ahead_threads: 1,
             options,
             shed_partials: false,
+            give_way: None,
             audio: Vec::new(),
             audio_start_ms: 0,
             now_ms: 0,
@@ -251,6 +256,11 @@ impl SpeechPipeline {
         let idle = spare_cores >= (self.full_threads - 1) as f32;
         self.ahead_threads = if idle { self.options.threads } else { 1 };
         self.shed_partials = others_waiting;
+    }
+
+    /// What a partial asks, as it decodes, to know whether to stop and leave its core to more pressing work.
+    pub fn set_give_way(&mut self, give_way: Option<GiveWay>) {
+        self.give_way = give_way;
     }
 
     /// Adds 16 kHz samples. Runs VAD on every complete 32 ms chunk and speech-to-text when a partial is due or
@@ -356,11 +366,19 @@ impl SpeechPipeline {
     }
 
     /// Decodes the audio between two stream times, prompted with the filler prompt and the words `before` it.
-    fn decode(&mut self, from_ms: u64, to_ms: u64, threads: usize, before: &[TimedWord]) -> Result<Vec<TimedWord>, SpeechError> {
+    /// With `give_way`, the decode may stop part-way (`SttError::GaveWay`).
+    fn decode(
+        &mut self,
+        from_ms: u64,
+        to_ms: u64,
+        threads: usize,
+        before: &[TimedWord],
+        give_way: Option<GiveWay>,
+    ) -> Result<Vec<TimedWord>, SpeechError> {
         let recent: Vec<&str> = before.iter().rev().take(40).map(|w| w.text.as_str()).collect();
         let before_text = recent.into_iter().rev().collect::<Vec<_>>().join(" ");
         let prompt = format!("{} {before_text}", self.options.prompt.as_deref().unwrap_or_default());
-        let options = SttOptions { threads, prompt: Some(prompt.trim().to_string()), full_window: false };
+        let options = SttOptions { threads, prompt: Some(prompt.trim().to_string()), full_window: false, give_way };
         let audio = self.audio_between(from_ms, to_ms).to_vec();
         let Some(stt) = self.stt.as_ref() else { return Ok(Vec::new()) };
         let mut transcript = stt.transcribe(&audio, from_ms, &options)?;
@@ -377,7 +395,7 @@ impl SpeechPipeline {
     fn settle(&mut self, threads: usize) -> Result<(), SpeechError> {
         for (from, to) in std::mem::take(&mut self.closed) {
             let settled = std::mem::take(&mut self.settled);
-            let words = self.decode(from, to, threads, &settled);
+            let words = self.decode(from, to, threads, &settled, None);
             self.settled = settled;
             self.settled.extend(words?);
         }
@@ -393,7 +411,14 @@ impl SpeechPipeline {
         self.settle(1)?;
         let from = self.segment_start_ms.max(self.now_ms.saturating_sub(PARTIAL_WINDOW_MS));
         let mut words = self.settled.clone();
-        words.extend(self.decode(from, self.now_ms, 1, &words)?);
+        match self.decode(from, self.now_ms, 1, &words, self.give_way.clone()) {
+            Ok(open) => words.extend(open),
+            Err(SpeechError::Stt(SttError::GaveWay)) => {
+                self.partials_shed += 1;
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        }
         self.turns.handle_words(&words);
         let decode_ms = started.elapsed().as_millis() as u64;
         self.partial_every_ms = PARTIAL_EVERY_MS.max(decode_ms * PARTIAL_GAP_PER_DECODE);
@@ -451,7 +476,7 @@ impl SpeechPipeline {
         // fit whisper's 30 s window.
         while piece_start < to {
             let piece_end = (piece_start + FINAL_PIECE_MS).min(to);
-            let piece = self.decode(piece_start, piece_end, threads, &words)?;
+            let piece = self.decode(piece_start, piece_end, threads, &words, None)?;
             words.extend(piece);
             audio_ms += piece_end - piece_start;
             piece_start = piece_end;
@@ -479,7 +504,7 @@ impl SpeechPipeline {
         }
         let from_ms = last.from_ms;
         let said: Vec<String> = last.words.iter().map(TimedWord::normalized).collect();
-        let words = self.decode(from_ms, to_ms, threads, &[])?;
+        let words = self.decode(from_ms, to_ms, threads, &[], None)?;
         let heard: Vec<String> = words.iter().map(TimedWord::normalized).collect();
         Ok(said_until(&said, &heard).filter(|&at| at < words.len()).map(|at| (from_ms, words[at..].to_vec())))
     }

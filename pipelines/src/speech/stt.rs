@@ -19,7 +19,7 @@
 //! second of audio holding only "um"), in the whole window. Most decodes pay nothing extra; a loop costs a
 //! decode or two more, and the repeated decode's fillers.
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
 
@@ -49,6 +49,9 @@ pub enum SttError {
     Model { path: String, reason: String },
     #[error("whisper: {0}")]
     Whisper(#[from] whisper_rs::WhisperError),
+    /// The decode stopped part-way because its `GiveWay` said to.
+    #[error("the decode gave way to more pressing work")]
+    GaveWay,
 }
 
 /// The loaded model and its idle decoder states, shared by every session.
@@ -83,7 +86,7 @@ impl SpeechToText {
         let stt = Self { idle: Mutex::new(vec![context.create_state()?]), context, device };
         // One decode now: a file that parses but does not decode fails here, and whisper.cpp sets up its lazy
         // internals before any session (and before the inference pool's exit handler, see candor's pool).
-        stt.transcribe(&[0.0; 16_000], 0, &SttOptions { threads: 1, prompt: None, full_window: false })
+        stt.transcribe(&[0.0; 16_000], 0, &SttOptions { threads: 1, prompt: None, ..SttOptions::default() })
             .map_err(|e| model(&format!("does not decode ({e})")))?;
         Ok(stt)
     }
@@ -182,19 +185,54 @@ pub struct SttOptions {
     /// Decode in whisper's whole 30 s window without the prompt, as offline transcription does (slow; for
     /// reference decodes).
     pub full_window: bool,
+    /// Asked as the decode goes (between the steps of whisper's compute graphs): when it says yes, the decode
+    /// stops with `SttError::GaveWay`. For optional work (a partial) that should not hold a core someone waits
+    /// for.
+    pub give_way: Option<GiveWay>,
 }
 
 impl Default for SttOptions {
     fn default() -> Self {
-        Self { threads: 2, prompt: Some(FILLER_PROMPT.to_string()), full_window: false }
+        Self { threads: 2, prompt: Some(FILLER_PROMPT.to_string()), full_window: false, give_way: None }
     }
 }
 
 impl SttOptions {
     /// An offline decode: the whole window, no prompt.
     pub fn offline(threads: usize) -> Self {
-        Self { threads, prompt: None, full_window: true }
+        Self { threads, prompt: None, full_window: true, give_way: None }
     }
+}
+
+/// Whether a decode running now should stop for more pressing work.
+#[derive(Clone)]
+pub struct GiveWay(Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl GiveWay {
+    pub fn new(pressing: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        Self(Arc::new(pressing))
+    }
+}
+
+impl std::fmt::Debug for GiveWay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GiveWay")
+    }
+}
+
+/// What whisper.cpp's abort callback is handed: the question, and whether it was answered yes.
+struct Abort<'a> {
+    give_way: &'a GiveWay,
+    stopped: bool,
+}
+
+/// whisper.cpp's abort callback: called on the decoding thread, between graph steps.
+unsafe extern "C" fn should_abort(data: *mut std::ffi::c_void) -> bool {
+    // SAFETY: `data` points at the `Abort` that `transcribe` keeps alive, and does not touch, while
+    // `WhisperState::full` runs; whisper.cpp calls this on one thread only, inside that call.
+    let abort = unsafe { &mut *data.cast::<Abort<'_>>() };
+    abort.stopped = abort.stopped || (abort.give_way.0)();
+    abort.stopped
 }
 
 /// How a decode runs.
@@ -253,7 +291,22 @@ fn transcribe(
     } else {
         pcm
     };
-    state.full(params, audio)?;
+    let Some(give_way) = options.give_way.as_ref() else {
+        state.full(params, audio)?;
+        return Ok(collect(state, offset_ms));
+    };
+    let mut abort = Abort { give_way, stopped: false };
+    // SAFETY: `abort` outlives the call to `full` below, which consumes the parameters holding its address, and
+    // only the callback touches it during that call.
+    unsafe {
+        params.set_abort_callback(Some(should_abort));
+        params.set_abort_callback_user_data(std::ptr::from_mut(&mut abort).cast());
+    }
+    let decoded = state.full(params, audio);
+    if abort.stopped {
+        return Err(SttError::GaveWay);
+    }
+    decoded?;
     Ok(collect(state, offset_ms))
 }
 
