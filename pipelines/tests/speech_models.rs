@@ -280,12 +280,28 @@ fn decoder_states_follow_concurrent_decodes_not_sessions() {
     assert!((1..=3).contains(&stt.idle_states()), "at most one state per decode at once");
 }
 
-#[test]
-fn with_jobs_waiting_partials_are_shed_and_counted_and_the_final_is_the_same() {
-    let Some(engines) = speech_engines() else { return };
+/// `ANSWER` spoken, with half a second of silence before it and 1.5 s after (long enough to end the turn).
+fn answer_in_silence() -> Vec<f32> {
     let mut audio = vec![0.0_f32; 8000];
     audio.extend(speak(ANSWER, 160));
     audio.extend(std::iter::repeat_n(0.0, 24_000));
+    audio
+}
+
+fn final_texts(events: Vec<SpeechEvent>) -> Vec<String> {
+    events
+        .into_iter()
+        .filter_map(|e| match e {
+            SpeechEvent::Final(f) => Some(f.transcript.text),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn with_jobs_waiting_partials_are_shed_and_counted_and_the_final_is_the_same() {
+    let Some(engines) = speech_engines() else { return };
+    let audio = answer_in_silence();
     let run = |waiting: bool| {
         let mut pipeline = SpeechPipeline::new(engines.clone(), Default::default(), SttOptions::default()).unwrap();
         let mut events = Vec::new();
@@ -301,13 +317,7 @@ fn with_jobs_waiting_partials_are_shed_and_counted_and_the_final_is_the_same() {
             })
             .collect();
         assert_eq!(pipeline.partials_shed > 0, waiting, "shed partials are counted");
-        let finals: Vec<String> = events
-            .into_iter()
-            .filter_map(|e| match e {
-                SpeechEvent::Final(f) => Some(f.transcript.text),
-                _ => None,
-            })
-            .collect();
+        let finals = final_texts(events);
         (partials, finals)
     };
     let (relaxed, relaxed_finals) = run(false);
@@ -346,21 +356,13 @@ fn a_decode_told_to_give_way_stops_part_way_and_the_next_decodes_whole() {
 #[test]
 fn a_partial_that_gives_way_is_counted_as_shed_and_the_final_is_the_same() {
     let Some(engines) = speech_engines() else { return };
-    let mut audio = vec![0.0_f32; 8000];
-    audio.extend(speak(ANSWER, 160));
-    audio.extend(std::iter::repeat_n(0.0, 24_000));
+    let audio = answer_in_silence();
     let run = |give_way: bool| {
         let mut pipeline = SpeechPipeline::new(engines.clone(), Default::default(), SttOptions::default()).unwrap();
         pipeline.set_give_way(Some(GiveWay::new(move || give_way)));
         let events: Vec<SpeechEvent> = audio.chunks(1600).flat_map(|chunk| pipeline.push(chunk).unwrap()).collect();
         let partials = events.iter().filter(|e| matches!(e, SpeechEvent::Partial { .. })).count();
-        let finals: Vec<String> = events
-            .into_iter()
-            .filter_map(|e| match e {
-                SpeechEvent::Final(f) => Some(f.transcript.text),
-                _ => None,
-            })
-            .collect();
+        let finals = final_texts(events);
         (partials, pipeline.partials_shed, finals)
     };
     let (partials, shed, finals) = run(false);

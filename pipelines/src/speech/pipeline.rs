@@ -3,8 +3,8 @@
 //! inference job waits for a worker, less often when each costs more (their last words also tell the turn
 //! detector whether a thought is unfinished), and a partial already decoding stops when the caller's
 //! `GiveWay` says more pressing work waits (another stream's turn ending, the interviewer's next sentence);
-//! when it closes, the whole turn is transcribed once more for the
-//! final transcript, with pace, fillers, pauses and pitch.
+//! when it closes, the whole turn is transcribed once more for the final transcript, with pace, fillers,
+//! pauses and pitch.
 //!
 //! What is settled is not decoded again. Inside a turn, a pause of `MIN_PAUSE_MS` closes a segment: it is
 //! decoded once (prompted with what came before) and its words are kept; partials and the final decode only the
