@@ -97,6 +97,12 @@ impl SpeechFeed {
                 .map_err(|e| tracing::warn!(error = %e, "no speech pipeline for this session"))
                 .ok()
         });
+        let pipeline = pipeline.map(|mut pipeline| {
+            // A partial stops when urgent work waits for a worker: a turn ending elsewhere, a sentence to speak.
+            let load = engines.pool.load();
+            pipeline.set_give_way(Some(GiveWay::new(move || load.urgent_waiting() > 0)));
+            pipeline
+        });
         let pipeline_counted = pipeline.is_some();
         if pipeline_counted {
             engines.speech_streams.fetch_add(1, Ordering::Relaxed);
@@ -161,9 +167,6 @@ impl SpeechFeed {
             // Cores a decode ahead may take: none that another stream or another process may want.
             let spare = if only_stream && running == 0 { spare_cores() } else { 0.0 };
             pipeline.set_load(running > 0, waiting > 0, spare);
-            // A partial stops when urgent work waits for a worker: a turn ending elsewhere, a sentence to speak.
-            let urgent = load.clone();
-            pipeline.set_give_way(Some(GiveWay::new(move || urgent.urgent_waiting() > 0)));
             let started = Instant::now();
             let vad_before = pipeline.vad_ms_total;
             let result = pipeline.push(&chunk);

@@ -291,19 +291,17 @@ fn transcribe(
     } else {
         pcm
     };
-    let Some(give_way) = options.give_way.as_ref() else {
-        state.full(params, audio)?;
-        return Ok(collect(state, offset_ms));
-    };
-    let mut abort = Abort { give_way, stopped: false };
-    // SAFETY: `abort` outlives the call to `full` below, which consumes the parameters holding its address, and
-    // only the callback touches it during that call.
-    unsafe {
-        params.set_abort_callback(Some(should_abort));
-        params.set_abort_callback_user_data(std::ptr::from_mut(&mut abort).cast());
+    let mut abort = options.give_way.as_ref().map(|give_way| Abort { give_way, stopped: false });
+    if let Some(abort) = abort.as_mut() {
+        // SAFETY: `abort` outlives the call to `full` below, which consumes the parameters holding its address,
+        // and only the callback touches it during that call.
+        unsafe {
+            params.set_abort_callback(Some(should_abort));
+            params.set_abort_callback_user_data(std::ptr::from_mut(abort).cast());
+        }
     }
     let decoded = state.full(params, audio);
-    if abort.stopped {
+    if abort.is_some_and(|abort| abort.stopped) {
         return Err(SttError::GaveWay);
     }
     decoded?;
