@@ -3,10 +3,12 @@
 //! decode took. Quicker than the live test for trying a change to the pipeline on every clip, and
 //! deterministic for a given alignment, so a sweep of `--offset` shows which words flip by chance.
 //!
-//! `cargo run --release -p candor-pipelines --example speech_set -- [--offset MS] [--only ID,ID]
-//! [--clip WAV TEXT] [--opus KBPS]` after `python3 models/fetch.py fetch test-speech` (`--only` picks clips of
-//! the set by id; `--clip` adds one; `--opus` sends each clip through Opus at that bit rate first, resampled to
-//! 48 kHz and back as on the live path).
+//! `cargo run --release -p candor-pipelines --example speech_set -- [--offset MS[,MS...]] [--only ID,ID]
+//! [--clip WAV TEXT] [--opus KBPS] [--offline]` after `python3 models/fetch.py fetch test-speech` (`--offset`
+//! runs the set once behind each amount of extra silence; `--only` picks clips of the set by id; `--clip` adds
+//! one; `--opus` sends each clip through Opus at that bit rate first, resampled to 48 kHz and back as on the
+//! live path; `--offline` also decodes each clip as the live test's reference does, whole window and no prompt,
+//! and counts the runs of a clip more than one point above it).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,15 +47,55 @@ fn through_opus(audio: &[f32], kbps: i32) -> Result<Vec<f32>, String> {
     Ok(narrow)
 }
 
+/// One clip through a fresh pipeline, behind half a second and `offset_ms` of silence: its finals' WER.
+fn live(clip: &Clip, offset_ms: usize, opus_kbps: Option<i32>, engines: SpeechEngines) -> Result<f32, String> {
+    let mut audio = vec![0.0_f32; (500 + offset_ms) * 16];
+    audio.extend(read_wav(&clip.path)?);
+    audio.extend(std::iter::repeat_n(0.0, 32_000));
+    if let Some(kbps) = opus_kbps {
+        audio = through_opus(&audio, kbps)?;
+    }
+    let options = SttOptions { threads: 1, ..Default::default() };
+    let mut pipeline = SpeechPipeline::new(engines, Default::default(), options).map_err(|e| e.to_string())?;
+    let (mut texts, mut decodes, mut partials, mut partial_ms) = (Vec::new(), Vec::new(), 0, 0);
+    for packet in audio.chunks(320) {
+        for event in pipeline.push(packet).map_err(|e| e.to_string())? {
+            match event {
+                SpeechEvent::Final(turn) => {
+                    decodes.push(format!("{} ms for {} ms", turn.decode_ms, turn.audio_ms));
+                    texts.push(turn.transcript.text);
+                }
+                SpeechEvent::Partial { decode_ms, .. } => (partials, partial_ms) = (partials + 1, partial_ms + decode_ms),
+                _ => {}
+            }
+        }
+    }
+    let text = texts.join(" ");
+    let wer = word_error_rate(&clip.reference, &text);
+    println!(
+        "{:28} {:8} {offset_ms:3} ms {:5.1}%  finals decoded in {}; {partials} partials, {partial_ms} ms; {} decoded again\n    {text}",
+        clip.id,
+        clip.part,
+        wer * 100.0,
+        decodes.join(", "),
+        pipeline.redecodes
+    );
+    Ok(wer)
+}
+
 fn main() -> Result<(), String> {
     let models = std::env::var_os("CANDOR_MODELS_DIR").map_or_else(|| PathBuf::from("models/cache"), PathBuf::from);
-    let (mut offset_ms, mut only, mut clips, mut opus_kbps) = (0_usize, None::<String>, Vec::new(), None);
+    let (mut offsets, mut only, mut clips, mut opus_kbps, mut offline) = (vec![0], None::<String>, Vec::new(), None, false);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--offset" => offset_ms = args.next().and_then(|v| v.parse().ok()).ok_or("--offset MS")?,
+            "--offset" => {
+                let list = args.next().ok_or("--offset MS[,MS...]")?;
+                offsets = list.split(',').map(str::parse).collect::<Result<_, _>>().map_err(|_| "--offset MS[,MS...]")?;
+            }
             "--only" => only = Some(args.next().ok_or("--only ID,ID")?),
             "--opus" => opus_kbps = Some(args.next().and_then(|v| v.parse().ok()).ok_or("--opus KBPS")?),
+            "--offline" => offline = true,
             "--clip" => {
                 let (path, reference) = args.next().zip(args.next()).ok_or("--clip WAV TEXT")?;
                 clips.push(Clip { id: path.clone(), part: "extra".into(), path: path.into(), reference });
@@ -77,49 +119,47 @@ fn main() -> Result<(), String> {
     candor_pipelines::inference::init_runtime(&models.join("libonnxruntime.so")).map_err(|e| e.to_string())?;
     let vad = Arc::new(VadModel::load(&models.join("silero_vad.onnx")).map_err(|e| e.to_string())?);
     let stt = Arc::new(SpeechToText::load(&models.join("ggml-tiny.en.bin")).map_err(|e| e.to_string())?);
-    // Per part: reference words and word errors.
-    let mut totals: Vec<(String, f32, f32)> = Vec::new();
+    // Per part: reference words, and word errors live (summed over the offsets) and offline.
+    let mut totals: Vec<(String, f32, f32, f32)> = Vec::new();
+    let mut summary = Vec::new();
+    let mut over_bar = 0;
     for clip in &clips {
-        let mut audio = vec![0.0_f32; (500 + offset_ms) * 16];
-        audio.extend(read_wav(&clip.path)?);
-        audio.extend(std::iter::repeat_n(0.0, 32_000));
-        if let Some(kbps) = opus_kbps {
-            audio = through_opus(&audio, kbps)?;
-        }
-        let engines = SpeechEngines { vad: vad.clone(), stt: Some(stt.clone()) };
-        let options = SttOptions { threads: 1, ..Default::default() };
-        let mut pipeline = SpeechPipeline::new(engines, Default::default(), options).map_err(|e| e.to_string())?;
-        let (mut texts, mut decodes, mut partials, mut partial_ms) = (Vec::new(), Vec::new(), 0, 0);
-        for packet in audio.chunks(320) {
-            for event in pipeline.push(packet).map_err(|e| e.to_string())? {
-                match event {
-                    SpeechEvent::Final(turn) => {
-                        decodes.push(format!("{} ms for {} ms", turn.decode_ms, turn.audio_ms));
-                        texts.push(turn.transcript.text);
-                    }
-                    SpeechEvent::Partial { decode_ms, .. } => (partials, partial_ms) = (partials + 1, partial_ms + decode_ms),
-                    _ => {}
-                }
-            }
-        }
-        let text = texts.join(" ");
-        let wer = word_error_rate(&clip.reference, &text);
         let words = comparable_words(&clip.reference).len() as f32;
-        println!(
-            "{:28} {:8} {:5.1}%  finals decoded in {}; {partials} partials, {partial_ms} ms; {} decoded again\n    {text}",
-            clip.id,
-            clip.part,
-            wer * 100.0,
-            decodes.join(", "),
-            pipeline.redecodes
-        );
+        let reference = if offline {
+            let text = stt.transcribe(&read_wav(&clip.path)?, 0, &SttOptions::offline(1)).map_err(|e| e.to_string())?.text;
+            println!("{:28} {:8} offline {:5.1}%\n    {text}", clip.id, clip.part, word_error_rate(&clip.reference, &text) * 100.0);
+            Some(word_error_rate(&clip.reference, &text))
+        } else {
+            None
+        };
+        let mut wers = Vec::new();
+        for &offset in &offsets {
+            let engines = SpeechEngines { vad: vad.clone(), stt: Some(stt.clone()) };
+            wers.push(live(clip, offset, opus_kbps, engines)?);
+        }
+        let over = reference.map_or(0, |r| wers.iter().filter(|&&w| w > r + 0.01 + 1e-4).count());
+        over_bar += over;
+        let live_column: Vec<String> = wers.iter().map(|w| format!("{:5.1}", w * 100.0)).collect();
+        let offline_column = reference.map_or("-".into(), |r| format!("{:5.1}", r * 100.0));
+        let flag = if over > 0 { format!("  over by more than a point {over}x") } else { String::new() };
+        let live_column = live_column.join(" ");
+        summary.push(format!("{:28} {:8} offline {offline_column}  live {live_column}{flag}", clip.id, clip.part));
+        let live_errors = wers.iter().sum::<f32>() * words;
+        let offline_errors = reference.unwrap_or(0.0) * words;
         match totals.iter_mut().find(|(part, ..)| *part == clip.part) {
-            Some(total) => (total.1, total.2) = (total.1 + words, total.2 + wer * words),
-            None => totals.push((clip.part.clone(), words, wer * words)),
+            Some(total) => (total.1, total.2, total.3) = (total.1 + words, total.2 + live_errors, total.3 + offline_errors),
+            None => totals.push((clip.part.clone(), words, live_errors, offline_errors)),
         }
     }
-    for (part, words, errors) in totals {
-        println!("{part}: {:.1}% of {words} words", errors / words * 100.0);
+    println!("\nclip | part | offline WER % | live WER % at offsets {offsets:?} ms");
+    println!("{}", summary.join("\n"));
+    for (part, words, live_errors, offline_errors) in totals {
+        let live = live_errors / offsets.len() as f32 / words * 100.0;
+        let offline = if offline { format!(" (offline {:.1}%)", offline_errors / words * 100.0) } else { String::new() };
+        println!("{part}: {live:.1}% of {words} words{offline}");
+    }
+    if offline {
+        println!("runs of a clip more than one point above its offline decode: {over_bar} of {}", clips.len() * offsets.len());
     }
     Ok(())
 }
