@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use candor_pipelines::audio::{OpusDecoder, Resampler, wav_samples};
+use candor_pipelines::speech::TimedWord;
+use candor_pipelines::speech::delivery::analyze;
 use candor_pipelines::speech::pipeline::{SpeechEngines, SpeechEvent, SpeechPipeline};
 use candor_pipelines::speech::stt::{SpeechToText, SttOptions};
 use candor_pipelines::speech::text::{comparable_words, word_error_rate};
@@ -47,8 +49,28 @@ fn through_opus(audio: &[f32], kbps: i32) -> Result<Vec<f32>, String> {
     Ok(narrow)
 }
 
-/// One clip through a fresh pipeline, behind half a second and `offset_ms` of silence: its finals' WER.
-fn live(clip: &Clip, offset_ms: usize, opus_kbps: Option<i32>, engines: SpeechEngines) -> Result<f32, String> {
+/// What one run of a clip heard: WER, and pace as the session's rolling `wpm` counts it (content words over the
+/// finals' speaking time).
+struct Heard {
+    wer: f32,
+    content_words: usize,
+    speaking_ms: u64,
+}
+
+/// The pace a listener would time on a clip said in one breath: the reference's content words over the span of
+/// the voice (first to last 20 ms window louder than a tenth of the loudest).
+fn true_wpm(clip: &Clip, pcm: &[f32]) -> f32 {
+    let rms: Vec<f32> =
+        pcm.chunks(320).map(|w| (w.iter().map(|s| s * s).sum::<f32>() / w.len() as f32).sqrt()).collect();
+    let loud = rms.iter().copied().fold(0.0, f32::max) / 10.0;
+    let first = rms.iter().position(|r| *r >= loud).unwrap_or(0);
+    let last = rms.iter().rposition(|r| *r >= loud).unwrap_or(0);
+    let words: Vec<TimedWord> = clip.reference.split_whitespace().map(|w| TimedWord::new(w, 0, 0)).collect();
+    analyze(&words).content_words as f32 / ((last + 1 - first) as f32 * 0.02 / 60.0)
+}
+
+/// One clip through a fresh pipeline, behind half a second and `offset_ms` of silence.
+fn live(clip: &Clip, offset_ms: usize, opus_kbps: Option<i32>, engines: SpeechEngines) -> Result<Heard, String> {
     let mut audio = vec![0.0_f32; (500 + offset_ms) * 16];
     audio.extend(read_wav(&clip.path)?);
     audio.extend(std::iter::repeat_n(0.0, 32_000));
@@ -58,12 +80,15 @@ fn live(clip: &Clip, offset_ms: usize, opus_kbps: Option<i32>, engines: SpeechEn
     let options = SttOptions { threads: 1, ..Default::default() };
     let mut pipeline = SpeechPipeline::new(engines, Default::default(), options).map_err(|e| e.to_string())?;
     let (mut texts, mut decodes, mut partials, mut partial_ms) = (Vec::new(), Vec::new(), 0, 0);
+    let (mut content_words, mut speaking_ms) = (0, 0);
     for packet in audio.chunks(320) {
         for event in pipeline.push(packet).map_err(|e| e.to_string())? {
             match event {
                 SpeechEvent::Final(turn) => {
                     decodes.push(format!("{} ms for {} ms", turn.decode_ms, turn.audio_ms));
                     texts.push(turn.transcript.text);
+                    (content_words, speaking_ms) =
+                        (content_words + turn.delivery.content_words, speaking_ms + turn.delivery.speaking_ms);
                 }
                 SpeechEvent::Partial { decode_ms, .. } => (partials, partial_ms) = (partials + 1, partial_ms + decode_ms),
                 _ => {}
@@ -80,7 +105,7 @@ fn live(clip: &Clip, offset_ms: usize, opus_kbps: Option<i32>, engines: SpeechEn
         decodes.join(", "),
         pipeline.redecodes
     );
-    Ok(wer)
+    Ok(Heard { wer, content_words, speaking_ms })
 }
 
 fn main() -> Result<(), String> {
@@ -123,6 +148,7 @@ fn main() -> Result<(), String> {
     let mut totals: Vec<(String, f32, f32, f32)> = Vec::new();
     let mut summary = Vec::new();
     let mut over_bar = 0;
+    let mut paces = Vec::new();
     for clip in &clips {
         let words = comparable_words(&clip.reference).len() as f32;
         let reference = if offline {
@@ -133,10 +159,17 @@ fn main() -> Result<(), String> {
             None
         };
         let mut wers = Vec::new();
+        let (mut content_words, mut speaking_ms) = (0, 0);
         for &offset in &offsets {
             let engines = SpeechEngines { vad: vad.clone(), stt: Some(stt.clone()) };
-            wers.push(live(clip, offset, opus_kbps, engines)?);
+            let heard = live(clip, offset, opus_kbps, engines)?;
+            wers.push(heard.wer);
+            (content_words, speaking_ms) = (content_words + heard.content_words, speaking_ms + heard.speaking_ms);
         }
+        let (truth, measured) =
+            (true_wpm(clip, &read_wav(&clip.path)?), content_words as f32 / (speaking_ms.max(1) as f32 / 60_000.0));
+        let error = (measured / truth - 1.0) * 100.0;
+        paces.push(format!("{:28} {:8} true {truth:4.0} wpm, measured {measured:4.0} ({error:+.1}%)", clip.id, clip.part));
         let over = reference.map_or(0, |r| wers.iter().filter(|&&w| w > r + 0.01 + 1e-4).count());
         over_bar += over;
         let live_column: Vec<String> = wers.iter().map(|w| format!("{:5.1}", w * 100.0)).collect();
@@ -151,6 +184,7 @@ fn main() -> Result<(), String> {
             None => totals.push((clip.part.clone(), words, live_errors, offline_errors)),
         }
     }
+    println!("\npace (a clip said in pauses has them in its true span, not in its speaking time)\n{}", paces.join("\n"));
     println!("\nclip | part | offline WER % | live WER % at offsets {offsets:?} ms");
     println!("{}", summary.join("\n"));
     for (part, words, live_errors, offline_errors) in totals {

@@ -7,8 +7,9 @@ mod support;
 use std::path::PathBuf;
 
 use candor_pipelines::audio::wav_samples;
+use candor_pipelines::speech::TimedWord;
 use candor_pipelines::speech::delivery::analyze;
-use candor_pipelines::speech::pipeline::{SpeechEngines, SpeechEvent, SpeechPipeline};
+use candor_pipelines::speech::pipeline::{FinalTurn, SpeechEngines, SpeechEvent, SpeechPipeline};
 use candor_pipelines::speech::stt::{GiveWay, SpeechToText, SttError, SttOptions};
 use candor_pipelines::speech::text::{comparable_words, word_error_rate};
 use support::{models_dir, speak};
@@ -180,6 +181,40 @@ fn the_pipeline_turns_an_answer_with_a_pause_into_one_final_transcript() {
     );
 }
 
+/// Short answers a second or two apart: each is a turn of its own, and the next is decoded together with the
+/// last one's audio, where whisper puts every word of it at one instant. Pace is timed on the voice, so each
+/// turn's speaking time is its phrase's, and a session of short answers is not read as hundreds of words a
+/// minute.
+#[test]
+fn short_turns_are_timed_on_their_voice_not_on_whispers_word_times() {
+    let Some(engines) = speech_engines() else { return };
+    let mut pipeline = SpeechPipeline::new(engines, Default::default(), SttOptions::default()).unwrap();
+    let phrases = ["Yes, I did.", "Ever tried.", "Ever failed.", "No matter.", "Try again."];
+    let mut audio = vec![0.0_f32; 8000];
+    let mut voiced_ms = Vec::new();
+    for phrase in phrases {
+        // espeak-ng's silence is exact zeros: its voice spans first to last sample that is not.
+        let speech = speak(phrase, 150);
+        let voiced: Vec<usize> = speech.iter().enumerate().filter(|(_, s)| s.abs() > 0.01).map(|(i, _)| i).collect();
+        voiced_ms.push(((voiced[voiced.len() - 1] - voiced[0]) / 16) as u64);
+        audio.extend(speech);
+        audio.extend(std::iter::repeat_n(0.0, 24_000));
+    }
+    let finals = finals_of(&mut pipeline, &audio);
+    assert_eq!(finals.len(), phrases.len(), "{finals:?}");
+    for (final_, voiced) in finals.iter().zip(&voiced_ms) {
+        // The voice activity detector is exact to a 32 ms chunk, and holds on a little after the voice.
+        let speaking = final_.delivery.speaking_ms;
+        assert!(speaking + 64 >= *voiced && speaking <= voiced + 250, "{speaking} ms for {voiced} ms: {final_:?}");
+    }
+    // The words as heard (tiny.en hears "ever failed" as "and we failed" at times): this checks the timing.
+    let words = finals.iter().map(|f| f.delivery.content_words).sum::<usize>() as f32;
+    let measured = words / (finals.iter().map(|f| f.delivery.speaking_ms).sum::<u64>() as f32 / 60_000.0);
+    let truth = words / (voiced_ms.iter().sum::<u64>() as f32 / 60_000.0);
+    println!("pace of short answers: measured {measured:.0} wpm, truth {truth:.0}");
+    assert!((measured - truth).abs() / truth <= 0.10, "measured {measured:.0} wpm, truth {truth:.0}: {finals:?}");
+}
+
 /// A clip of the real-speech test set (`models/fetch.py fetch test-speech`: 16 kHz, 16-bit mono) with its
 /// reference transcript, or `None` (skip) when the set is not fetched.
 fn real_speech(id: &str) -> Option<(Vec<f32>, String)> {
@@ -204,17 +239,43 @@ fn a_short_turn_after_a_pause_is_heard_with_the_words_before_it() {
     let mut audio = vec![0.0_f32; 8000];
     audio.extend(&clip);
     audio.extend(std::iter::repeat_n(0.0, 32_000));
-    let mut finals = Vec::new();
-    for chunk in audio.chunks(1600) {
-        finals.extend(pipeline.push(chunk).unwrap().into_iter().filter_map(|e| match e {
-            SpeechEvent::Final(f) => Some(f.transcript.text),
-            _ => None,
-        }));
-    }
+    let finals: Vec<String> = finals_of(&mut pipeline, &audio).into_iter().map(|f| f.transcript.text).collect();
     assert!(finals.len() > 1, "the pauses ended turns: {finals:?}");
     let heard = comparable_words(&finals.join(" "));
     assert!(heard.windows(2).any(|w| w == ["ask", "not"]), "{finals:?}");
     assert!(word_error_rate(&reference, &finals.join(" ")) <= 0.05, "{finals:?}");
+}
+
+/// Pace on real people's speech, as a check beside the synthesized answers' exact truth: the tune clips said in
+/// one breath (one turn each), their content words over the span of the voice (first to last 20 ms window
+/// louder than a tenth of the loudest) against what the pipeline measures, over all of them.
+#[test]
+fn pace_of_real_speech_said_in_one_breath_is_within_five_percent() {
+    let clips = ["digits_29340", "goforward", "cards_005", "austen_0870", "austen_0880", "austen_0890"];
+    let more = ["austen_0920", "austen_0930", "arctic_awb_a0007", "arctic_slt_a0009", "librispeech_61_70968_0000"];
+    let Some(engines) = speech_engines() else { return };
+    let (mut true_minutes, mut true_words, mut minutes, mut words) = (0.0, 0.0, 0.0, 0.0);
+    for id in clips.into_iter().chain(more) {
+        let Some((clip, reference)) = real_speech(id) else { return };
+        let rms: Vec<f32> =
+            clip.chunks(320).map(|w| (w.iter().map(|s| s * s).sum::<f32>() / w.len() as f32).sqrt()).collect();
+        let loud = rms.iter().copied().fold(0.0, f32::max) / 10.0;
+        let voiced = rms.iter().rposition(|r| *r >= loud).unwrap() + 1 - rms.iter().position(|r| *r >= loud).unwrap();
+        true_minutes += voiced as f32 * 0.02 / 60.0;
+        let said: Vec<TimedWord> = reference.split_whitespace().map(|w| TimedWord::new(w, 0, 0)).collect();
+        true_words += analyze(&said).content_words as f32;
+        let mut pipeline = SpeechPipeline::new(engines.clone(), Default::default(), SttOptions::default()).unwrap();
+        let mut audio = vec![0.0_f32; 8000];
+        audio.extend(&clip);
+        audio.extend(std::iter::repeat_n(0.0, 32_000));
+        let finals = finals_of(&mut pipeline, &audio);
+        assert_eq!(finals.len(), 1, "{id} is said in one breath: {finals:?}");
+        minutes += finals[0].delivery.speaking_ms as f32 / 60_000.0;
+        words += finals[0].delivery.content_words as f32;
+    }
+    let (truth, measured) = (true_words / true_minutes, words / minutes);
+    println!("pace of real speech: measured {measured:.0} wpm, truth {truth:.0}");
+    assert!((measured - truth).abs() / truth <= 0.05, "measured {measured:.0} wpm, truth {truth:.0}");
 }
 
 /// Where the audio starts against whisper's frames is chance (where the stream began); a few ms either way must
@@ -286,6 +347,17 @@ fn answer_in_silence() -> Vec<f32> {
     audio.extend(speak(ANSWER, 160));
     audio.extend(std::iter::repeat_n(0.0, 24_000));
     audio
+}
+
+/// The finals of `audio` pushed in 100 ms packets.
+fn finals_of(pipeline: &mut SpeechPipeline, audio: &[f32]) -> Vec<FinalTurn> {
+    let events = audio.chunks(1600).flat_map(|chunk| pipeline.push(chunk).unwrap());
+    events
+        .filter_map(|e| match e {
+            SpeechEvent::Final(f) => Some(f),
+            _ => None,
+        })
+        .collect()
 }
 
 fn final_texts(events: Vec<SpeechEvent>) -> Vec<String> {

@@ -1,4 +1,5 @@
-//! Delivery from timed words: pace (words per minute), fillers, pauses and speaking time.
+//! Delivery of a turn from its words and how long its voice lasted: pace (words per minute), fillers, pauses
+//! (between word times) and speaking time.
 //!
 //! Whisper-style transcripts drop many disfluencies, so filler counts are a floor, not an exact figure; the STT
 //! stage is prompted to keep them (see `stt`). "Like" is only a filler where it is not a verb or a comparison:
@@ -66,7 +67,7 @@ const LIKE_PAUSE_MS: u64 = 300;
 pub struct Delivery {
     /// Words that are not fillers, as spoken ("40%" is two).
     pub content_words: usize,
-    /// Content words per minute of speech (first word to last), when there is at least a second of speech.
+    /// Content words per minute of speaking time, when there is at least a second of it.
     pub wpm: Option<f32>,
     pub fillers: usize,
     /// Each filler's count, e.g. {"um": 3, "you know": 1}.
@@ -75,7 +76,7 @@ pub struct Delivery {
     pub longest_pause_ms: u64,
     /// Silences between words of `PAUSE_MS` or more.
     pub long_pauses: usize,
-    /// First word start to last word end.
+    /// From the voice's start to its end (`analyze_spoken`), or first word's start to last word's end.
     pub speaking_ms: u64,
 }
 
@@ -119,8 +120,21 @@ fn like_is_filler(words: &[TimedWord], normalized: &[String], i: usize) -> bool 
     comma || pause_before || pause_after || previous.is_none_or(|p| LIKE_IS_FILLER_AFTER.contains(&p))
 }
 
+/// Delivery over the words' own span, first word's start to last word's end (for words timed well: a
+/// transcript's own, a test's).
 pub fn analyze(words: &[TimedWord]) -> Delivery {
     let Some((first, last)) = words.first().zip(words.last()) else { return Delivery::default() };
+    analyze_spoken(words, last.end_ms.saturating_sub(first.start_ms))
+}
+
+/// Delivery of a turn whose voice lasted `speaking_ms`, from its start to its end as voice activity found them:
+/// what pace and fillers per minute are measured over on the live path. Whisper's word times cannot be timed
+/// on there: with the shortened audio window they bunch up, often all at the turn's end, so a short turn's
+/// words could span nothing and a session's pace would count their words in no time at all.
+pub fn analyze_spoken(words: &[TimedWord], speaking_ms: u64) -> Delivery {
+    if words.is_empty() {
+        return Delivery::default();
+    }
     let fillers = find_fillers(words);
     let mut filler_counts = BTreeMap::new();
     let mut previous_index = None;
@@ -134,7 +148,6 @@ pub fn analyze(words: &[TimedWord]) -> Delivery {
         previous_index = Some(*index);
     }
     let filler_total: usize = filler_counts.values().sum();
-    let speaking_ms = last.end_ms.saturating_sub(first.start_ms);
     let minutes = speaking_ms as f32 / 60_000.0;
     // Words as spoken: "40%" is two words said, not one.
     let filler_at: std::collections::HashSet<usize> = fillers.iter().map(|(i, _)| *i).collect();
@@ -209,6 +222,16 @@ mod tests {
         let report = analyze(&words);
         assert_eq!(report.long_pauses, 1);
         assert!(report.longest_pause_ms >= 2500);
+    }
+
+    #[test]
+    fn pace_over_the_voice_does_not_need_the_words_own_times() {
+        // Every word at one instant, as whisper times a short turn in the shortened window.
+        let bunched: Vec<TimedWord> = "yes I did that".split_whitespace().map(|w| TimedWord::new(w, 1200, 1200)).collect();
+        assert_eq!(analyze(&bunched).wpm, None, "no time between the words' own times");
+        let over_voice = analyze_spoken(&bunched, 1500);
+        assert_eq!((over_voice.speaking_ms, over_voice.wpm), (1500, Some(160.0)));
+        assert_eq!(analyze_spoken(&[], 1500), Delivery::default());
     }
 
     #[test]

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{TimedWord, join};
-use super::delivery::{Delivery, analyze};
+use super::delivery::{Delivery, analyze_spoken};
 use super::pitch::PitchTracker;
 use super::text::prefix_edit_distances;
 use super::stt::{GiveWay, SpeechToText, SttError, SttOptions, Transcript, echoes};
@@ -149,6 +149,8 @@ struct Ahead {
     turn: u32,
     last_voice_ms: u64,
     words: Vec<TimedWord>,
+    /// From the voice's start to its end: what pace is measured over.
+    speaking_ms: u64,
     pitch_hz: Option<f32>,
     pitch_var: Option<f32>,
     decode_ms: u64,
@@ -442,7 +444,8 @@ impl SpeechPipeline {
         let ahead = self.final_words(last_voice_ms, self.ahead_threads)?;
         // The whole turn's words: whether they trail off ("and", "um") decides how long the turn waits.
         self.turns.handle_words(&ahead.words);
-        let expected = SpeechEvent::Expected { turn: self.turn, words: ahead.words.clone(), delivery: analyze(&ahead.words) };
+        let delivery = analyze_spoken(&ahead.words, ahead.speaking_ms);
+        let expected = SpeechEvent::Expected { turn: self.turn, words: ahead.words.clone(), delivery };
         self.ahead = Some(ahead);
         Ok(Some(expected))
     }
@@ -481,14 +484,16 @@ impl SpeechPipeline {
             audio_ms += piece_end - piece_start;
             piece_start = piece_end;
         }
-        // Whisper's word times are rough at the edges (they spread into the pre- and post-roll); the VAD knows
-        // to a chunk when the voice began and stopped, and pace is measured over that span.
+        // Whisper's word times are rough (they spread into the pre- and post-roll, and bunch up inside); the VAD
+        // knows to a chunk when the voice began and stopped, and pace is measured over that span.
         for word in &mut words {
             word.start_ms = word.start_ms.clamp(self.turn_start_ms, last_voice_ms);
             word.end_ms = word.end_ms.clamp(word.start_ms, last_voice_ms);
         }
         let decode_ms = started.elapsed().as_millis() as u64;
-        Ok(Ahead { turn: self.turn, last_voice_ms, words, pitch_hz: pitch.mean_hz(), pitch_var: pitch.variability_semitones(), decode_ms, audio_ms })
+        let speaking_ms = last_voice_ms.saturating_sub(self.turn_start_ms);
+        let (pitch_hz, pitch_var) = (pitch.mean_hz(), pitch.variability_semitones());
+        Ok(Ahead { turn: self.turn, last_voice_ms, words, speaking_ms, pitch_hz, pitch_var, decode_ms, audio_ms })
     }
 
     /// A short turn that starts soon after a short last one (a pause ended that one mid-thought) is decoded
@@ -535,7 +540,7 @@ impl SpeechPipeline {
             turn: self.turn,
             start_ms: self.turn_start_ms,
             end_ms: last_voice_ms,
-            delivery: analyze(&transcript.words),
+            delivery: analyze_spoken(&transcript.words, ahead.speaking_ms),
             transcript,
             pitch_hz: ahead.pitch_hz,
             pitch_var: ahead.pitch_var,
