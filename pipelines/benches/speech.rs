@@ -7,6 +7,7 @@
 //! - Delivery metrics per second of audio.
 //! - The whole audio pipeline (VAD, turns, partials, final, pitch) per second of audio: streams per core.
 
+#[allow(dead_code)] // the real-speech helper
 #[path = "../tests/support/mod.rs"]
 mod support;
 

@@ -13,6 +13,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+#[allow(dead_code)] // the espeak-ng helper
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use candor_pipelines::audio::{OpusDecoder, Resampler, wav_samples};
 use candor_pipelines::speech::TimedWord;
 use candor_pipelines::speech::delivery::analyze;
@@ -21,6 +25,7 @@ use candor_pipelines::speech::stt::{SpeechToText, SttOptions};
 use candor_pipelines::speech::text::{comparable_words, word_error_rate};
 use candor_pipelines::speech::vad::VadModel;
 use candor_pipelines::voice::VoiceEncoder;
+use support::{models_dir, voice_span_ms};
 
 struct Clip {
     id: String,
@@ -58,15 +63,10 @@ struct Heard {
 }
 
 /// The pace a listener would time on a clip said in one breath: the reference's content words over the span of
-/// the voice (first to last 20 ms window louder than a tenth of the loudest).
+/// the voice.
 fn true_wpm(clip: &Clip, pcm: &[f32]) -> f32 {
-    let rms: Vec<f32> =
-        pcm.chunks(320).map(|w| (w.iter().map(|s| s * s).sum::<f32>() / w.len() as f32).sqrt()).collect();
-    let loud = rms.iter().copied().fold(0.0, f32::max) / 10.0;
-    let first = rms.iter().position(|r| *r >= loud).unwrap_or(0);
-    let last = rms.iter().rposition(|r| *r >= loud).unwrap_or(0);
     let words: Vec<TimedWord> = clip.reference.split_whitespace().map(|w| TimedWord::new(w, 0, 0)).collect();
-    analyze(&words).content_words as f32 / ((last + 1 - first) as f32 * 0.02 / 60.0)
+    analyze(&words).content_words as f32 / (voice_span_ms(pcm) as f32 / 60_000.0)
 }
 
 /// One clip through a fresh pipeline, behind half a second and `offset_ms` of silence.
@@ -109,7 +109,7 @@ fn live(clip: &Clip, offset_ms: usize, opus_kbps: Option<i32>, engines: SpeechEn
 }
 
 fn main() -> Result<(), String> {
-    let models = std::env::var_os("CANDOR_MODELS_DIR").map_or_else(|| PathBuf::from("models/cache"), PathBuf::from);
+    let models = models_dir();
     let (mut offsets, mut only, mut clips, mut opus_kbps, mut offline) = (vec![0], None::<String>, Vec::new(), None, false);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {

@@ -3,6 +3,7 @@
 //! ahead, the turn detector). A final transcript before the answer's last piece is the interviewer cutting in.
 //! Run with `--nocapture` for the rate; pipelines/benches/RESULTS.md records it. Skipped without the models.
 
+#[allow(dead_code)] // the real-speech helper
 mod support;
 
 use candor_pipelines::speech::pipeline::{SpeechEngines, SpeechEvent, SpeechPipeline};

@@ -25,3 +25,14 @@ pub fn speak(text: &str, wpm: u32) -> Vec<f32> {
     Resampler::new(22_050, 16_000).process(&pcm, &mut out);
     out
 }
+
+/// Where the voice is in a 16 kHz recording of real speech, in milliseconds: from the first to the last 20 ms
+/// window louder than a tenth of the loudest.
+pub fn voice_span_ms(pcm: &[f32]) -> u64 {
+    let rms: Vec<f32> =
+        pcm.chunks(320).map(|w| (w.iter().map(|s| s * s).sum::<f32>() / w.len() as f32).sqrt()).collect();
+    let loud = rms.iter().copied().fold(0.0, f32::max) / 10.0;
+    let first = rms.iter().position(|r| *r >= loud).unwrap_or(0);
+    let last = rms.iter().rposition(|r| *r >= loud).unwrap_or(0);
+    (last + 1 - first) as u64 * 20
+}
