@@ -153,8 +153,9 @@ fn main() -> Result<(), String> {
         let words = comparable_words(&clip.reference).len() as f32;
         let reference = if offline {
             let text = stt.transcribe(&read_wav(&clip.path)?, 0, &SttOptions::offline(1)).map_err(|e| e.to_string())?.text;
-            println!("{:28} {:8} offline {:5.1}%\n    {text}", clip.id, clip.part, word_error_rate(&clip.reference, &text) * 100.0);
-            Some(word_error_rate(&clip.reference, &text))
+            let wer = word_error_rate(&clip.reference, &text);
+            println!("{:28} {:8} offline {:5.1}%\n    {text}", clip.id, clip.part, wer * 100.0);
+            Some(wer)
         } else {
             None
         };
@@ -172,10 +173,9 @@ fn main() -> Result<(), String> {
         paces.push(format!("{:28} {:8} true {truth:4.0} wpm, measured {measured:4.0} ({error:+.1}%)", clip.id, clip.part));
         let over = reference.map_or(0, |r| wers.iter().filter(|&&w| w > r + 0.01 + 1e-4).count());
         over_bar += over;
-        let live_column: Vec<String> = wers.iter().map(|w| format!("{:5.1}", w * 100.0)).collect();
+        let live_column = wers.iter().map(|w| format!("{:5.1}", w * 100.0)).collect::<Vec<_>>().join(" ");
         let offline_column = reference.map_or("-".into(), |r| format!("{:5.1}", r * 100.0));
         let flag = if over > 0 { format!("  over by more than a point {over}x") } else { String::new() };
-        let live_column = live_column.join(" ");
         summary.push(format!("{:28} {:8} offline {offline_column}  live {live_column}{flag}", clip.id, clip.part));
         let live_errors = wers.iter().sum::<f32>() * words;
         let offline_errors = reference.unwrap_or(0.0) * words;

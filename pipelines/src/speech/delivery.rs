@@ -120,8 +120,8 @@ fn like_is_filler(words: &[TimedWord], normalized: &[String], i: usize) -> bool 
     comma || pause_before || pause_after || previous.is_none_or(|p| LIKE_IS_FILLER_AFTER.contains(&p))
 }
 
-/// Delivery over the words' own span, first word's start to last word's end (for words timed well: a
-/// transcript's own, a test's).
+/// Delivery over the words' own span, first word's start to last word's end: for words whose own times hold
+/// (a test's, an offline decode's).
 pub fn analyze(words: &[TimedWord]) -> Delivery {
     let Some((first, last)) = words.first().zip(words.last()) else { return Delivery::default() };
     analyze_spoken(words, last.end_ms.saturating_sub(first.start_ms))
